@@ -1,0 +1,188 @@
+/**
+ * Saving and loading in the standard TensorFlow.js LayersModel format: a directory with
+ * model.json (topology, weights manifest, format "layers-model") and weights.bin. What
+ * ringtrain adds (task, classes, normalization statistics, loss) rides in model.json's
+ * userDefinedMetadata, which tf.loadLayersModel ignores, so the directory loads with
+ * plain `tf.loadLayersModel('file://DIR/model.json')` under tfjs-node.
+ *
+ * Files are written to temporary names and renamed into place, so a crash mid-save
+ * never leaves a model.json that points at half a weights file.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { NormStats, Task } from '@ringtrain/data';
+import type { Activation, Architecture, HiddenLayer, OutputActivation } from './architecture.js';
+import { ModelError } from './errors.js';
+import type { LossName } from './loss.js';
+import { Mlp } from './mlp.js';
+
+/** What a ringtrain model carries besides its weights. */
+export interface ModelMetadata {
+  readonly formatVersion: 1;
+  readonly task: Task;
+  readonly loss: LossName;
+  readonly normalizer: NormStats;
+  readonly featureNames: readonly string[];
+  readonly imageShape?: { readonly height: number; readonly width: number };
+}
+
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+
+/** Builds a tf.LayersModel with the MLP's architecture and current weights. Caller disposes. */
+export function toLayersModel(mlp: Mlp): tfl.LayersModel {
+  const { arch } = mlp;
+  const model = tfl.sequential();
+  arch.hidden.forEach((h, l) => {
+    model.add(
+      tfl.layers.dense({ units: h.units, activation: h.activation, name: `dense_${l}`, ...(l === 0 ? { inputShape: [arch.inputs] } : {}) }),
+    );
+    if (h.dropout > 0) model.add(tfl.layers.dropout({ rate: h.dropout, name: `dropout_${l}` }));
+  });
+  model.add(
+    tfl.layers.dense({
+      units: arch.outputs,
+      activation: arch.output,
+      name: 'output',
+      ...(arch.hidden.length === 0 ? { inputShape: [arch.inputs] } : {}),
+    }),
+  );
+  model.setWeights(mlp.variables);
+  return model;
+}
+
+async function writeAtomically(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, data, { flush: true });
+  await rename(tmp, path);
+}
+
+export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const model = toLayersModel(mlp);
+  try {
+    model.setUserDefinedMetadata({ ringtrain: metadata });
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData));
+        const modelJson = {
+          modelTopology: artifacts.modelTopology,
+          format: 'layers-model',
+          generatedBy: artifacts.generatedBy,
+          convertedBy: null,
+          weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs }],
+          userDefinedMetadata: artifacts.userDefinedMetadata,
+        };
+        // Weights first: model.json only ever names a complete weights file.
+        await writeAtomically(join(dir, WEIGHTS_BIN), weights);
+        await writeAtomically(join(dir, MODEL_JSON), JSON.stringify(modelJson));
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface LoadedModel {
+  readonly mlp: Mlp;
+  /** Null for a LayersModel that ringtrain did not write (e.g. converted from Keras). */
+  readonly metadata: ModelMetadata | null;
+}
+
+/** Loads a model directory (or the path of its model.json) into an Mlp. */
+export async function loadModel(path: string): Promise<LoadedModel> {
+  const jsonPath = path.endsWith('.json') ? path : join(path, MODEL_JSON);
+  let json: {
+    modelTopology?: unknown;
+    weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+    userDefinedMetadata?: { ringtrain?: ModelMetadata };
+  };
+  try {
+    json = JSON.parse(await readFile(jsonPath, 'utf8'));
+  } catch (err) {
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ModelError(
+      missing ? 'MODEL_FILE_MISSING' : 'MODEL_FILE_INVALID',
+      missing ? `${jsonPath}: no such file` : `${jsonPath}: not valid JSON (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  if (typeof json !== 'object' || json === null || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new ModelError('MODEL_FILE_INVALID', `${jsonPath}: not a TensorFlow.js LayersModel (needs modelTopology and weightsManifest)`);
+  }
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: ArrayBuffer[] = [];
+  for (const group of json.weightsManifest) {
+    specs.push(...group.weights);
+    for (const p of group.paths) {
+      const file = join(dirname(jsonPath), p);
+      try {
+        const bytes = await readFile(file);
+        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      } catch (err) {
+        throw new ModelError('MODEL_FILE_MISSING', `${file}: weights file named by ${jsonPath} cannot be read`, { cause: err });
+      }
+    }
+  }
+  let model: tfl.LayersModel;
+  try {
+    model = await tfl.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: json.modelTopology as object, weightSpecs: specs, weightData: buffers }),
+    );
+  } catch (err) {
+    throw new ModelError('MODEL_FILE_INVALID', `${jsonPath}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return { mlp: fromLayersModel(model, jsonPath), metadata: json.userDefinedMetadata?.ringtrain ?? null };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Reads an MLP out of a LayersModel made of Dense (with bias) and Dropout layers only. */
+export function fromLayersModel(model: tfl.LayersModel, where = 'model'): Mlp {
+  const denses: { units: number; activation: string; weights: tf.Tensor[] }[] = [];
+  const dropoutAfter = new Map<number, number>();
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    const config = layer.getConfig();
+    if (cls === 'Dense') {
+      if (config['useBias'] === false) throw new ModelError('MODEL_FILE_INVALID', `${where}: layer ${layer.name} has no bias; unsupported`);
+      denses.push({ units: config['units'] as number, activation: String(config['activation']), weights: layer.getWeights() });
+    } else if (cls === 'Dropout') {
+      if (denses.length === 0) throw new ModelError('MODEL_FILE_INVALID', `${where}: dropout before the first dense layer is unsupported`);
+      dropoutAfter.set(denses.length - 1, config['rate'] as number);
+    } else if (cls !== 'InputLayer') {
+      throw new ModelError('MODEL_FILE_INVALID', `${where}: layer ${layer.name} is a ${cls}; only Dense and Dropout MLPs are supported`);
+    }
+  }
+  const last = denses.at(-1);
+  if (!last) throw new ModelError('MODEL_FILE_INVALID', `${where}: no Dense layer`);
+  const hidden: HiddenLayer[] = denses.slice(0, -1).map((d, i) => {
+    if (!['relu', 'tanh', 'sigmoid', 'linear'].includes(d.activation)) {
+      throw new ModelError('MODEL_FILE_INVALID', `${where}: hidden activation ${d.activation} is unsupported`);
+    }
+    return { units: d.units, activation: d.activation as Activation, dropout: dropoutAfter.get(i) ?? 0 };
+  });
+  if (last.activation !== 'softmax' && last.activation !== 'linear') {
+    throw new ModelError('MODEL_FILE_INVALID', `${where}: output activation ${last.activation} is unsupported (softmax or linear)`);
+  }
+  const first = denses[0]!.weights[0]!;
+  const arch: Architecture = {
+    inputs: first.shape[0]!,
+    hidden,
+    outputs: last.units,
+    output: last.activation as OutputActivation,
+  };
+  const flat = denses.flatMap((d) => d.weights.map((w) => w.dataSync() as Float32Array));
+  const params = new Float32Array(flat.reduce((n, a) => n + a.length, 0));
+  let offset = 0;
+  for (const a of flat) {
+    params.set(a, offset);
+    offset += a.length;
+  }
+  return Mlp.fromParams(arch, params);
+}

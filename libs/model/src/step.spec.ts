@@ -1,0 +1,142 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+// tf.variableGrads needs gradient functions: tfjs-core registers none; tfjs-layers' bundle registers them all.
+import '@tensorflow/tfjs-layers';
+import { mix32, toGaussian } from '@ringtrain/data';
+import { type Architecture, SAMPLE_COUNT } from './architecture.js';
+import { selectBackend } from './backend.js';
+import { logits } from './forward.js';
+import { type LossName, lossSum } from './loss.js';
+import { Mlp } from './mlp.js';
+import { type Batch, computeGradients, gradientBufferLength } from './step.js';
+
+function relL2(a: Float32Array, b: Float32Array, n = a.length): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+function randomBatch(arch: Architecture, rows: number, seed: number, regression = false): Batch {
+  const x = new Float32Array(rows * arch.inputs).map((_, i) => toGaussian(mix32(seed, 1, i), mix32(seed, 2, i)));
+  const labels = new Int32Array(rows).map((_, i) => mix32(seed, 3, i) % arch.outputs);
+  const targets = new Float32Array(rows * arch.outputs);
+  labels.forEach((c, r) => {
+    if (regression) for (let j = 0; j < arch.outputs; j++) targets[r * arch.outputs + j] = toGaussian(mix32(seed, 4, r, j), mix32(seed, 5, r, j));
+    else targets[r * arch.outputs + c] = 1;
+  });
+  const indices = new Uint32Array(rows).map((_, i) => 1000 + i);
+  return regression ? { rows, x, targets, indices } : { rows, x, targets, labels, indices };
+}
+
+function sliceBatch(b: Batch, from: number, to: number, arch: Architecture): Batch {
+  return {
+    rows: to - from,
+    x: b.x.slice(from * arch.inputs, to * arch.inputs),
+    targets: b.targets.slice(from * arch.outputs, to * arch.outputs),
+    ...(b.labels ? { labels: b.labels.slice(from, to) } : {}),
+    indices: b.indices.slice(from, to),
+  };
+}
+
+/** The reference: tf.variableGrads of the summed loss, on the same variables. */
+function referenceGradients(mlp: Mlp, batch: Batch, loss: LossName): Float32Array {
+  const out = new Float32Array(mlp.layout.size);
+  const { grads, value } = tf.variableGrads(() => {
+    const x = tf.tensor2d(batch.x, [batch.rows, mlp.arch.inputs]);
+    const y = tf.tensor2d(batch.targets, [batch.rows, mlp.arch.outputs]);
+    return lossSum(loss, mlp.arch.output, logits(mlp, x), y);
+  }, mlp.variables);
+  mlp.variables.forEach((v, i) => out.set(grads[v.name]!.dataSync() as Float32Array, mlp.layout.slots[i]!.offset));
+  tf.dispose(grads);
+  value.dispose();
+  return out;
+}
+
+const cases: { name: string; arch: Architecture; loss: LossName; regression?: boolean }[] = [
+  {
+    name: 'relu/tanh softmax cross-entropy',
+    arch: { inputs: 7, hidden: [{ units: 16, activation: 'relu', dropout: 0 }, { units: 9, activation: 'tanh', dropout: 0 }], outputs: 4, output: 'softmax' },
+    loss: 'cross-entropy',
+  },
+  {
+    name: 'sigmoid softmax mse',
+    arch: { inputs: 5, hidden: [{ units: 12, activation: 'sigmoid', dropout: 0 }], outputs: 3, output: 'softmax' },
+    loss: 'mse',
+  },
+  {
+    name: 'linear regression mse',
+    arch: { inputs: 6, hidden: [{ units: 10, activation: 'linear', dropout: 0 }, { units: 8, activation: 'relu', dropout: 0 }], outputs: 2, output: 'linear' },
+    loss: 'mse',
+    regression: true,
+  },
+  { name: 'no hidden layer', arch: { inputs: 4, hidden: [], outputs: 3, output: 'softmax' }, loss: 'cross-entropy' },
+];
+
+describe('computeGradients', () => {
+  before(async () => {
+    await selectBackend('cpu');
+  });
+
+  for (const c of cases) {
+    test(`${c.name}: equals tf.variableGrads within 1e-6 relative L2`, () => {
+      const mlp = Mlp.create(c.arch, 3);
+      const batch = randomBatch(c.arch, 33, 11, c.regression);
+      const out = computeGradients(mlp, batch, { loss: c.loss, seed: 1, step: 0 }, new Float32Array(gradientBufferLength(mlp)));
+      const ref = referenceGradients(mlp, batch, c.loss);
+      const err = relL2(out, ref, mlp.layout.size);
+      assert.ok(err <= 1e-6, `relative L2 error ${err}`);
+      assert.equal(out[mlp.layout.size + SAMPLE_COUNT], 33);
+      mlp.dispose();
+    });
+  }
+
+  test('two half-batches sum to the full batch, dropout on', () => {
+    const arch: Architecture = {
+      inputs: 8,
+      hidden: [{ units: 32, activation: 'relu', dropout: 0.3 }, { units: 16, activation: 'tanh', dropout: 0.2 }],
+      outputs: 3,
+      output: 'softmax',
+    };
+    const mlp = Mlp.create(arch, 5);
+    const batch = randomBatch(arch, 40, 9);
+    const len = gradientBufferLength(mlp);
+    const ctx = { loss: 'cross-entropy' as const, seed: 77, step: 12 };
+    const full = computeGradients(mlp, batch, ctx, new Float32Array(len));
+    const a = computeGradients(mlp, sliceBatch(batch, 0, 17, arch), ctx, new Float32Array(len));
+    const b = computeGradients(mlp, sliceBatch(batch, 17, 40, arch), ctx, new Float32Array(len));
+    const sum = a.map((v, i) => v + b[i]!);
+    const err = relL2(sum, full);
+    assert.ok(err <= 1e-6, `relative L2 error ${err}`);
+    assert.equal(sum[mlp.layout.size + SAMPLE_COUNT], 40);
+    // Dropout really is on: without it the gradient differs.
+    const noDrop = computeGradients(mlp, batch, { ...ctx, dropout: false }, new Float32Array(len));
+    assert.ok(relL2(noDrop, full, mlp.layout.size) > 1e-2);
+    mlp.dispose();
+  });
+
+  test('an empty share writes zeros', () => {
+    const arch: Architecture = { inputs: 3, hidden: [{ units: 4, activation: 'relu', dropout: 0 }], outputs: 2, output: 'softmax' };
+    const mlp = Mlp.create(arch, 1);
+    const out = new Float32Array(gradientBufferLength(mlp)).fill(9);
+    computeGradients(mlp, sliceBatch(randomBatch(arch, 4, 1), 0, 0, arch), { loss: 'cross-entropy', seed: 1, step: 0 }, out);
+    assert.ok(out.every((v) => v === 0));
+    mlp.dispose();
+  });
+
+  test('leaks no tensors', () => {
+    const arch = cases[0]!.arch;
+    const mlp = Mlp.create(arch, 3);
+    const batch = randomBatch(arch, 20, 2);
+    const out = new Float32Array(gradientBufferLength(mlp));
+    computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: 0 }, out); // warm-up
+    const before = tf.memory().numTensors;
+    for (let s = 0; s < 5; s++) computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: s }, out);
+    assert.equal(tf.memory().numTensors, before);
+    mlp.dispose();
+  });
+});

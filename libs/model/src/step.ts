@@ -1,0 +1,124 @@
+/**
+ * The data-parallel training step, split in two halves around the all-reduce:
+ *
+ *   computeGradients: rows -> forward -> backward -> the SUM of the per-sample
+ *     gradients, as one flat Float32Array in the layout of architecture.ts, followed by
+ *     the loss sum, sample count and correct count.
+ *   applyGradients (apply.ts): the summed buffer of all workers -> divide by the global
+ *     count -> L2 -> optimizer -> new parameters.
+ *
+ * Backpropagation is written out by hand rather than taken from tf.grad, for two
+ * reasons. The built-in dense gradient multiplies by a transposed operand, which the
+ * wasm backend runs 10-40x slower than a plain matMul (DESIGN.md, "Backends"): here
+ * every transpose is an explicit tf.transpose followed by a plain matMul. And the
+ * input layer's gradient with respect to its input, which nobody needs, is skipped.
+ * A test checks the result against tf.variableGrads.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { CORRECT_COUNT, LOSS_SUM, SAMPLE_COUNT, STATS_LENGTH } from './architecture.js';
+import { activate, activationBackward } from './activations.js';
+import { dropoutMask } from './dropout.js';
+import { ModelError } from './errors.js';
+import { type LossName, lossWithGradient } from './loss.js';
+import type { Mlp } from './mlp.js';
+
+export interface Batch {
+  readonly rows: number;
+  /** rows x inputs, row-major. */
+  readonly x: Float32Array;
+  /** rows x outputs: one-hot classes or regression targets. */
+  readonly targets: Float32Array;
+  /** Class index per row, to count correct predictions; absent for regression. */
+  readonly labels?: Int32Array;
+  /** Global sample index of each row: the key of its dropout mask. */
+  readonly indices: Uint32Array;
+}
+
+export interface StepContext {
+  readonly loss: LossName;
+  readonly seed: number;
+  /** Global step number (across epochs): with the sample index, keys dropout. */
+  readonly step: number;
+  /** False turns dropout off (used to compare with tf.variableGrads). */
+  readonly dropout?: boolean;
+}
+
+export function gradientBufferLength(mlp: Mlp): number {
+  return mlp.layout.size + STATS_LENGTH;
+}
+
+/**
+ * Writes the summed gradients and the batch statistics into `out`
+ * (length gradientBufferLength(mlp)). A batch of zero rows (a worker whose share of a
+ * small batch is empty) writes zeros.
+ */
+export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: Float32Array): Float32Array {
+  const size = mlp.layout.size;
+  if (out.length !== size + STATS_LENGTH) {
+    throw new ModelError('MODEL_SHAPE_MISMATCH', `gradient buffer has ${out.length} numbers, expected ${size + STATS_LENGTH}`);
+  }
+  out.fill(0);
+  if (batch.rows === 0) return out;
+  const { arch } = mlp;
+  const rows = batch.rows;
+
+  const results = tf.tidy(() => {
+    const x = tf.tensor2d(batch.x, [rows, arch.inputs]);
+    const targets = tf.tensor2d(batch.targets, [rows, arch.outputs]);
+    // Forward, keeping what backward needs: each layer's input h, pre-activation z,
+    // activation a and dropout mask.
+    const inputs: tf.Tensor2D[] = [];
+    const zs: tf.Tensor2D[] = [];
+    const as: tf.Tensor2D[] = [];
+    const masks: (tf.Tensor2D | null)[] = [];
+    let h: tf.Tensor2D = x;
+    arch.hidden.forEach((layer, l) => {
+      inputs.push(h);
+      const z = tf.add(tf.matMul(h, mlp.kernel(l)), mlp.bias(l)) as tf.Tensor2D;
+      const a = activate(z, layer.activation);
+      zs.push(z);
+      as.push(a);
+      let mask: tf.Tensor2D | null = null;
+      if (layer.dropout > 0 && ctx.dropout !== false) {
+        const m = dropoutMask(new Float32Array(rows * layer.units), batch.indices, layer.units, layer.dropout, l, ctx);
+        mask = tf.tensor2d(m, [rows, layer.units]);
+      }
+      masks.push(mask);
+      h = mask ? tf.mul(a, mask) : a;
+    });
+    const last = arch.hidden.length;
+    inputs.push(h);
+    const logits = tf.add(tf.matMul(h, mlp.kernel(last)), mlp.bias(last)) as tf.Tensor2D;
+    const { sum, dLogits } = lossWithGradient(ctx.loss, arch.output, logits, targets);
+
+    // Backward, from the output layer down; gradients in layout order at the end.
+    const grads: tf.Tensor[] = new Array(2 * (last + 1));
+    let dZ = dLogits;
+    for (let l = last; l >= 0; l--) {
+      grads[2 * l] = tf.matMul(tf.transpose(inputs[l]!), dZ);
+      grads[2 * l + 1] = tf.sum(dZ, 0);
+      if (l === 0) break;
+      let dH = tf.matMul(dZ, tf.transpose(mlp.kernel(l))) as tf.Tensor2D;
+      const mask = masks[l - 1];
+      if (mask) dH = tf.mul(dH, mask);
+      dZ = activationBackward(dH, zs[l - 1]!, as[l - 1]!, arch.hidden[l - 1]!.activation);
+    }
+    const correct =
+      batch.labels && arch.output === 'softmax'
+        ? tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(batch.labels, 'int32')), 'float32'))
+        : tf.scalar(0);
+    return { grads, stats: tf.stack([sum, correct]) };
+  });
+
+  try {
+    mlp.layout.slots.forEach((slot, i) => out.set(results.grads[i]!.dataSync() as Float32Array, slot.offset));
+    const stats = results.stats.dataSync();
+    out[size + LOSS_SUM] = stats[0]!;
+    out[size + SAMPLE_COUNT] = rows;
+    out[size + CORRECT_COUNT] = stats[1]!;
+  } finally {
+    tf.dispose(results.grads);
+    results.stats.dispose();
+  }
+  return out;
+}
