@@ -23,9 +23,12 @@ export class Mlp {
     if (params.length !== this.layout.size) {
       throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${this.layout.size} parameters, got ${params.length}`);
     }
-    this.variables = this.layout.slots.map((s) =>
-      tf.variable(tf.tensor(params.subarray(s.offset, s.offset + s.size), [...s.shape]), true),
-    );
+    this.variables = this.layout.slots.map((s) => {
+      const initial = tf.tensor(params.subarray(s.offset, s.offset + s.size), [...s.shape]);
+      const v = tf.variable(initial, true);
+      initial.dispose(); // the variable holds its own reference to the data
+      return v;
+    });
   }
 
   /**

@@ -1,0 +1,26 @@
+/**
+ * How the command reports failure: a coded error (any error with a string `code`
+ * from ringtrain's libraries) is the user's to fix and exits 2 with its message;
+ * anything else is a bug and exits 1 with its stack.
+ */
+export const EXIT_USAGE = 2;
+export const EXIT_BUG = 1;
+
+export class UsageError extends Error {
+  readonly code = 'CLI_USAGE';
+}
+
+function codeOf(err: unknown): string | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : null;
+}
+
+export function reportError(err: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+  const code = codeOf(err);
+  if (code) {
+    write(`ringtrain: error ${code}: ${(err as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  write(`ringtrain: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT_BUG;
+}

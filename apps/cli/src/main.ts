@@ -1,0 +1,68 @@
+/**
+ * Entry point of the `ringtrain` command: parses the subcommand, creates the
+ * process's logger, runs the command, and turns errors into exit codes
+ * (0 ok, 2 a coded error the user can fix, 1 a bug).
+ */
+import { createLogger } from './logger.js';
+import { EXIT_USAGE, reportError, UsageError } from './errors.js';
+import { EVAL_HELP, HELP, TRAIN_HELP } from './help.js';
+
+const COMMANDS: Record<string, string> = { train: TRAIN_HELP, eval: EVAL_HELP };
+
+/** Pulls the global --log-level out of argv. */
+function splitGlobal(argv: string[]): { level: string; rest: string[] } {
+  const rest: string[] = [];
+  let level = 'info';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--log-level') level = argv[++i] ?? level;
+    else if (a.startsWith('--log-level=')) level = a.slice('--log-level='.length);
+    else rest.push(a);
+  }
+  return { level, rest };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { level, rest } = splitGlobal(argv);
+  const [command, ...args] = rest;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(HELP);
+    return command === undefined ? EXIT_USAGE : 0;
+  }
+  const help = COMMANDS[command];
+  if (help === undefined) {
+    process.stderr.write(`ringtrain: error CLI_USAGE: unknown command "${command}"\n\n${HELP}`);
+    return EXIT_USAGE;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(help);
+    return 0;
+  }
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) {
+    return reportError(new UsageError(`--log-level must be trace, debug, info, warn, error or silent, got "${level}"`));
+  }
+  const log = createLogger(level);
+  // First Ctrl-C (or SIGTERM): finish the current step, write what we have, exit 0.
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    log.warn({ signal }, 'stopping after the current step (again to abort)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // Imported here, not at the top: loading TensorFlow.js takes a while, and help needs none of it.
+    if (command === 'train') await (await import('./commands/train.js')).trainCommand(args, log, () => stopping);
+    else await (await import('./commands/eval.js')).evalCommand(args, log);
+    return 0;
+  } catch (err) {
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      return reportError(new UsageError(`${err.message}\n\n${help}`));
+    }
+    return reportError(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,81 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { Architecture } from './architecture.js';
+import { selectBackend } from './backend.js';
+import { ModelError } from './errors.js';
+import { predict } from './forward.js';
+import { Mlp } from './mlp.js';
+import { loadModel, type ModelMetadata, saveModel } from './modelio.js';
+
+const ARCH: Architecture = {
+  inputs: 4,
+  hidden: [
+    { units: 8, activation: 'relu', dropout: 0.2 },
+    { units: 6, activation: 'tanh', dropout: 0 },
+  ],
+  outputs: 3,
+  output: 'softmax',
+};
+const META: ModelMetadata = {
+  formatVersion: 1,
+  task: { kind: 'classification', classes: ['a', 'b', 'c'] },
+  loss: 'cross-entropy',
+  normalizer: { method: 'none', cols: 4 },
+  featureNames: ['w', 'x', 'y', 'z'],
+};
+
+before(async () => {
+  await selectBackend('cpu');
+});
+
+test('save then load gives the same architecture, parameters and metadata', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ringtrain-model-'));
+  const mlp = Mlp.create(ARCH, 9);
+  await saveModel(mlp, dir, META);
+  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+  assert.equal(json.format, 'layers-model');
+  assert.deepEqual(json.weightsManifest[0].paths, ['./weights.bin']);
+  const loaded = await loadModel(dir);
+  assert.deepEqual(loaded.mlp.arch, ARCH);
+  assert.deepEqual(loaded.mlp.params, mlp.params);
+  assert.deepEqual(loaded.metadata, META);
+  mlp.dispose();
+  loaded.mlp.dispose();
+});
+
+test('a plain tf.LayersModel built from the files predicts what the Mlp predicts', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ringtrain-model-'));
+  const mlp = Mlp.create(ARCH, 4);
+  await saveModel(mlp, dir, META);
+  // What a user does with tfjs-node's file:// handler, done by hand: read the two files.
+  const json = JSON.parse(await readFile(join(dir, 'model.json'), 'utf8'));
+  const weights = await readFile(join(dir, 'weights.bin'));
+  const model = await tfl.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    }),
+  );
+  const x = tf.tensor2d([0.1, -2, 3, 0.5, 1, 1, -1, 0], [2, 4]);
+  const theirs = (model.predict(x) as tf.Tensor).dataSync();
+  const ours = tf.tidy(() => predict(mlp, x).dataSync());
+  theirs.forEach((v, i) => assert.ok(Math.abs(v - ours[i]!) < 1e-6, `${v} vs ${ours[i]}`));
+  model.dispose();
+  x.dispose();
+  mlp.dispose();
+});
+
+test('missing and corrupt model files are coded errors', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ringtrain-model-'));
+  await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_MISSING');
+  await writeFile(join(dir, 'model.json'), '{"modelTopology": 1');
+  await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_INVALID');
+  await writeFile(join(dir, 'model.json'), '{"hello": "world"}');
+  await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_INVALID');
+});

@@ -1,0 +1,15 @@
+/** Errors raised by libs/train. */
+export type TrainErrorCode = 'SPEC_INVALID' | 'SPEC_FILE_MISSING' | 'SPEC_YAML_INVALID';
+
+export class TrainError extends Error {
+  override readonly name = 'TrainError';
+  constructor(
+    readonly code: TrainErrorCode,
+    message: string,
+    /** For SPEC_INVALID: every problem found, each as "field.path: what was expected". */
+    readonly issues: readonly string[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './spec.js';
+export * from './tensors.js';
+export * from './trainer.js';
+export * from './output.js';

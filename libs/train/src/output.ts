@@ -1,0 +1,69 @@
+/**
+ * What a finished run leaves in its output directory:
+ *   model/        the LayersModel (model.json + weights.bin), with normalization
+ *                 statistics and classes in its metadata
+ *   metrics.json  per-epoch history and the final train/validation/test metrics
+ *   job.yaml      the resolved spec, defaults filled in, exactly what ran
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PreparedDataset } from '@ringtrain/data';
+import { type LossName, saveModel } from '@ringtrain/model';
+import { jobSpecToYaml, type JobSpec } from './spec.js';
+import type { TrainResult } from './trainer.js';
+
+export interface RunSummary {
+  readonly job: string;
+  readonly source: string;
+  readonly backend: string;
+  readonly loss: LossName;
+  readonly parameters: number;
+  readonly epochs: number;
+  readonly steps: number;
+  readonly bestEpoch: number;
+  readonly stoppedEarly: boolean;
+  readonly interrupted: boolean;
+  readonly seconds: number;
+  readonly samplesPerSecond: number;
+  readonly history: TrainResult['history'];
+  readonly final: TrainResult['final'];
+}
+
+export function summarize(spec: JobSpec, data: PreparedDataset, backend: string, loss: LossName, result: TrainResult): RunSummary {
+  return {
+    job: spec.name,
+    source: data.source,
+    backend,
+    loss,
+    parameters: result.mlp.layout.size,
+    epochs: result.history.length,
+    steps: result.steps,
+    bestEpoch: result.bestEpoch,
+    stoppedEarly: result.stoppedEarly,
+    interrupted: result.interrupted,
+    seconds: result.seconds,
+    samplesPerSecond: result.samplesPerSecond,
+    history: result.history,
+    final: result.final,
+  };
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, text, { flush: true });
+  await rename(tmp, path);
+}
+
+export async function writeRunOutput(dir: string, spec: JobSpec, data: PreparedDataset, summary: RunSummary, result: TrainResult): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await saveModel(result.mlp, join(dir, 'model'), {
+    formatVersion: 1,
+    task: data.task,
+    loss: summary.loss,
+    normalizer: data.normalizer,
+    featureNames: data.train.featureNames,
+    ...(data.train.imageShape ? { imageShape: data.train.imageShape } : {}),
+  });
+  await writeAtomically(join(dir, 'metrics.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  await writeAtomically(join(dir, 'job.yaml'), jobSpecToYaml(spec));
+}

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrainError } from './errors.js';
+import { loadJobSpec, parseJobSpec, jobSpecToYaml } from './spec.js';
+
+const IRIS = `
+name: iris
+data:
+  source: builtin:iris
+  label: species
+  split: { validation: 0.15, test: 0.2, seed: 7 }
+  normalize: standardize
+model:
+  hidden:
+    - { units: 32, activation: relu }
+    - { units: 32, activation: relu, dropout: 0.1 }
+  l2: 0.0001
+training:
+  loss: cross-entropy
+  optimizer: { name: adam, learningRate: 0.01 }
+  batchSize: 16
+  epochs: 200
+  seed: 42
+  earlyStopping: { patience: 20 }
+`;
+
+function specError(fn: () => unknown): TrainError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof TrainError, `expected TrainError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected an error');
+}
+
+test('the issue example parses, with defaults filled in', () => {
+  const spec = parseJobSpec(IRIS);
+  assert.equal(spec.training.batchSize, 16);
+  assert.deepEqual(spec.model.hidden[1], { units: 32, activation: 'relu', dropout: 0.1 });
+  assert.deepEqual(spec.model.hidden[0], { units: 32, activation: 'relu', dropout: 0 });
+  assert.equal(spec.training.optimizer.name, 'adam');
+  assert.deepEqual(spec.training.optimizer.schedule, { kind: 'constant' });
+  assert.deepEqual(spec.training.earlyStopping, { patience: 20, minDelta: 0 });
+  assert.equal(spec.training.backend, 'auto');
+  assert.deepEqual(spec.data.augment, { noise: 0, shift: 0 });
+  // The resolved spec round-trips.
+  assert.deepEqual(parseJobSpec(jobSpecToYaml(spec)), spec);
+});
+
+test('every problem is reported with its field path', () => {
+  const bad = IRIS.replace('batchSize: 16', 'batchSize: sixteen')
+    .replace('{ units: 32, activation: relu }', '{ units: -3, activation: swish }')
+    .replace('epochs: 200', 'epoch: 200');
+  const err = specError(() => parseJobSpec(bad, 'iris.yaml'));
+  assert.equal(err.code, 'SPEC_INVALID');
+  const joined = err.issues.join('\n');
+  assert.match(joined, /^training\.batchSize: .*number.*\(got "sixteen"\)$/m);
+  assert.match(joined, /^model\.hidden\[0\]\.units: .*\(got -3\)$/m);
+  assert.match(joined, /^model\.hidden\[0\]\.activation: .*relu.*\(got "swish"\)$/m);
+  assert.match(joined, /^training: .*epoch/m);
+  assert.match(err.message, /^iris\.yaml is invalid/);
+});
+
+test('a missing required section is named', () => {
+  const err = specError(() => parseJobSpec('name: x\ndata: { source: builtin:iris }\n'));
+  assert.equal(err.code, 'SPEC_INVALID');
+  assert.ok(err.issues.some((i) => i.startsWith('model:')), err.issues.join('\n'));
+  assert.ok(err.issues.some((i) => i.startsWith('training:')), err.issues.join('\n'));
+});
+
+test('cross-field rules: early stopping needs validation rows; splits leave training rows', () => {
+  const noVal = IRIS.replace('validation: 0.15', 'validation: 0');
+  assert.match(specError(() => parseJobSpec(noVal)).issues[0]!, /^training\.earlyStopping:/);
+  const noTrain = IRIS.replace('validation: 0.15, test: 0.2', 'validation: 0.5, test: 0.5');
+  assert.match(specError(() => parseJobSpec(noTrain)).issues[0]!, /^data\.split:/);
+});
+
+test('broken YAML and a missing file get their own codes', async () => {
+  assert.equal(specError(() => parseJobSpec('name: [unclosed\n')).code, 'SPEC_YAML_INVALID');
+  await assert.rejects(loadJobSpec('/nonexistent/job.yaml'), (err: unknown) => {
+    assert.ok(err instanceof TrainError);
+    assert.equal(err.code, 'SPEC_FILE_MISSING');
+    assert.match(err.message, /\/nonexistent\/job\.yaml/);
+    return true;
+  });
+});

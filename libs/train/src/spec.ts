@@ -1,0 +1,151 @@
+/**
+ * The job spec: the YAML a user writes, validated in full before anything runs. Every
+ * problem is reported at once, each naming its field path and what was expected.
+ * Unknown keys are errors, so a typo ("epoch:" for "epochs:") cannot be silently
+ * ignored. Defaults are filled in here, so the resolved spec written next to a model
+ * says exactly what ran.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseDocument, stringify } from 'yaml';
+import { z } from 'zod';
+import { BACKEND_NAMES } from '@ringtrain/model';
+import { TrainError } from './errors.js';
+
+const fraction = z.number().min(0).lt(1);
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const seed = z.number().int().min(0).max(0xffffffff);
+
+const warmup = { warmupSteps: nonNegativeInt.optional() };
+const scheduleSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('constant'), ...warmup }),
+  z.strictObject({ kind: z.literal('step'), everyEpochs: positiveInt, factor: z.number().positive(), ...warmup }),
+  z.strictObject({ kind: z.literal('cosine'), minLearningRate: z.number().nonnegative().optional(), ...warmup }),
+]);
+
+const learning = {
+  learningRate: z.number().positive(),
+  schedule: scheduleSchema.default({ kind: 'constant' }),
+};
+const optimizerSchema = z.discriminatedUnion('name', [
+  z.strictObject({
+    name: z.literal('sgd'),
+    ...learning,
+    momentum: z.number().min(0).lt(1).default(0),
+    nesterov: z.boolean().default(false),
+  }),
+  z.strictObject({
+    name: z.literal('adam'),
+    ...learning,
+    beta1: fraction.default(0.9),
+    beta2: fraction.default(0.999),
+    epsilon: z.number().positive().default(1e-7),
+  }),
+]);
+
+const hiddenSchema = z.strictObject({
+  units: positiveInt,
+  activation: z.enum(['relu', 'tanh', 'sigmoid', 'linear']).default('relu'),
+  dropout: fraction.default(0),
+});
+
+export const jobSpecSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'lowercase letters, digits and "-", at most 63 (a Kubernetes name)'),
+  data: z.strictObject({
+    source: z.string().min(1),
+    label: z.string().min(1).optional(),
+    task: z.enum(['classification', 'regression']).optional(),
+    split: z
+      .strictObject({ validation: fraction.default(0.1), test: fraction.default(0.1), seed: seed.default(0) })
+      .default({ validation: 0.1, test: 0.1, seed: 0 }),
+    normalize: z.enum(['standardize', 'minmax', 'none']).default('standardize'),
+    augment: z
+      .strictObject({ noise: z.number().nonnegative().default(0), shift: nonNegativeInt.default(0) })
+      .default({ noise: 0, shift: 0 }),
+  }),
+  model: z.strictObject({
+    hidden: z.array(hiddenSchema).default([]),
+    l2: z.number().nonnegative().default(0),
+  }),
+  training: z.strictObject({
+    /** Default: cross-entropy for classification, mse for regression. */
+    loss: z.enum(['cross-entropy', 'mse']).optional(),
+    optimizer: optimizerSchema.default({
+      name: 'adam',
+      learningRate: 0.001,
+      schedule: { kind: 'constant' },
+      beta1: 0.9,
+      beta2: 0.999,
+      epsilon: 1e-7,
+    }),
+    batchSize: positiveInt.default(32),
+    epochs: positiveInt.default(10),
+    seed: seed.default(0),
+    earlyStopping: z
+      .strictObject({ patience: positiveInt, minDelta: z.number().nonnegative().default(0) })
+      .optional(),
+    backend: z.enum(BACKEND_NAMES as ['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  }),
+});
+
+export type JobSpec = z.infer<typeof jobSpecSchema>;
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s && s.length > 40 ? `${s.slice(0, 37)}...` : String(s);
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const key of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v;
+}
+
+/** Validates a parsed document; `where` names it in messages (usually the file path). */
+export function validateJobSpec(raw: unknown, where = 'job spec'): JobSpec {
+  const result = jobSpecSchema.safeParse(raw);
+  if (!result.success) {
+    const issues = result.error.issues.map((issue) => {
+      const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+      const got = issue.code === 'unrecognized_keys' ? '' : ` (got ${describeValue(valueAt(raw, issue.path))})`;
+      return `${path || '(top level)'}: ${issue.message}${got}`;
+    });
+    throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issues.join('\n  ')}`, issues);
+  }
+  const spec = result.data;
+  if (spec.training.earlyStopping && spec.data.split.validation === 0) {
+    const issue = 'training.earlyStopping: needs a validation split (data.split.validation > 0)';
+    throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
+  }
+  if (spec.data.split.validation + spec.data.split.test >= 1) {
+    const issue = `data.split: validation + test must leave rows for training (got ${spec.data.split.validation} + ${spec.data.split.test})`;
+    throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
+  }
+  return spec;
+}
+
+export function parseJobSpec(text: string, where = 'job spec'): JobSpec {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const issues = doc.errors.map((e) => e.message);
+    throw new TrainError('SPEC_YAML_INVALID', `${where} is not valid YAML:\n  ${issues.join('\n  ')}`, issues);
+  }
+  return validateJobSpec(doc.toJS(), where);
+}
+
+export async function loadJobSpec(path: string): Promise<JobSpec> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new TrainError('SPEC_FILE_MISSING', `${path}: cannot read the job spec (${(err as NodeJS.ErrnoException).code ?? String(err)})`, [], {
+      cause: err,
+    });
+  }
+  return parseJobSpec(text, path);
+}
+
+export function jobSpecToYaml(spec: JobSpec): string {
+  return stringify(spec);
+}
