@@ -1,0 +1,105 @@
+/**
+ * Sources are named by one string, so that a job file, a CLI flag and a checkpoint can
+ * all say where the data came from:
+ *   builtin:iris                  the 150-row Iris data shipped in libs/data/data
+ *   csv:PATH                      a CSV file (see csv.ts), plain or gzip
+ *   idx:DIR                       an MNIST-family directory with its own test split
+ *   synthetic:k=v,...             a teacher network's data (see synthetic.ts)
+ * A relative PATH or DIR resolves against options.baseDir (the job file's directory),
+ * else the working directory.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadCsv, type TaskKind } from './csv.js';
+import { DataError } from './errors.js';
+import { loadIdxDir } from './idx.js';
+import { parseSyntheticSpec, type SyntheticSpec, syntheticTable } from './synthetic.js';
+import type { Table } from './types.js';
+
+export type SourceRef =
+  | { readonly kind: 'builtin'; readonly name: BuiltinName }
+  | { readonly kind: 'csv'; readonly path: string }
+  | { readonly kind: 'idx'; readonly dir: string }
+  | { readonly kind: 'synthetic'; readonly spec: SyntheticSpec };
+
+/** Files relative to this module, so they are found from src/ and dist/ alike, whatever the cwd. */
+const BUILTINS = {
+  iris: new URL('../data/iris.csv', import.meta.url),
+} as const;
+export type BuiltinName = keyof typeof BUILTINS;
+export const BUILTIN_NAMES = Object.keys(BUILTINS) as readonly BuiltinName[];
+
+export interface LoadOptions {
+  /** Label column name (CSV and builtin sources). */
+  readonly label?: string;
+  /** Force classification or regression; see csv.ts and synthetic.ts. */
+  readonly task?: TaskKind;
+  /** Directory that relative paths resolve against; default: the working directory. */
+  readonly baseDir?: string;
+}
+
+export interface LoadedSource {
+  readonly train: Table;
+  /** Present only when the source has its own test split (IDX). */
+  readonly test?: Table;
+}
+
+const KINDS = ['builtin', 'csv', 'idx', 'synthetic'] as const;
+
+function invalid(source: string, what: string): DataError {
+  return new DataError('DATA_SOURCE_INVALID', `source "${source}": ${what}`);
+}
+
+/** Checks a source string's syntax without touching the file system. */
+export function parseSource(source: string): SourceRef {
+  const colon = source.indexOf(':');
+  const kind = colon < 0 ? '' : source.slice(0, colon);
+  const rest = source.slice(colon + 1);
+  switch (kind) {
+    case 'builtin':
+      if (!(BUILTIN_NAMES as readonly string[]).includes(rest)) throw invalid(source, `unknown builtin "${rest}"; known: ${BUILTIN_NAMES.join(', ')}`);
+      return { kind, name: rest as BuiltinName };
+    case 'csv':
+      if (rest.trim() === '') throw invalid(source, 'expected csv:PATH');
+      return { kind, path: rest };
+    case 'idx':
+      if (rest.trim() === '') throw invalid(source, 'expected idx:DIR');
+      return { kind, dir: rest };
+    case 'synthetic':
+      return { kind, spec: parseSyntheticSpec(rest, source) };
+    default:
+      throw invalid(source, `expected one of ${KINDS.map((k) => `${k}:...`).join(', ')}`);
+  }
+}
+
+/** The absolute path of a builtin data file. */
+export function builtinPath(name: BuiltinName): string {
+  return fileURLToPath(BUILTINS[name]);
+}
+
+/** Loads a source into memory: its training rows, and its own test rows when it has them. */
+export async function loadSource(source: string, options: LoadOptions = {}): Promise<LoadedSource> {
+  const ref = parseSource(source);
+  const { label, task } = options;
+  // Options may come from a JSON job file, so the types are not to be trusted here.
+  if (task !== undefined && task !== 'classification' && task !== 'regression') {
+    throw invalid(source, `task must be "classification" or "regression", got ${JSON.stringify(task)}`);
+  }
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir ?? process.cwd(), p));
+  switch (ref.kind) {
+    case 'builtin':
+      return { train: await loadCsv(builtinPath(ref.name), { label, task }) };
+    case 'csv':
+      return { train: await loadCsv(at(ref.path), { label, task }) };
+    case 'idx':
+      if (label !== undefined) throw invalid(source, 'IDX data has no label column; drop the label option');
+      if (task === 'regression') throw invalid(source, 'IDX data is for classification only');
+      return loadIdxDir(at(ref.dir));
+    case 'synthetic': {
+      if (label !== undefined) throw invalid(source, 'synthetic data has no label column; drop the label option');
+      // The option behaves exactly like task=... in the source string.
+      const spec = task === undefined ? ref.spec : parseSyntheticSpec(`${source.slice('synthetic:'.length)},task=${task}`, source);
+      return { train: syntheticTable(spec) };
+    }
+  }
+}
