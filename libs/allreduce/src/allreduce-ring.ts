@@ -1,0 +1,174 @@
+/**
+ * Ring all-reduce (sum) of a Float32Array, in place.
+ *
+ * The W ranks form a ring; each sends only to its successor and receives only from
+ * its predecessor, over one TCP connection each way round. The buffer is cut into W
+ * contiguous chunks (sizes differ by at most one element) and each chunk into segments
+ * of `segmentBytes` (see schedule.ts).
+ *
+ * Reduce-scatter, W-1 steps: at step 0 rank r sends its own chunk r. At step s it
+ * receives chunk (r-s-1) from its predecessor, adds its own values of that chunk into
+ * the received frame and, for s < W-2, forwards the frame as step s+1. At the last step
+ * (s = W-2) the sum in the frame is complete: it is the chunk r+1 that rank r "owns".
+ * Chunk c is therefore always summed in the same order, x_c + x_c+1 + ... + x_c-1, by
+ * the same ranks, so the result does not depend on timing.
+ *
+ * All-gather, W-1 steps: rank r writes its owned chunk into its buffer and sends the
+ * same frame on as all-gather step 0; at step s it receives chunk (r-s), copies it into
+ * its buffer and forwards the frame unchanged but for the step, except at the last step.
+ * Every rank ends with the bytes the owner computed: results are bit-identical.
+ *
+ * Each rank sends and receives 2(W-1)/W of the buffer, the minimum for an all-reduce
+ * ("bandwidth-optimal"). Segments pipeline the steps: a frame is summed and forwarded as
+ * soon as it arrives, while the kernel moves the next one, so sending, receiving and
+ * adding overlap, and the latency of a step is one segment, not one chunk.
+ *
+ * Copies: the first step copies chunk r into reusable send slots (the header must sit
+ * in front of the payload). After that, a received frame is the send buffer: the sum is
+ * computed in place in the frame ws handed us, the header's stage is rewritten and the
+ * same bytes go out; ws with a zero mask writes them without copying. The only other
+ * copies are the owned chunk and the all-gather chunks into the caller's buffer. A
+ * frame whose payload is not 4-byte aligned (small frames sliced out of a larger read)
+ * goes through an aligned scratch buffer.
+ *
+ * Length 0 still sends one empty segment per chunk, so an all-reduce of nothing is a
+ * barrier; W = 1 is a no-op and never gets here.
+ */
+import type { Collective, OpContext } from './collective.js';
+import { RingError, RingFrameError } from './errors.js';
+import { FRAME_HEADER_BYTES as H, OpKind, Phase, writeHeader, writeStage, type FrameHeader } from './frame.js';
+import {
+  allGatherRecvChunk,
+  chunkLength,
+  chunkStart,
+  reduceScatterRecvChunk,
+  segmentCount,
+  segmentLength,
+} from './schedule.js';
+import type { SlotSource } from './send-window.js';
+
+export class AllReduceOp implements Collective, SlotSource {
+  private readonly ctx: OpContext;
+  private readonly data: Float32Array;
+  private readonly bytes: Buffer;
+  private readonly kind: OpKind;
+  private readonly seg: number;
+  private readonly scratch: Float32Array;
+  /** Next segment index expected per (phase, ring step): [rs0..rsW-2, ag0..agW-2]. */
+  private readonly next: Int32Array;
+  private remaining: number;
+  /** Next segment of chunk r to send at reduce-scatter step 0. */
+  private firstSent = 0;
+  private readonly firstSegments: number;
+
+  constructor(ctx: OpContext, data: Float32Array, kind: OpKind, scratch: Float32Array) {
+    this.ctx = ctx;
+    this.data = data;
+    this.bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    this.kind = kind;
+    this.seg = ctx.segmentBytes / 4;
+    this.scratch = scratch;
+    const w = ctx.world;
+    this.next = new Int32Array(2 * (w - 1));
+    this.firstSegments = segmentCount(chunkLength(data.length, w, ctx.rank), this.seg);
+    let frames = 0;
+    for (let s = 0; s < w - 1; s++) frames += segmentCount(chunkLength(data.length, w, allGatherRecvChunk(ctx.rank, w, s)), this.seg);
+    this.remaining = frames;
+  }
+
+  start(): void {
+    this.ctx.window.drain(this);
+  }
+
+  hasNext(): boolean {
+    return this.firstSent < this.firstSegments;
+  }
+
+  fill(slot: Buffer): number {
+    const { rank, world } = this.ctx;
+    const n = this.data.length;
+    const j = this.firstSent++;
+    const offset = chunkStart(n, world, rank) + j * this.seg;
+    const count = segmentLength(chunkLength(n, world, rank), this.seg, j);
+    this.header(slot, rank, offset);
+    this.bytes.copy(slot, H, offset * 4, (offset + count) * 4);
+    return H + count * 4;
+  }
+
+  onFrame(frame: Buffer, h: FrameHeader): void {
+    const { rank, world } = this.ctx;
+    const n = this.data.length;
+    if (h.kind !== this.kind || h.total !== n || h.step !== this.ctx.step) {
+      throw new RingError('RING_OP_MISMATCH', `rank ${rank} runs kind ${this.kind} of ${n} elements at step ${this.ctx.step}; the predecessor sent kind ${h.kind} of ${h.total} at step ${h.step}`, { op: this.ctx.op });
+    }
+    const s = h.ringStep;
+    if (s > world - 2) throw new RingFrameError('RING_BAD_FRAME', `ring step ${s} in a ring of ${world}`);
+    const gather = h.phase === Phase.allGather;
+    const chunk = gather ? allGatherRecvChunk(rank, world, s) : reduceScatterRecvChunk(rank, world, s);
+    const slot = gather ? world - 1 + s : s;
+    const j = this.next[slot] ?? 0;
+    const clen = chunkLength(n, world, chunk);
+    if (h.chunk !== chunk || j >= segmentCount(clen, this.seg)) {
+      throw new RingFrameError('RING_BAD_FRAME', `unexpected chunk ${h.chunk} segment ${j} at ${gather ? 'all-gather' : 'reduce-scatter'} step ${s}`);
+    }
+    const offset = chunkStart(n, world, chunk) + j * this.seg;
+    const count = segmentLength(clen, this.seg, j);
+    if (h.offset !== offset || h.count !== count) {
+      throw new RingFrameError('RING_BAD_FRAME', `segment at ${h.offset}+${h.count}, expected ${offset}+${count}`);
+    }
+    this.next[slot] = j + 1;
+    const bytes = count * 4;
+    if (!gather) {
+      this.add(frame, offset, count);
+      if (s < world - 2) {
+        writeStage(frame, Phase.reduceScatter, s + 1);
+        this.ctx.send(frame);
+        return;
+      }
+      // Last reduce-scatter step: the sum is complete, keep it and start the all-gather.
+      frame.copy(this.bytes, offset * 4, H, H + bytes);
+      writeStage(frame, Phase.allGather, 0);
+      this.ctx.send(frame);
+      return;
+    }
+    frame.copy(this.bytes, offset * 4, H, H + bytes);
+    if (s < world - 2) {
+      writeStage(frame, Phase.allGather, s + 1);
+      this.ctx.send(frame);
+    }
+    if (--this.remaining === 0) this.ctx.finished();
+  }
+
+  /** frame payload += data[offset .. offset + count], in place in the frame. */
+  private add(frame: Buffer, offset: number, count: number): void {
+    if (count === 0) return;
+    const data = this.data;
+    const at = frame.byteOffset + H;
+    if ((at & 3) === 0) {
+      const p = new Float32Array(frame.buffer, at, count);
+      for (let i = 0; i < count; i++) p[i] = p[i]! + data[offset + i]!;
+      return;
+    }
+    const p = this.scratch;
+    const view = Buffer.from(p.buffer, p.byteOffset, count * 4);
+    frame.copy(view, 0, H, H + count * 4);
+    for (let i = 0; i < count; i++) p[i] = p[i]! + data[offset + i]!;
+    view.copy(frame, H, 0, count * 4);
+  }
+
+  private header(target: Buffer, chunk: number, offset: number): void {
+    const c = this.ctx;
+    writeHeader(target, {
+      kind: this.kind,
+      generation: c.generation,
+      op: c.op,
+      phase: Phase.reduceScatter,
+      ringStep: 0,
+      step: c.step,
+      chunk,
+      offset,
+      total: this.data.length,
+      root: 0,
+    });
+  }
+}

@@ -1,0 +1,44 @@
+/** Closing a ring connection with a coded reason, and reading the code of a close seen from the other side. */
+import type WebSocket from 'ws';
+import { codeForClose, RingError } from './errors.js';
+
+/** How long to wait for the peer's close frame before killing the socket. */
+const CLOSE_GRACE_MS = 1000;
+
+/** ws limits a close reason to 123 bytes. */
+function closeReason(err: RingError): string {
+  return Buffer.from(`${err.code}: ${err.message}`).subarray(0, 123).toString('utf8').replace(/\uFFFD+$/, '');
+}
+
+/** Closes `ws` with the error's close code (a normal 1000 without one), then kills it if the peer does not answer. */
+export function closeWith(ws: WebSocket, err?: RingError): void {
+  try {
+    if (err) ws.close(err.closeCode, closeReason(err));
+    else ws.close(1000, 'RING_CLOSED');
+  } catch {
+    ws.terminate();
+    return;
+  }
+  // The peer may be dead or stopped: do not wait on it.
+  setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+}
+
+/** The error that a close seen from the other side, or a ws error before it, stands for. */
+export function errorForClose(closeCode: number, reason: string, peer: number, wsError?: Error): RingError {
+  const wsCode = (wsError as { code?: unknown } | undefined)?.code;
+  if (wsCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+    return new RingError('RING_FRAME_TOO_LARGE', `frame from rank ${peer} exceeds the maximum payload`, { peer });
+  }
+  if (typeof wsCode === 'string' && wsCode.startsWith('WS_ERR_')) {
+    return new RingError('RING_BAD_FRAME', `WebSocket protocol error from rank ${peer}: ${wsError?.message ?? ''}`, { peer });
+  }
+  const code = codeForClose(closeCode, reason);
+  if (code !== undefined) {
+    return new RingError(code, `rank ${peer} closed the link: ${reason || closeCode}`, { peer, closeCode });
+  }
+  if (closeCode === 1002 || closeCode === 1003 || closeCode === 1007) {
+    return new RingError('RING_BAD_FRAME', `rank ${peer} closed the link with protocol error ${closeCode}`, { peer, closeCode });
+  }
+  const why = wsError ? `: ${wsError.message}` : '';
+  return new RingError('RING_PEER_LOST', `link to rank ${peer} closed (${closeCode})${why}`, { peer, closeCode }, { cause: wsError });
+}

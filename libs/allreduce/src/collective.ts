@@ -1,0 +1,32 @@
+/** What a collective algorithm needs from the ring it runs on, and what it offers it. */
+import type { FrameHeader } from './frame.js';
+import type { SendWindow } from './send-window.js';
+
+export interface OpContext {
+  readonly rank: number;
+  readonly world: number;
+  readonly generation: number;
+  /** Sequence number of this operation within the ring, from 1. */
+  readonly op: number;
+  /** The caller's step tag, carried in every frame and checked on receipt. */
+  readonly step: number;
+  /** Payload bytes per frame. */
+  readonly segmentBytes: number;
+  /** Buffers for frames whose payload is copied out of the caller's buffer. */
+  readonly window: SendWindow;
+  /** Forwards a frame to the successor as is (no copy): it must not be touched afterwards. */
+  send(frame: Buffer): void;
+  /** Called once when this rank's part of the operation is complete. */
+  finished(): void;
+}
+
+export interface Collective {
+  /** Sends what this rank can send before receiving anything. */
+  start(): void;
+  /**
+   * Handles a frame of this operation from the predecessor; `h` is its decoded header
+   * (generation and op already match). Throws a RingError when the frame does not fit
+   * the schedule. May modify and forward `frame`.
+   */
+  onFrame(frame: Buffer, h: FrameHeader): void;
+}

@@ -1,0 +1,93 @@
+/**
+ * The connecting side of a ring link: rank r dials its successor, answers the server's
+ * challenge with an HMAC proof of the job token, and checks the server's proof in turn.
+ * Refused or reset connections are retried until the deadline (the successor may not
+ * be listening yet); an authentication failure or a stale generation is final.
+ *
+ * Client frames must be masked (RFC 6455), so they use a zero mask: ws then skips the
+ * XOR pass over the payload and writes the payload buffer as is, without a copy.
+ */
+import WebSocket from 'ws';
+import { closeWith } from './close.js';
+import { RingError, type RingErrorCode } from './errors.js';
+import { encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches } from './handshake.js';
+import { nextHandshake } from './handshake-io.js';
+import { Link, type HeartbeatOptions } from './link.js';
+import type { RingLogger } from './logger.js';
+
+export interface DialOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly generation: number;
+  readonly from: number;
+  readonly to: number;
+  readonly world: number;
+  readonly segmentBytes: number;
+  readonly token: Buffer;
+  /** Absolute time (Date.now()) by which the link must be up. */
+  readonly deadline: number;
+  readonly heartbeat: HeartbeatOptions;
+  readonly logger: RingLogger;
+  /** Set by the caller to stop retrying (the ring was aborted while forming). */
+  readonly cancelled?: () => RingError | undefined;
+}
+
+/** Writes a zero masking key, which makes ws skip masking. */
+export function zeroMask(mask: Uint8Array): void {
+  mask[0] = mask[1] = mask[2] = mask[3] = 0;
+}
+
+const FINAL: ReadonlySet<RingErrorCode> = new Set(['RING_AUTH_FAILED', 'RING_STALE_GENERATION', 'RING_BAD_FRAME', 'RING_FRAME_TOO_LARGE', 'RING_CLOSED', 'RING_ABORTED']);
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Connects to the successor and authenticates, retrying until the deadline. */
+export async function dial(o: DialOptions): Promise<Link> {
+  let delay = 20;
+  let last: RingError | undefined;
+  for (;;) {
+    const cancelled = o.cancelled?.();
+    if (cancelled) throw cancelled;
+    const remaining = o.deadline - Date.now();
+    if (remaining <= 0) {
+      throw new RingError('RING_TIMEOUT', `could not connect to rank ${o.to} at ${o.host}:${o.port}: ${last?.message ?? 'no answer'}`, { peer: o.to, generation: o.generation }, { cause: last });
+    }
+    try {
+      return await attempt(o, remaining);
+    } catch (err) {
+      if (!(err instanceof RingError) || FINAL.has(err.code)) throw err;
+      last = err;
+      o.logger.debug({ err, peer: o.to }, 'dial failed; retrying');
+    }
+    await sleep(Math.min(delay, Math.max(0, o.deadline - Date.now())));
+    delay = Math.min(delay * 2, 500);
+  }
+}
+
+async function attempt(o: DialOptions, timeoutMs: number): Promise<Link> {
+  const ws = new WebSocket(`ws://${o.host}:${o.port}/`, {
+    perMessageDeflate: false,
+    generateMask: zeroMask,
+    maxPayload: 4096,
+    handshakeTimeout: timeoutMs,
+  });
+  ws.on('error', (err) => o.logger.debug({ err, peer: o.to }, 'outgoing connection error'));
+  try {
+    const challenge = await nextHandshake(ws, timeoutMs, o.to);
+    if (challenge.type !== 'challenge') throw new RingError('RING_BAD_FRAME', `handshake: expected challenge, got ${challenge.type}`, { peer: o.to });
+    const nonce = newNonce();
+    const fields = { serverNonce: challenge.nonce, clientNonce: nonce, generation: o.generation, from: o.from, to: o.to, world: o.world };
+    ws.send(encodeHandshake({ type: 'hello', v: HANDSHAKE_VERSION, generation: o.generation, from: o.from, to: o.to, world: o.world, segmentBytes: o.segmentBytes, nonce, mac: proof(o.token, 'hello', fields) }));
+    const welcome = await nextHandshake(ws, Math.max(0, o.deadline - Date.now()), o.to);
+    if (welcome.type !== 'welcome') throw new RingError('RING_BAD_FRAME', `handshake: expected welcome, got ${welcome.type}`, { peer: o.to });
+    if (!proofMatches(proof(o.token, 'welcome', fields), welcome.mac)) {
+      throw new RingError('RING_AUTH_FAILED', `rank ${o.to} could not prove it holds the job token`, { peer: o.to });
+    }
+    return new Link(ws, { peer: o.to, heartbeat: o.heartbeat, logger: o.logger });
+  } catch (err) {
+    const ringErr = err instanceof RingError ? err : new RingError('RING_PEER_LOST', String(err), { peer: o.to }, { cause: err });
+    if (ws.readyState === WebSocket.OPEN) closeWith(ws, ringErr);
+    else ws.terminate();
+    throw ringErr;
+  }
+}

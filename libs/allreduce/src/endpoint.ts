@@ -1,0 +1,222 @@
+/**
+ * The listening side of a ring member: one WebSocket server per worker, created before
+ * membership is known (its port goes to the coordinator) and reused by every ring the
+ * worker joins. Each incoming connection must complete the HMAC handshake (see
+ * handshake.ts) for a generation that a ring has registered here; it is then handed to
+ * that ring as the link from its predecessor. A connection for a generation not yet
+ * registered waits, up to the handshake timeout, for its ring; one for a generation
+ * older than the newest registered is refused with RING_STALE_GENERATION.
+ */
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { closeWith } from './close.js';
+import { RingError } from './errors.js';
+import { FRAME_HEADER_BYTES } from './frame.js';
+import { encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches, type HandshakeMessage } from './handshake.js';
+import { nextHandshake } from './handshake-io.js';
+import { Link, type HeartbeatOptions } from './link.js';
+import { silentLogger, type RingLogger } from './logger.js';
+
+export interface EndpointOptions {
+  /** Interface to bind; default 127.0.0.1. */
+  readonly host?: string;
+  /** Port; default 0 (chosen by the OS, read it back from `endpoint.port`). */
+  readonly port?: number;
+  /** Largest segment payload a ring using this endpoint may send; default 4 MiB. */
+  readonly maxSegmentBytes?: number;
+  /** Deadline for an incoming connection to authenticate and find its ring; default 10 s. */
+  readonly handshakeTimeoutMs?: number;
+  /** Connections allowed to be mid-handshake at once; default 64. */
+  readonly maxPendingConnections?: number;
+  readonly logger?: RingLogger;
+}
+
+type Hello = Extract<HandshakeMessage, { type: 'hello' }>;
+
+interface Pending {
+  readonly ws: WebSocket;
+  readonly hello: Hello;
+  readonly nonce: Buffer;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface Registration {
+  readonly generation: number;
+  readonly rank: number;
+  readonly world: number;
+  readonly segmentBytes: number;
+  readonly token: Buffer;
+  readonly heartbeat: HeartbeatOptions;
+  readonly logger: RingLogger;
+  readonly resolve: (link: Link) => void;
+  readonly reject: (err: RingError) => void;
+  taken: boolean;
+}
+
+export const DEFAULT_MAX_SEGMENT_BYTES = 4 * 1024 * 1024;
+
+export class RingEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly maxSegmentBytes: number;
+  private readonly server: WebSocketServer;
+  private readonly log: RingLogger;
+  private readonly handshakeTimeoutMs: number;
+  private readonly maxPending: number;
+  private readonly registrations = new Map<number, Registration>();
+  private readonly parked = new Set<Pending>();
+  private handshaking = 0;
+  private newest = -1;
+  private closed = false;
+
+  /** Use `listen()`. */
+  constructor(server: WebSocketServer, host: string, options: EndpointOptions) {
+    this.server = server;
+    this.host = host;
+    this.port = (server.address() as AddressInfo).port;
+    this.maxSegmentBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    this.maxPending = options.maxPendingConnections ?? 64;
+    this.log = (options.logger ?? silentLogger).child({ component: 'ring-endpoint', port: this.port });
+    server.on('connection', (ws) => void this.onConnection(ws));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Registers a ring of `generation` at `rank` and resolves with the authenticated link
+   * from its predecessor. Internal to the library: `createRing` calls it.
+   */
+  expectPredecessor(r: Omit<Registration, 'resolve' | 'reject' | 'taken'>): Promise<Link> {
+    if (this.closed) return Promise.reject(new RingError('RING_CLOSED', 'the endpoint is closed'));
+    if (r.generation < this.newest) {
+      return Promise.reject(new RingError('RING_STALE_GENERATION', `generation ${r.generation} is older than ${this.newest}`, { generation: r.generation }));
+    }
+    if (this.registrations.has(r.generation)) {
+      return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `a ring of generation ${r.generation} already uses this endpoint`, { generation: r.generation }));
+    }
+    return new Promise<Link>((resolve, reject) => {
+      const reg: Registration = { ...r, resolve, reject, taken: false };
+      this.registrations.set(r.generation, reg);
+      this.newest = Math.max(this.newest, r.generation);
+      for (const p of this.parked) {
+        if (p.hello.generation === r.generation) this.verify(p, reg);
+        else if (p.hello.generation < this.newest) this.refuse(p, new RingError('RING_STALE_GENERATION', `generation ${p.hello.generation} is stale`));
+      }
+    });
+  }
+
+  /** Forgets a generation's registration (the ring closed or failed to form). */
+  release(generation: number): void {
+    const reg = this.registrations.get(generation);
+    if (!reg) return;
+    this.registrations.delete(generation);
+    if (!reg.taken) reg.reject(new RingError('RING_CLOSED', `registration for generation ${generation} released`, { generation }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const gen of [...this.registrations.keys()]) this.release(gen);
+    for (const p of this.parked) this.refuse(p, new RingError('RING_CLOSED', 'the endpoint is closing'));
+    for (const ws of this.server.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async onConnection(ws: WebSocket): Promise<void> {
+    // A protocol error must never become an uncaught 'error' event; the close that
+    // follows it is what the owner of the socket acts on.
+    ws.on('error', (err) => this.log.debug({ err }, 'incoming connection error'));
+    if (this.closed || this.handshaking >= this.maxPending) {
+      closeWith(ws, new RingError(this.closed ? 'RING_CLOSED' : 'RING_BUSY', 'too many pending connections'));
+      return;
+    }
+    this.handshaking++;
+    const started = Date.now();
+    try {
+      const nonce = newNonce();
+      ws.send(encodeHandshake({ type: 'challenge', v: HANDSHAKE_VERSION, nonce }));
+      const msg = await nextHandshake(ws, this.handshakeTimeoutMs, -1);
+      if (msg.type !== 'hello') {
+        closeWith(ws, new RingError('RING_BAD_FRAME', `handshake: expected hello, got ${msg.type}`));
+        return;
+      }
+      if (msg.generation < this.newest) {
+        closeWith(ws, new RingError('RING_STALE_GENERATION', `generation ${msg.generation} is older than ${this.newest}`));
+        return;
+      }
+      const remaining = this.handshakeTimeoutMs - (Date.now() - started);
+      const pending: Pending = {
+        ws,
+        hello: msg,
+        nonce,
+        timer: setTimeout(() => this.refuse(pending, new RingError('RING_TIMEOUT', `no ring of generation ${msg.generation} here`)), Math.max(0, remaining)),
+      };
+      this.parked.add(pending);
+      ws.once('close', () => this.unpark(pending));
+      const reg = this.registrations.get(msg.generation);
+      if (reg) this.verify(pending, reg);
+    } catch (err) {
+      this.log.debug({ err }, 'incoming handshake failed');
+    } finally {
+      this.handshaking--;
+    }
+  }
+
+  private unpark(p: Pending): boolean {
+    clearTimeout(p.timer);
+    return this.parked.delete(p);
+  }
+
+  private refuse(p: Pending, err: RingError): void {
+    if (!this.unpark(p)) return;
+    this.log.warn({ err, from: p.hello.from, generation: p.hello.generation }, 'ring connection refused');
+    closeWith(p.ws, err);
+  }
+
+  private verify(p: Pending, reg: Registration): void {
+    const h = p.hello;
+    const fields = { serverNonce: p.nonce, clientNonce: h.nonce, generation: h.generation, from: h.from, to: h.to, world: h.world };
+    if (!proofMatches(proof(reg.token, 'hello', fields), h.mac)) {
+      this.refuse(p, new RingError('RING_AUTH_FAILED', 'bad proof of the job token'));
+      return;
+    }
+    const predecessor = (reg.rank + reg.world - 1) % reg.world;
+    if (h.to !== reg.rank || h.world !== reg.world || h.from !== predecessor || reg.taken) {
+      const why = reg.taken ? 'the predecessor is already connected' : `expected rank ${predecessor} -> ${reg.rank} of ${reg.world}`;
+      this.refuse(p, new RingError('RING_AUTH_FAILED', `not a member of this ring: ${why}`));
+      return;
+    }
+    if (h.segmentBytes !== reg.segmentBytes) {
+      this.refuse(p, new RingError('RING_OP_MISMATCH', `segment size ${h.segmentBytes} differs from ours, ${reg.segmentBytes}`));
+      return;
+    }
+    if (!this.unpark(p)) return;
+    reg.taken = true;
+    p.ws.send(encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: proof(reg.token, 'welcome', fields) }));
+    reg.resolve(new Link(p.ws, { peer: h.from, heartbeat: reg.heartbeat, logger: reg.logger }));
+  }
+}
+
+/** Starts listening. The endpoint serves every ring this worker joins until closed. */
+export async function listen(options: EndpointOptions = {}): Promise<RingEndpoint> {
+  const host = options.host ?? '127.0.0.1';
+  const maxSegmentBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
+  if (!Number.isInteger(maxSegmentBytes) || maxSegmentBytes < 4 || maxSegmentBytes % 4 !== 0) {
+    throw new RingError('RING_INVALID_ARGUMENT', `maxSegmentBytes must be a positive multiple of 4, got ${maxSegmentBytes}`);
+  }
+  const server = new WebSocketServer({
+    host,
+    port: options.port ?? 0,
+    perMessageDeflate: false,
+    maxPayload: FRAME_HEADER_BYTES + maxSegmentBytes,
+    clientTracking: true,
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', (err) => reject(new RingError('RING_INVALID_ARGUMENT', `cannot listen on ${host}:${options.port ?? 0}: ${err.message}`, {}, { cause: err })));
+  });
+  return new RingEndpoint(server, host, { ...options, maxSegmentBytes });
+}

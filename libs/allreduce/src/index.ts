@@ -1,0 +1,10 @@
+export { createRing, validateMembership, DEFAULT_SEGMENT_BYTES } from './ring.js';
+export type { Ring, RingMembership, RingOptions, RingPeer, OpOptions, RingState, RingStats } from './ring.js';
+export { listen, RingEndpoint, DEFAULT_MAX_SEGMENT_BYTES } from './endpoint.js';
+export type { EndpointOptions } from './endpoint.js';
+export { RingError, RingFrameError, RING_ERROR_CODES, isRingError } from './errors.js';
+export type { RingErrorCode, RingErrorDetails } from './errors.js';
+export type { RingLogger } from './logger.js';
+export type { Token } from './handshake.js';
+export { busBytes, chunkSpan } from './schedule.js';
+export type { Span } from './schedule.js';

@@ -1,0 +1,143 @@
+/**
+ * One authenticated WebSocket between two ring neighbours, after the handshake. It
+ * carries data frames, heartbeats (WebSocket ping/pong, because a partitioned TCP
+ * connection goes silent instead of closing), and reports exactly once, as a
+ * RingError, when it goes down for any reason other than our own close().
+ */
+import type WebSocket from 'ws';
+import { closeWith, errorForClose } from './close.js';
+import { RingError } from './errors.js';
+import type { RingLogger } from './logger.js';
+
+export interface HeartbeatOptions {
+  /** How often to ping the peer. */
+  readonly intervalMs: number;
+  /** How long the peer may stay silent (no frame, ping or pong) before it counts as lost. */
+  readonly timeoutMs: number;
+}
+
+export interface LinkOptions {
+  readonly peer: number;
+  readonly heartbeat: HeartbeatOptions;
+  readonly logger: RingLogger;
+}
+
+export class Link {
+  readonly peer: number;
+  private readonly ws: WebSocket;
+  private readonly log: RingLogger;
+  private readonly heartbeat: HeartbeatOptions;
+  private timer: NodeJS.Timeout | undefined;
+  private lastSeen = Date.now();
+  private lastTick = Date.now();
+  private wsError: Error | undefined;
+  private done = false;
+  private paused = false;
+  // Until bind(), frames and a down event are held, so nothing that arrives between
+  // the handshake and the ring taking the link over is lost.
+  private early: Buffer[] = [];
+  private earlyDown: RingError | undefined;
+  private onFrame: (data: Buffer) => void = (data) => this.early.push(data);
+  private onDown: (err: RingError) => void = (err) => (this.earlyDown = err);
+
+  constructor(ws: WebSocket, options: LinkOptions) {
+    this.ws = ws;
+    this.peer = options.peer;
+    this.log = options.logger;
+    this.heartbeat = options.heartbeat;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data, isBinary) => {
+      this.lastSeen = Date.now();
+      if (!isBinary || !Buffer.isBuffer(data)) {
+        this.fail(new RingError('RING_BAD_FRAME', `text frame from rank ${this.peer}`, { peer: this.peer }));
+        return;
+      }
+      this.onFrame(data);
+    });
+    ws.on('ping', () => (this.lastSeen = Date.now()));
+    ws.on('pong', () => (this.lastSeen = Date.now()));
+    ws.on('error', (err) => (this.wsError = err));
+    ws.on('close', (code, reason) => {
+      this.stopHeartbeat();
+      if (this.done) return;
+      this.done = true;
+      this.onDown(errorForClose(code, reason.toString('utf8'), this.peer, this.wsError));
+    });
+    this.timer = setInterval(() => this.tick(), this.heartbeat.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Sets the handlers; frames and the down event go to the last ones set. */
+  bind(onFrame: (data: Buffer) => void, onDown: (err: RingError) => void): void {
+    this.onFrame = onFrame;
+    this.onDown = onDown;
+    const early = this.early;
+    this.early = [];
+    for (const frame of early) onFrame(frame);
+    if (this.earlyDown) onDown(this.earlyDown);
+  }
+
+  get isOpen(): boolean {
+    return !this.done && this.ws.readyState === this.ws.OPEN;
+  }
+
+  /** Bytes queued in ws and the socket, not yet handed to the kernel. */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Sends one binary frame without copying it; `cb` runs once it is written or failed. */
+  send(frame: Buffer, cb?: (err?: Error) => void): void {
+    this.ws.send(frame, { binary: true, compress: false, fin: true }, cb);
+  }
+
+  /** Stops reading (TCP backpressure reaches the peer). Silence is not judged while paused. */
+  pause(): void {
+    this.paused = true;
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.ws.resume();
+  }
+
+  /** Closes the link; with an error the peer learns its code. Never reports onDown. */
+  close(err?: RingError): void {
+    if (this.done) return;
+    this.done = true;
+    this.stopHeartbeat();
+    closeWith(this.ws, err);
+  }
+
+  /** Kills the connection at once, as a cut cable would (tests and shutdown). */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  private fail(err: RingError): void {
+    if (this.done) return;
+    this.log.warn({ err, peer: this.peer }, 'ring link failed');
+    this.close(err);
+    this.onDown(err);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    // If our own event loop was blocked, the peer's pings may be waiting unread in the
+    // socket: give it a fresh window rather than blaming it.
+    if (this.paused || now - this.lastTick > 2 * this.heartbeat.intervalMs) this.lastSeen = now;
+    this.lastTick = now;
+    const silent = now - this.lastSeen;
+    if (silent > this.heartbeat.timeoutMs) {
+      this.fail(new RingError('RING_PEER_LOST', `rank ${this.peer} silent for ${silent} ms`, { peer: this.peer, silentMs: silent }));
+      return;
+    }
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

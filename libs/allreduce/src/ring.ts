@@ -1,0 +1,474 @@
+/**
+ * A ring of W members for one generation: formation, the collectives' lifecycle,
+ * deadlines and failure.
+ *
+ * Each member listens on its endpoint and dials its successor; when both links are up
+ * and authenticated the ring is formed. Operations run one at a time and are numbered
+ * from 1; every frame carries (generation, op, step), so a frame of an older operation
+ * or generation is dropped, never summed. A predecessor may already be sending the next
+ * operation while this member is still busy; those frames wait (up to
+ * `maxQueuedBytes`, then reading pauses) until the operation is called here.
+ *
+ * Every operation has a deadline. Any failure (a deadline, a lost or silent neighbour,
+ * a bad frame, abort()) fails the whole ring: the pending operation rejects with the
+ * coded error, both links close carrying that code so the neighbours fail with it too,
+ * and it travels round the ring within milliseconds. A failed ring stays failed: form a
+ * new ring with the next generation.
+ */
+import { endianness } from 'node:os';
+import { AllReduceOp } from './allreduce-ring.js';
+import { BroadcastOp } from './broadcast-ring.js';
+import type { Collective, OpContext } from './collective.js';
+import { dial } from './connect.js';
+import { isRingError, RingError, RingFrameError } from './errors.js';
+import { decodeFrame, emptyHeader, FRAME_HEADER_BYTES, MAX_U32, OpKind } from './frame.js';
+import { tokenBytes, type Token } from './handshake.js';
+import { listen, type RingEndpoint } from './endpoint.js';
+import type { HeartbeatOptions, Link } from './link.js';
+import { silentLogger, type RingLogger } from './logger.js';
+import { SendWindow } from './send-window.js';
+
+export interface RingPeer {
+  readonly rank: number;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Who is in the ring, as the coordinator hands it out; valid for one generation. */
+export interface RingMembership {
+  readonly generation: number;
+  readonly rank: number;
+  readonly world: number;
+  /** One entry per rank 0..world-1, in any order. */
+  readonly peers: readonly RingPeer[];
+  /** The job's shared secret; never sent, only proven. */
+  readonly token: Token;
+}
+
+export interface RingOptions {
+  readonly membership: RingMembership;
+  /** The endpoint peers connect to; without one, the ring listens on its own peers[rank] address and closes it on close(). */
+  readonly endpoint?: RingEndpoint;
+  /** Payload bytes per frame; a multiple of 4; the same on every member. Default 256 KiB. */
+  readonly segmentBytes?: number;
+  /** Reusable send buffers for the first step and broadcast roots. Default 8. */
+  readonly sendSlots?: number;
+  /** Deadline for forming the ring. Default 30 s. */
+  readonly connectTimeoutMs?: number;
+  /** Default deadline of every operation. Default 60 s. */
+  readonly opTimeoutMs?: number;
+  /** Ping interval on idle and busy links. Default 1 s. */
+  readonly heartbeatIntervalMs?: number;
+  /** Silence after which a neighbour counts as lost. Must exceed the longest time this process blocks its event loop. Default 15 s. */
+  readonly heartbeatTimeoutMs?: number;
+  /** Bytes of early frames (of an operation not yet called here) held before reading pauses. Default 64 MiB. */
+  readonly maxQueuedBytes?: number;
+  /** Largest broadcast a receiver allocates for. Default 2^32 - 1. */
+  readonly maxBroadcastBytes?: number;
+  readonly logger?: RingLogger;
+}
+
+export interface OpOptions {
+  /** The caller's step tag, checked on every frame; the same on every member. Default 0. */
+  readonly step?: number;
+  /** Deadline for this operation; default the ring's opTimeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+export type RingState = 'open' | 'failed' | 'closed';
+
+export interface RingStats {
+  /** Operations completed. */
+  readonly ops: number;
+  /** Frames of older operations or generations dropped. */
+  readonly framesDropped: number;
+  readonly framesSent: number;
+  readonly framesReceived: number;
+}
+
+export interface Ring {
+  readonly generation: number;
+  readonly rank: number;
+  readonly world: number;
+  readonly state: RingState;
+  /** Why the ring failed, once it has. */
+  readonly failure: RingError | undefined;
+  readonly stats: RingStats;
+  /** Sums `data` across the ring, in place; every member ends with the same bits. */
+  allReduce(data: Float32Array, options?: OpOptions): Promise<void>;
+  /** Sends `root`'s bytes to every member; others may pass a buffer of the right length to fill, or nothing. */
+  broadcast(data: Uint8Array | undefined, root: number, options?: OpOptions): Promise<Uint8Array>;
+  /** Resolves once every member has called barrier(). */
+  barrier(options?: OpOptions): Promise<void>;
+  /** Fails the ring here and on every member with RING_ABORTED. */
+  abort(reason?: string): void;
+  /** Closes the links (and the endpoint if the ring opened it). A pending operation rejects with RING_CLOSED. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_SEGMENT_BYTES = 256 * 1024;
+
+interface Settings {
+  readonly segmentBytes: number;
+  readonly sendSlots: number;
+  readonly connectTimeoutMs: number;
+  readonly opTimeoutMs: number;
+  readonly heartbeat: HeartbeatOptions;
+  readonly maxQueuedBytes: number;
+  readonly maxBroadcastBytes: number;
+}
+
+function invalid(message: string): never {
+  throw new RingError('RING_INVALID_ARGUMENT', message);
+}
+
+function positiveInt(name: string, v: number | undefined, fallback: number): number {
+  const value = v ?? fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) invalid(`${name} must be a positive integer, got ${String(v)}`);
+  return value;
+}
+
+function u32(name: string, v: number, max = MAX_U32): number {
+  if (!Number.isInteger(v) || v < 0 || v > max) invalid(`${name} must be an integer in 0..${max}, got ${String(v)}`);
+  return v;
+}
+
+function settingsOf(o: RingOptions): Settings {
+  const segmentBytes = positiveInt('segmentBytes', o.segmentBytes, DEFAULT_SEGMENT_BYTES);
+  if (segmentBytes % 4 !== 0) invalid(`segmentBytes must be a multiple of 4, got ${segmentBytes}`);
+  const heartbeat = {
+    intervalMs: positiveInt('heartbeatIntervalMs', o.heartbeatIntervalMs, 1000),
+    timeoutMs: positiveInt('heartbeatTimeoutMs', o.heartbeatTimeoutMs, 15_000),
+  };
+  if (heartbeat.timeoutMs <= heartbeat.intervalMs) invalid('heartbeatTimeoutMs must exceed heartbeatIntervalMs');
+  return {
+    segmentBytes,
+    sendSlots: positiveInt('sendSlots', o.sendSlots, 8),
+    connectTimeoutMs: positiveInt('connectTimeoutMs', o.connectTimeoutMs, 30_000),
+    opTimeoutMs: positiveInt('opTimeoutMs', o.opTimeoutMs, 60_000),
+    heartbeat,
+    maxQueuedBytes: positiveInt('maxQueuedBytes', o.maxQueuedBytes, 64 * 1024 * 1024),
+    maxBroadcastBytes: u32('maxBroadcastBytes', o.maxBroadcastBytes ?? MAX_U32),
+  };
+}
+
+/** Checks a membership and returns the peers indexed by rank. */
+export function validateMembership(m: RingMembership): RingPeer[] {
+  u32('generation', m.generation);
+  u32('world', m.world, 0xffff);
+  if (m.world < 1) invalid('world must be at least 1');
+  u32('rank', m.rank, m.world - 1);
+  if (m.peers.length !== m.world) invalid(`${m.peers.length} peers for a world of ${m.world}`);
+  const byRank: RingPeer[] = [];
+  for (const p of m.peers) {
+    u32('peer rank', p.rank, m.world - 1);
+    if (byRank[p.rank]) invalid(`rank ${p.rank} appears twice`);
+    if (typeof p.host !== 'string' || p.host === '') invalid(`rank ${p.rank} has no host`);
+    u32(`port of rank ${p.rank}`, p.port, 65535);
+    byRank[p.rank] = p;
+  }
+  tokenBytes(m.token);
+  return byRank;
+}
+
+/** Forms the ring of one generation: listens (unless given an endpoint), dials the successor, authenticates both links. */
+export async function createRing(options: RingOptions): Promise<Ring> {
+  if (endianness() !== 'LE') invalid('the ring wire format needs a little-endian host');
+  const m = options.membership;
+  const peers = validateMembership(m);
+  const settings = settingsOf(options);
+  const token = tokenBytes(m.token);
+  const log = (options.logger ?? silentLogger).child({ component: 'ring', generation: m.generation, rank: m.rank, world: m.world });
+  const me = peers[m.rank]!;
+  const endpoint = options.endpoint ?? (await listen({ host: me.host, port: me.port, maxSegmentBytes: Math.max(settings.segmentBytes, 4), logger: options.logger }));
+  const owned = options.endpoint === undefined;
+  if (settings.segmentBytes > endpoint.maxSegmentBytes) {
+    if (owned) await endpoint.close();
+    invalid(`segmentBytes ${settings.segmentBytes} exceeds the endpoint's maxSegmentBytes ${endpoint.maxSegmentBytes}`);
+  }
+  if (m.world === 1) return new RingImpl(m, settings, log, endpoint, owned, undefined, undefined);
+
+  const successor = peers[(m.rank + 1) % m.world]!;
+  const deadline = Date.now() + settings.connectTimeoutMs;
+  let stop: RingError | undefined;
+  const inbound = endpoint.expectPredecessor({
+    generation: m.generation, rank: m.rank, world: m.world, segmentBytes: settings.segmentBytes, token, heartbeat: settings.heartbeat, logger: log,
+  });
+  const outbound = dial({
+    host: successor.host, port: successor.port, generation: m.generation, from: m.rank, to: successor.rank, world: m.world,
+    segmentBytes: settings.segmentBytes, token, deadline, heartbeat: settings.heartbeat, logger: log, cancelled: () => stop,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const inboundByDeadline = new Promise<Link>((resolve, reject) => {
+    timer = setTimeout(() => reject(new RingError('RING_TIMEOUT', `rank ${(m.rank + m.world - 1) % m.world} did not connect within ${settings.connectTimeoutMs} ms`, { generation: m.generation })), settings.connectTimeoutMs);
+    inbound.then(resolve, reject);
+  });
+  const [inb, outb] = await Promise.allSettled([
+    inboundByDeadline.catch((err: unknown) => {
+      stop ??= asRingError(err);
+      throw err;
+    }),
+    outbound.catch((err: unknown) => {
+      stop ??= asRingError(err);
+      endpoint.release(m.generation);
+      throw err;
+    }),
+  ]);
+  clearTimeout(timer);
+  if (inb.status === 'fulfilled' && outb.status === 'fulfilled') {
+    return new RingImpl(m, settings, log, endpoint, owned, inb.value, outb.value);
+  }
+  endpoint.release(m.generation);
+  if (inb.status === 'fulfilled') inb.value.close(stop);
+  if (outb.status === 'fulfilled') outb.value.close(stop);
+  if (owned) await endpoint.close();
+  log.warn({ err: stop }, 'ring formation failed');
+  throw stop ?? new RingError('RING_TIMEOUT', 'ring formation failed');
+}
+
+function asRingError(err: unknown): RingError {
+  return isRingError(err) ? err : new RingError('RING_PEER_LOST', String(err), {}, { cause: err });
+}
+
+interface Pending {
+  readonly collective: Collective;
+  readonly op: number;
+  readonly resolve: () => void;
+  readonly reject: (err: RingError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+class RingImpl implements Ring {
+  readonly generation: number;
+  readonly rank: number;
+  readonly world: number;
+  private readonly settings: Settings;
+  private readonly log: RingLogger;
+  private readonly endpoint: RingEndpoint;
+  private readonly ownsEndpoint: boolean;
+  private readonly inbound: Link | undefined;
+  private readonly outbound: Link | undefined;
+  private readonly window: SendWindow;
+  private readonly header = emptyHeader();
+  private readonly scratch: Float32Array;
+  private readonly early: Buffer[] = [];
+  private earlyBytes = 0;
+  private opSeq = 0;
+  private active: Pending | undefined;
+  private _state: RingState = 'open';
+  private _failure: RingError | undefined;
+  private readonly counters = { ops: 0, framesDropped: 0, framesSent: 0, framesReceived: 0 };
+  private readonly sendDone = (err?: Error | null): void => {
+    if (err) this.log.debug({ err }, 'send failed');
+  };
+
+  constructor(m: RingMembership, settings: Settings, log: RingLogger, endpoint: RingEndpoint, ownsEndpoint: boolean, inbound: Link | undefined, outbound: Link | undefined) {
+    this.generation = m.generation;
+    this.rank = m.rank;
+    this.world = m.world;
+    this.settings = settings;
+    this.log = log;
+    this.endpoint = endpoint;
+    this.ownsEndpoint = ownsEndpoint;
+    this.inbound = inbound;
+    this.outbound = outbound;
+    this.scratch = new Float32Array(settings.segmentBytes / 4);
+    this.window = new SendWindow(FRAME_HEADER_BYTES + settings.segmentBytes, settings.sendSlots, (frame, done) => this.transmit(frame, done));
+    inbound?.bind((frame) => this.onInbound(frame), (err) => this.fail(err));
+    outbound?.bind(
+      () => this.fail(new RingFrameError('RING_BAD_FRAME', `rank ${outbound.peer} sent data the wrong way round the ring`, { peer: outbound.peer })),
+      (err) => this.fail(err),
+    );
+    log.info({ segmentBytes: settings.segmentBytes }, 'ring formed');
+  }
+
+  get state(): RingState {
+    return this._state;
+  }
+
+  get failure(): RingError | undefined {
+    return this._failure;
+  }
+
+  get stats(): RingStats {
+    return { ...this.counters };
+  }
+
+  allReduce(data: Float32Array, options: OpOptions = {}): Promise<void> {
+    if (!(data instanceof Float32Array)) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', 'allReduce takes a Float32Array'));
+    if (data.length > MAX_U32) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `allReduce of ${data.length} elements exceeds 2^32 - 1`));
+    return this.run(options, (ctx) => new AllReduceOp(ctx, data, OpKind.allReduce, this.scratch)).then(() => undefined);
+  }
+
+  barrier(options: OpOptions = {}): Promise<void> {
+    return this.run(options, (ctx) => new AllReduceOp(ctx, new Float32Array(0), OpKind.barrier, this.scratch)).then(() => undefined);
+  }
+
+  async broadcast(data: Uint8Array | undefined, root: number, options: OpOptions = {}): Promise<Uint8Array> {
+    if (!Number.isInteger(root) || root < 0 || root >= this.world) throw new RingError('RING_INVALID_ARGUMENT', `root ${root} is not a rank of a world of ${this.world}`);
+    if (data !== undefined && !(data instanceof Uint8Array)) throw new RingError('RING_INVALID_ARGUMENT', 'broadcast takes a Uint8Array');
+    if (data && data.length > MAX_U32) throw new RingError('RING_INVALID_ARGUMENT', `broadcast of ${data.length} bytes exceeds 2^32 - 1`);
+    if (this.rank === root && !data) throw new RingError('RING_INVALID_ARGUMENT', 'the broadcast root must pass its buffer');
+    if (this.world === 1) {
+      await this.run(options, undefined);
+      return data ?? new Uint8Array(0);
+    }
+    let op: BroadcastOp | undefined;
+    await this.run(options, (ctx) => (op = new BroadcastOp(ctx, data, root, this.settings.maxBroadcastBytes)));
+    return op!.value;
+  }
+
+  abort(reason = 'aborted'): void {
+    this.fail(new RingError('RING_ABORTED', reason, { generation: this.generation }));
+  }
+
+  async close(): Promise<void> {
+    if (this._state !== 'closed') {
+      const err = new RingError('RING_CLOSED', 'the ring was closed', { generation: this.generation });
+      const wasOpen = this._state === 'open';
+      this._state = 'closed';
+      this._failure ??= err;
+      this.rejectActive(err);
+      if (wasOpen) {
+        this.inbound?.close();
+        this.outbound?.close();
+      }
+      this.endpoint.release(this.generation);
+      this.log.info({}, 'ring closed');
+    }
+    if (this.ownsEndpoint) await this.endpoint.close();
+  }
+
+  /** Runs one collective; `make` is undefined where there is nothing to exchange (W = 1). */
+  private run(options: OpOptions, make: ((ctx: OpContext) => Collective) | undefined): Promise<void> {
+    const step = options.step ?? 0;
+    const timeoutMs = options.timeoutMs ?? this.settings.opTimeoutMs;
+    if (!Number.isSafeInteger(step) || step < 0) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `step must be a non-negative safe integer, got ${String(step)}`));
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `timeoutMs must be a positive integer, got ${String(timeoutMs)}`));
+    if (this._state !== 'open') {
+      const cause = this._failure;
+      const code = cause?.code ?? 'RING_CLOSED';
+      return Promise.reject(new RingError(code, `the ring is ${this._state}: ${cause?.message ?? ''}`, { generation: this.generation }, { cause }));
+    }
+    if (this.active) return Promise.reject(new RingError('RING_BUSY', `operation ${this.active.op} is still pending`, { op: this.active.op }));
+    if (this.opSeq >= MAX_U32) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', 'operation sequence exhausted; form a new ring'));
+    const op = ++this.opSeq;
+    if (!make || this.world === 1) {
+      this.counters.ops++;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const ctx: OpContext = {
+        rank: this.rank,
+        world: this.world,
+        generation: this.generation,
+        op,
+        step,
+        segmentBytes: this.settings.segmentBytes,
+        window: this.window,
+        send: (frame) => this.transmit(frame, this.sendDone),
+        finished: () => this.finish(op),
+      };
+      const timer = setTimeout(
+        () => this.fail(new RingError('RING_TIMEOUT', `operation ${op} (step ${step}) did not complete within ${timeoutMs} ms`, { generation: this.generation, op })),
+        timeoutMs,
+      );
+      try {
+        this.active = { collective: make(ctx), op, resolve, reject, timer };
+      } catch (err) {
+        clearTimeout(timer);
+        reject(asRingError(err));
+        return;
+      }
+      this.active.collective.start();
+      this.drainEarly();
+    });
+  }
+
+  private finish(op: number): void {
+    const a = this.active;
+    if (!a || a.op !== op) return;
+    this.active = undefined;
+    clearTimeout(a.timer);
+    this.counters.ops++;
+    a.resolve();
+  }
+
+  private rejectActive(err: RingError): void {
+    const a = this.active;
+    if (!a) return;
+    this.active = undefined;
+    clearTimeout(a.timer);
+    a.reject(err);
+  }
+
+  private fail(err: RingError): void {
+    if (this._state !== 'open') return;
+    this._state = 'failed';
+    this._failure = err;
+    this.log.warn({ err, code: err.code }, 'ring failed');
+    this.rejectActive(err);
+    this.inbound?.close(err);
+    this.outbound?.close(err);
+    this.endpoint.release(this.generation);
+    this.early.length = 0;
+  }
+
+  private transmit(frame: Buffer, done: (err?: Error | null) => void): void {
+    const link = this.outbound;
+    if (!link || this._state !== 'open') {
+      queueMicrotask(() => done(new RingError('RING_CLOSED', 'link closed')));
+      return;
+    }
+    this.counters.framesSent++;
+    link.send(frame, done);
+  }
+
+  private onInbound(frame: Buffer): void {
+    if (this._state !== 'open') return;
+    this.counters.framesReceived++;
+    let h;
+    try {
+      h = decodeFrame(frame, this.settings.segmentBytes, this.header);
+    } catch (err) {
+      this.fail(asRingError(err));
+      return;
+    }
+    if (h.generation !== this.generation) {
+      if (h.generation < this.generation) this.counters.framesDropped++;
+      else this.fail(new RingFrameError('RING_BAD_FRAME', `frame of generation ${h.generation} in a ring of generation ${this.generation}`));
+      return;
+    }
+    const a = this.active;
+    if (a && h.op === a.op) {
+      try {
+        a.collective.onFrame(frame, h);
+      } catch (err) {
+        this.fail(asRingError(err));
+      }
+      return;
+    }
+    if (h.op === this.opSeq + 1) {
+      this.early.push(frame);
+      this.earlyBytes += frame.length;
+      if (this.earlyBytes > this.settings.maxQueuedBytes) this.inbound?.pause();
+      return;
+    }
+    if (h.op <= this.opSeq) {
+      this.counters.framesDropped++;
+      return;
+    }
+    this.fail(new RingFrameError('RING_BAD_FRAME', `frame of operation ${h.op} while at operation ${this.opSeq}`));
+  }
+
+  private drainEarly(): void {
+    if (this.early.length === 0) return;
+    const frames = this.early.splice(0);
+    this.earlyBytes = 0;
+    for (const frame of frames) {
+      this.counters.framesReceived--;
+      this.onInbound(frame);
+    }
+    this.inbound?.resume();
+  }
+}
