@@ -71,8 +71,14 @@ export class AllReduceOp implements Collective, SlotSource {
     const w = ctx.world;
     this.next = new Int32Array(2 * (w - 1));
     this.firstSegments = segmentCount(chunkLength(data.length, w, ctx.rank), this.seg);
+    // Done when every frame addressed to this rank has been handled, in both phases:
+    // all-gather frames can all arrive before the last reduce-scatter ones, which this
+    // rank must still sum and forward.
     let frames = 0;
-    for (let s = 0; s < w - 1; s++) frames += segmentCount(chunkLength(data.length, w, allGatherRecvChunk(ctx.rank, w, s)), this.seg);
+    for (let s = 0; s < w - 1; s++) {
+      frames += segmentCount(chunkLength(data.length, w, reduceScatterRecvChunk(ctx.rank, w, s)), this.seg);
+      frames += segmentCount(chunkLength(data.length, w, allGatherRecvChunk(ctx.rank, w, s)), this.seg);
+    }
     this.remaining = frames;
   }
 
@@ -122,19 +128,18 @@ export class AllReduceOp implements Collective, SlotSource {
       this.add(frame, offset, count);
       if (s < world - 2) {
         writeStage(frame, Phase.reduceScatter, s + 1);
-        this.ctx.send(frame);
-        return;
+      } else {
+        // Last reduce-scatter step: the sum is complete; keep it and start the all-gather.
+        frame.copy(this.bytes, offset * 4, H, H + bytes);
+        writeStage(frame, Phase.allGather, 0);
       }
-      // Last reduce-scatter step: the sum is complete, keep it and start the all-gather.
+      this.ctx.send(frame);
+    } else {
       frame.copy(this.bytes, offset * 4, H, H + bytes);
-      writeStage(frame, Phase.allGather, 0);
-      this.ctx.send(frame);
-      return;
-    }
-    frame.copy(this.bytes, offset * 4, H, H + bytes);
-    if (s < world - 2) {
-      writeStage(frame, Phase.allGather, s + 1);
-      this.ctx.send(frame);
+      if (s < world - 2) {
+        writeStage(frame, Phase.allGather, s + 1);
+        this.ctx.send(frame);
+      }
     }
     if (--this.remaining === 0) this.ctx.finished();
   }
