@@ -1,5 +1,6 @@
 /** Test helpers: rings of W members in this process, on 127.0.0.1 with OS-chosen ports. */
 import { listen, type RingEndpoint } from './endpoint.js';
+import { RingError, type RingErrorCode } from './errors.js';
 import { createRing, type Ring, type RingOptions } from './ring.js';
 
 export const TOKEN = 'test-token-0123456789';
@@ -74,4 +75,9 @@ export function floatData(seed: number, rank: number, length: number): Float32Ar
 
 export function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A predicate for assert.rejects/throws: a RingError with this code. */
+export function isCode(code: RingErrorCode): (err: unknown) => boolean {
+  return (err: unknown) => err instanceof RingError && err.code === code;
 }

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { listen, type RingEndpoint } from './endpoint.js';
+import { decodeHandshake, encodeHandshake, newNonce, proof, tokenBytes } from './handshake.js';
+import { silentLogger } from './logger.js';
+import { endpoints, isCode, TOKEN } from './ring.fixture.js';
+import { createRing } from './ring.js';
+
+/** A raw client: returns the close code and reason after `act` runs on the challenge. */
+async function rawClient(ep: RingEndpoint, act: (ws: WebSocket, challenge: Buffer) => void): Promise<{ code: number; reason: string }> {
+  const ws = new WebSocket(`ws://${ep.host}:${ep.port}/`);
+  ws.on('error', () => {});
+  return new Promise((resolve) => {
+    ws.once('message', (data: Buffer) => act(ws, data));
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
+
+function hello(challenge: Buffer, token: string, generation: number): Buffer {
+  const msg = decodeHandshake(challenge);
+  assert.equal(msg.type, 'challenge');
+  const nonce = newNonce();
+  const fields = { serverNonce: msg.type === 'challenge' ? msg.nonce : nonce, clientNonce: nonce, generation, from: 1, to: 0, world: 2 };
+  return encodeHandshake({ type: 'hello', v: 1, generation, from: 1, to: 0, world: 2, segmentBytes: 262144, nonce, mac: proof(tokenBytes(token), 'hello', fields) });
+}
+
+describe('endpoint authentication', () => {
+  let ep: RingEndpoint;
+  before(async () => {
+    ep = await listen({ handshakeTimeoutMs: 300 });
+    // A ring of generation 5 waits for its predecessor; it must not get any of these clients.
+    ep.expectPredecessor({ generation: 5, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger }).catch(() => {});
+  });
+  after(async () => ep.close());
+
+  it('refuses a client that cannot prove the token with RING_AUTH_FAILED', async () => {
+    const r = await rawClient(ep, (ws, c) => ws.send(hello(c, 'wrong-token', 5)));
+    assert.equal(r.code, 4004);
+    assert.match(r.reason, /^RING_AUTH_FAILED/);
+  });
+
+  it('refuses garbage with RING_BAD_FRAME and oversized handshakes with RING_FRAME_TOO_LARGE', async () => {
+    assert.equal((await rawClient(ep, (ws) => ws.send(Buffer.from([1, 2, 3])))).code, 4005);
+    assert.equal((await rawClient(ep, (ws) => ws.send('{"type":"hello"}'))).code, 4005);
+    assert.equal((await rawClient(ep, (ws) => ws.send(Buffer.alloc(10_000)))).code, 4006);
+  });
+
+  it('closes a silent client at the handshake deadline with RING_TIMEOUT', async () => {
+    const t = Date.now();
+    const r = await rawClient(ep, () => {});
+    assert.equal(r.code, 4002);
+    assert.ok(Date.now() - t < 2000);
+  });
+
+  it('refuses a generation older than the newest with RING_STALE_GENERATION', async () => {
+    const r = await rawClient(ep, (ws, c) => ws.send(hello(c, TOKEN, 4)));
+    assert.equal(r.code, 4009);
+  });
+
+  it('fails ring formation on both sides when the tokens differ', async () => {
+    const eps = await endpoints(2);
+    const peers = eps.map((e, rank) => ({ rank, host: e.host, port: e.port }));
+    const results = await Promise.allSettled(
+      eps.map((endpoint, rank) => createRing({ endpoint, connectTimeoutMs: 2000, membership: { generation: 1, rank, world: 2, peers, token: `token-${rank}` } })),
+    );
+    for (const r of results) assert.ok(r.status === 'rejected' && isCode('RING_AUTH_FAILED')(r.reason), String(r.status === 'rejected' ? r.reason : 'formed'));
+    await Promise.all(eps.map((e) => e.close()));
+  });
+
+  it('times out ring formation when the successor never answers', async () => {
+    const eps = await endpoints(2);
+    const peers = eps.map((e, rank) => ({ rank, host: e.host, port: e.port }));
+    await assert.rejects(createRing({ endpoint: eps[0]!, connectTimeoutMs: 300, membership: { generation: 1, rank: 0, world: 2, peers, token: TOKEN } }), isCode('RING_TIMEOUT'));
+    await Promise.all(eps.map((e) => e.close()));
+  });
+});
