@@ -113,4 +113,12 @@ describe('loadCsv', () => {
     const badGzip = await writeFixture(dir, 'bad.gz', new Uint8Array([0x1f, 0x8b, 1, 2, 3]));
     await assert.rejects(loadCsv(badGzip), dataError('DATA_GZIP_INVALID', { file: badGzip }));
   });
+
+  it('names the file on disk in row errors', async () => {
+    const dir = await tmpDir();
+    const ragged = await writeFixture(dir, 'ragged.csv', 'a,b,l\r\n1,2,x\r\n3,4\r\n');
+    await assert.rejects(loadCsv(ragged), dataError('DATA_RAGGED_ROW', { file: ragged, row: 3, message: new RegExp(`^${ragged}:3: row has 2 fields, header has 3$`) }));
+    const text = await writeFixture(dir, 'text.csv', 'a,b,l\n1,2,x\n3,four,y\n');
+    await assert.rejects(loadCsv(text), dataError('DATA_NOT_NUMERIC', { file: text, row: 3, column: 'b' }));
+  });
 });

@@ -48,6 +48,16 @@ export async function firstExisting(candidates: readonly string[]): Promise<stri
   throw new DataError('DATA_FILE_MISSING', `${first}: no such file (looked for ${candidates.join(', ')})`, { file: first });
 }
 
+/**
+ * Like Promise.all, but when several reject, the first in argument order wins, not the
+ * first in time: the error a user sees must not depend on which read finished first.
+ */
+export async function allInOrder<T extends readonly unknown[]>(promises: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 function fileError(file: string, err: unknown): DataError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {

@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { DataError } from './errors.js';
-import { firstExisting, readBytes } from './files.js';
+import { allInOrder, firstExisting, readBytes } from './files.js';
 import type { Table } from './types.js';
 
 export const IDX_IMAGES_MAGIC = 0x00000803;
@@ -63,7 +63,7 @@ function hex(n: number): string {
 async function loadPair(dir: string, prefix: string): Promise<{ table: Omit<Table, 'labels' | 'task'>; raw: Uint8Array }> {
   const imagesFile = await firstExisting(spellings(join(dir, `${prefix}-images-idx3-ubyte`)));
   const labelsFile = await firstExisting(spellings(join(dir, `${prefix}-labels-idx1-ubyte`)));
-  const [imageBytes, labelBytes] = await Promise.all([readBytes(imagesFile), readBytes(labelsFile)]);
+  const [imageBytes, labelBytes] = await allInOrder<[Uint8Array, Uint8Array]>([readBytes(imagesFile), readBytes(labelsFile)]);
   const images = parseIdx(imageBytes, imagesFile, IDX_IMAGES_MAGIC);
   const labels = parseIdx(labelBytes, labelsFile, IDX_LABELS_MAGIC);
   const [n, height, width] = images.dims as [number, number, number];
@@ -98,7 +98,8 @@ function pixelNames(height: number, width: number): readonly string[] {
 /** Loads an MNIST-family directory with its own train and test split. */
 export async function loadIdxDir(dir: string): Promise<{ train: Table; test: Table }> {
   await firstExisting([dir]);
-  const [train, test] = await Promise.all([loadPair(dir, 'train'), loadPair(dir, 't10k')]);
+  type Pair = Awaited<ReturnType<typeof loadPair>>;
+  const [train, test] = await allInOrder<[Pair, Pair]>([loadPair(dir, 'train'), loadPair(dir, 't10k')]);
   const ts = train.table.imageShape!;
   const vs = test.table.imageShape!;
   if (ts.height !== vs.height || ts.width !== vs.width) {
