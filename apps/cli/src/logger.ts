@@ -16,6 +16,6 @@ function humanLine(line: string): string {
 }
 
 export function createLogger(level: string, pretty = process.stderr.isTTY === true): Logger {
-  const destination = pretty ? { write: (line: string) => process.stderr.write(humanLine(line)) } : pino.destination(2);
+  const destination = pretty ? { write: (line: string) => process.stderr.write(humanLine(line)) } : pino.destination({ fd: 2, sync: true });
   return pino({ level, base: { pid: process.pid } }, destination);
 }

@@ -8,8 +8,9 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { applyNormalizer, loadSource, type Table } from '@ringtrain/data';
-import { BACKEND_NAMES, type BackendName, evaluate, type EvalResult, loadModel, type ModelMetadata, selectBackend } from '@ringtrain/model';
+import { BACKEND_NAMES, type BackendName, evaluate, type EvalResult, loadModel, type ModelMetadata } from '@ringtrain/model';
 import { evalData } from '@ringtrain/train';
+import { useBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
 
 export class EvalError extends Error {
@@ -65,8 +66,7 @@ export async function evalCommand(argv: string[], log: Logger): Promise<EvalResu
   if (!BACKEND_NAMES.includes(values.backend as BackendName)) {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${values.backend}"`);
   }
-  const backend = await selectBackend(values.backend as BackendName);
-  log.info({ backend: backend.name, provider: backend.provider }, 'backend selected');
+  await useBackend(values.backend as BackendName, log);
 
   const modelDir = resolve(values.model.endsWith('.json') ? dirname(values.model) : values.model);
   const { mlp, metadata } = await loadModel(modelDir);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { prepareDataset } from '@ringtrain/data';
-import { BACKEND_NAMES, type BackendName, Mlp, selectBackend } from '@ringtrain/model';
+import { BACKEND_NAMES, type BackendName, Mlp } from '@ringtrain/model';
 import {
   architectureFor,
   loadJobSpec,
@@ -19,6 +19,7 @@ import {
   type JobSpec,
   type RunSummary,
 } from '@ringtrain/train';
+import { useBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
 import { Progress } from '../progress.js';
 
@@ -67,8 +68,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
   if (values.backend) spec = { ...spec, training: { ...spec.training, backend: values.backend as BackendName } };
   const outDir = resolve(values.out ?? `runs/${spec.name}`);
 
-  const backend = await selectBackend(spec.training.backend);
-  log.info({ backend: backend.name, provider: backend.provider, skipped: backend.skipped }, 'backend selected');
+  const backend = await useBackend(spec.training.backend, log);
 
   const loadStart = performance.now();
   const data = await prepareDataset({

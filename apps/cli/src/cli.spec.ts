@@ -1,0 +1,102 @@
+/**
+ * The ringtrain command end to end, as a user runs it: a child process, its exit code,
+ * what it prints and the files it writes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/ringtrain.mjs');
+const IRIS_SPEC = resolve(dirname(fileURLToPath(import.meta.url)), '../../../examples/iris.yaml');
+
+function ringtrain(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function tmp(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'ringtrain-cli-'));
+}
+
+test('--help lists the commands and exits 0', () => {
+  const r = ringtrain('--help');
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^\s+train\s/m);
+  assert.match(r.stdout, /^\s+eval\s/m);
+  const t = ringtrain('train', '--help');
+  assert.equal(t.code, 0);
+  assert.match(t.stdout, /--job FILE/);
+});
+
+test('train on Iris writes a loadable model, metrics and the resolved spec; eval agrees', async () => {
+  const out = join(await tmp(), 'run');
+  const r = ringtrain('train', '--job', IRIS_SPEC, '--out', out, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.ok(summary.final.test.accuracy >= 0.93, `test accuracy ${summary.final.test.accuracy}`);
+  assert.equal(summary.backend, 'wasm');
+  // The log is JSON lines on stderr when it is not a terminal, and names the backend.
+  const logs = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  assert.ok(logs.some((l) => l.msg === 'backend selected' && l.backend === 'wasm'));
+  // Off a terminal, progress is one plain line per epoch, between the log lines.
+  assert.equal(r.stderr.split('\n').filter((l) => /^epoch \d+\/200 loss /.test(l)).length, summary.epochs);
+  for (const f of ['model/model.json', 'model/weights.bin', 'metrics.json', 'job.yaml']) assert.ok(existsSync(join(out, f)), f);
+  const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
+  assert.equal(metrics.history.length, summary.epochs);
+  assert.deepEqual(metrics.final, summary.final);
+  const job = parse(await readFile(join(out, 'job.yaml'), 'utf8'));
+  assert.equal(job.training.batchSize, 16);
+  assert.equal(job.training.optimizer.beta1, 0.9, 'defaults are written out');
+
+  const e = ringtrain('eval', '--model', join(out, 'model'), '--json');
+  assert.equal(e.code, 0, e.stderr);
+  const result = JSON.parse(e.stdout);
+  assert.equal(result.source, 'builtin:iris');
+  assert.equal(result.count, 150);
+  assert.ok(result.accuracy >= 0.93, `eval accuracy ${result.accuracy}`);
+  assert.equal(result.confusion.flat().reduce((a: number, b: number) => a + b, 0), 150);
+});
+
+test('a malformed spec: exit 2, SPEC_INVALID, every bad field named', async () => {
+  const dir = await tmp();
+  const spec = (await readFile(IRIS_SPEC, 'utf8')).replace('batchSize: 16', 'batchSize: 0').replace('activation: relu }', 'activation: relux }');
+  await writeFile(join(dir, 'bad.yaml'), spec);
+  const r = ringtrain('train', '--job', join(dir, 'bad.yaml'), '--out', join(dir, 'out'));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /error SPEC_INVALID: .*bad\.yaml is invalid/);
+  assert.match(r.stderr, /training\.batchSize: .*\(got 0\)/);
+  assert.match(r.stderr, /model\.hidden\[0\]\.activation: .*\(got "relux"\)/);
+  assert.equal(existsSync(join(dir, 'out')), false, 'nothing is written');
+});
+
+test('a missing spec file and a missing data file name the file', async () => {
+  const dir = await tmp();
+  const noSpec = ringtrain('train', '--job', join(dir, 'nope.yaml'));
+  assert.equal(noSpec.code, 2);
+  assert.match(noSpec.stderr, /error SPEC_FILE_MISSING: .*nope\.yaml/);
+  const noData = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${join(dir, 'missing.csv')}`, '--out', join(dir, 'o'));
+  assert.equal(noData.code, 2);
+  assert.match(noData.stderr, /error DATA_FILE_MISSING: .*missing\.csv/);
+});
+
+test('a ragged CSV: exit 2, DATA_RAGGED_ROW naming the file and line', async () => {
+  const dir = await tmp();
+  const rows = ['a,b,species', '1,2,x', '3,4,y', '5,6', '7,8,x'];
+  await writeFile(join(dir, 'ragged.csv'), rows.join('\n'));
+  const r = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${join(dir, 'ragged.csv')}`, '--out', join(dir, 'o'));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /error DATA_RAGGED_ROW: .*ragged\.csv:4\b/);
+});
+
+test('an unknown option or command is a usage error', () => {
+  const r = ringtrain('train', '--epochs', '3');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /error CLI_USAGE: .*--epochs/);
+  assert.equal(ringtrain('fly').code, 2);
+});

@@ -1,0 +1,150 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
+import { Mlp, selectBackend } from '@ringtrain/model';
+import { parseJobSpec, type JobSpec } from './spec.js';
+import { architectureFor, resolveLoss } from './tensors.js';
+import { type Collective, train, type TrainResult } from './trainer.js';
+
+/**
+ * W workers in one process, each running train() on its own Mlp. allReduce waits until
+ * every rank has handed in its buffer for the step, then writes the rank-ordered sum
+ * into every buffer, as the ring does.
+ */
+function inProcessWorld(world: number): Collective[] {
+  let waiting: { buffer: Float32Array; resolve: () => void }[] = [];
+  return Array.from({ length: world }, (_, rank) => ({
+    rank,
+    world,
+    allReduce: (buffer: Float32Array) =>
+      new Promise<void>((resolve) => {
+        waiting[rank] = { buffer, resolve };
+        if (waiting.filter(Boolean).length < world) return;
+        const sum = new Float32Array(buffer.length);
+        for (const w of waiting) for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + w.buffer[i]!;
+        const done = waiting;
+        waiting = [];
+        for (const w of done) {
+          w.buffer.set(sum);
+          w.resolve();
+        }
+      }),
+  }));
+}
+
+async function runWorld(spec: JobSpec, data: PreparedDataset, world: number): Promise<TrainResult[]> {
+  const loss = resolveLoss(spec, data.task);
+  return Promise.all(
+    inProcessWorld(world).map((collective) =>
+      train({ spec, data, loss, collective, mlp: Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed) }),
+    ),
+  );
+}
+
+function relL2(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  a.forEach((v, i) => {
+    num += (v - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  });
+  return Math.sqrt(num / den);
+}
+
+const SYNTHETIC = `
+name: synthetic
+data:
+  source: synthetic:rows=300,features=12,classes=3,seed=5
+  split: { validation: 0.2, test: 0.1, seed: 1 }
+  augment: { noise: 0.1 }
+model:
+  hidden:
+    - { units: 24, activation: relu, dropout: 0.2 }
+    - { units: 16, activation: tanh, dropout: 0.1 }
+  l2: 0.001
+training:
+  optimizer: { name: adam, learningRate: 0.01, schedule: { kind: cosine, warmupSteps: 3 } }
+  batchSize: 20
+  epochs: 3
+  seed: 9
+`;
+
+describe('train', () => {
+  before(async () => {
+    await selectBackend('cpu');
+  });
+
+  test('the worker count does not change the math; the same world repeats bit for bit', async () => {
+    const spec = parseJobSpec(SYNTHETIC);
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    assert.equal(data.train.rows % spec.training.batchSize !== 0, true, 'the last batch of an epoch is partial');
+    const [solo] = await runWorld(spec, data, 1);
+    const three = await runWorld(spec, data, 3);
+    const threeAgain = await runWorld(spec, data, 3);
+    // Every rank of a world holds the same bits.
+    for (const r of three) assert.deepEqual(r.mlp.params, three[0]!.mlp.params);
+    assert.deepEqual(threeAgain[0]!.mlp.params, three[0]!.mlp.params);
+    // One worker and three follow the same trajectory, up to float summation order.
+    const err = relL2(three[0]!.mlp.params, solo!.mlp.params);
+    assert.ok(err < 1e-4, `relative L2 distance ${err}`);
+    assert.ok(Math.abs(three[0]!.history[2]!.train.loss - solo!.history[2]!.train.loss) < 1e-4);
+    for (const r of [solo!, ...three, ...threeAgain]) r.mlp.dispose();
+  });
+
+  test('a batch smaller than the world: empty shares contribute nothing', async () => {
+    const spec = parseJobSpec(SYNTHETIC.replace('batchSize: 20', 'batchSize: 3').replace('epochs: 3', 'epochs: 1'));
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    const [solo] = await runWorld(spec, data, 1);
+    const five = await runWorld(spec, data, 5);
+    assert.ok(relL2(five[0]!.mlp.params, solo!.mlp.params) < 1e-4);
+    assert.equal(five[0]!.steps, solo!.steps);
+    for (const r of [solo!, ...five]) r.mlp.dispose();
+  });
+
+  test('Iris, the documented example: test accuracy at least 0.93; early stopping restores the best epoch; no leaks', async () => {
+    const spec = parseJobSpec(`
+name: iris
+data:
+  source: builtin:iris
+  label: species
+  split: { validation: 0.15, test: 0.2, seed: 7 }
+  normalize: standardize
+model:
+  hidden:
+    - { units: 32, activation: relu }
+    - { units: 32, activation: relu, dropout: 0.1 }
+  l2: 0.0001
+training:
+  loss: cross-entropy
+  optimizer: { name: adam, learningRate: 0.01 }
+  batchSize: 16
+  epochs: 200
+  seed: 42
+  earlyStopping: { patience: 20 }
+`);
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    const tensors = tf.memory().numTensors;
+    const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
+    const result = await train({ spec, data, mlp, loss: 'cross-entropy' });
+    assert.ok(result.final.test!.accuracy! >= 0.93, `test accuracy ${result.final.test!.accuracy}`);
+    if (result.stoppedEarly) {
+      assert.equal(result.history.length - result.bestEpoch, 20);
+      const bestVal = Math.min(...result.history.map((h) => h.validation!.loss));
+      assert.ok(Math.abs(result.final.validation!.loss - bestVal) < 1e-6, 'the best epoch\'s weights are restored');
+    }
+    mlp.dispose();
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+
+  test('shouldStop ends training after the current step', async () => {
+    const spec = parseJobSpec(SYNTHETIC);
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), 1);
+    let steps = 0;
+    const result = await train({ spec, data, mlp, loss: 'cross-entropy', onStep: () => (steps += 1), shouldStop: () => steps >= 4 });
+    assert.equal(result.interrupted, true);
+    assert.equal(result.steps, 4);
+    mlp.dispose();
+  });
+});
