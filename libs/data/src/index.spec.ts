@@ -7,7 +7,7 @@ describe('@ringtrain/data entry point', () => {
     const values = Object.keys(data).sort();
     assert.deepEqual(values, [
       'BUILTIN_NAMES', 'DataError', 'IDX_IMAGES_MAGIC', 'IDX_LABELS_MAGIC', 'SYNTHETIC_DEFAULTS', 'Stream',
-      'applyNormalizer', 'augment', 'augmentEnabled', 'batchIndices', 'batchRange', 'batchTargets', 'builtinPath',
+      'absoluteSource', 'applyNormalizer', 'augment', 'augmentEnabled', 'batchIndices', 'batchRange', 'batchTargets', 'builtinPath',
       'epochPermutation', 'fitNormalizer', 'gatherBatch', 'loadSource', 'mix32', 'normCols', 'oneHot', 'parseCsv',
       'parseIdx', 'parseNormStats', 'parseSource', 'parseSyntheticSpec', 'permutation', 'prepareDataset', 'rankRange',
       'sampleShift', 'splitIndices', 'splitTables', 'stepsPerEpoch', 'syntheticTable', 'takeRows', 'toGaussian', 'toUnit',

@@ -4,7 +4,7 @@ export { DataError, type DataErrorCode, type DataErrorDetails } from './errors.j
 export { parseCsv, type CsvOptions, type TaskKind } from './csv.js';
 export { parseIdx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, type IdxArray } from './idx.js';
 export { parseSyntheticSpec, syntheticTable, SYNTHETIC_DEFAULTS, type SyntheticSpec } from './synthetic.js';
-export { loadSource, parseSource, builtinPath, BUILTIN_NAMES, type BuiltinName, type LoadOptions, type LoadedSource, type SourceRef } from './source.js';
+export { absoluteSource, loadSource, parseSource, builtinPath, BUILTIN_NAMES, type BuiltinName, type LoadOptions, type LoadedSource, type SourceRef } from './source.js';
 export { splitIndices, splitTables, takeRows, type SplitIndices } from './split.js';
 export { fitNormalizer, applyNormalizer, parseNormStats, normCols } from './normalize.js';
 export { epochPermutation, stepsPerEpoch, batchRange, rankRange, batchIndices, type ShardKey } from './shard.js';

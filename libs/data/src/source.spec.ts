@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { builtinPath, loadSource, parseSource } from './source.js';
+import { absoluteSource, builtinPath, loadSource, parseSource } from './source.js';
 import { dataError, tmpDir, writeFixture } from './testing.js';
 
 function columnMeans(t: { features: Float32Array; rows: number; cols: number }): number[] {
@@ -65,5 +65,15 @@ describe('loadSource', () => {
     await assert.rejects(loadSource('idx:/nowhere', { label: 'y' }), dataError('DATA_SOURCE_INVALID'));
     await assert.rejects(loadSource('idx:/nowhere', { task: 'regression' }), dataError('DATA_SOURCE_INVALID'));
     await assert.rejects(loadSource('builtin:iris', { task: 'cluster' as 'regression' }), dataError('DATA_SOURCE_INVALID'));
+  });
+});
+
+describe('absoluteSource', () => {
+  it('resolves csv and idx paths against baseDir and leaves the rest alone', () => {
+    assert.equal(absoluteSource('csv:data/x.csv', '/jobs'), 'csv:/jobs/data/x.csv');
+    assert.equal(absoluteSource('idx:../fm', '/jobs/a'), 'idx:/jobs/fm');
+    assert.equal(absoluteSource('csv:/abs/x.csv', '/jobs'), 'csv:/abs/x.csv');
+    assert.equal(absoluteSource('builtin:iris', '/jobs'), 'builtin:iris');
+    assert.equal(absoluteSource('synthetic:rows=5', '/jobs'), 'synthetic:rows=5');
   });
 });

@@ -72,6 +72,18 @@ export function parseSource(source: string): SourceRef {
   }
 }
 
+/**
+ * The same source with a relative csv or idx path made absolute against baseDir (else
+ * the working directory): what a run records, so that its job.yaml still names the same
+ * data when read from another directory.
+ */
+export function absoluteSource(source: string, baseDir: string = process.cwd()): string {
+  const ref = parseSource(source);
+  if (ref.kind === 'csv') return `csv:${resolve(baseDir, ref.path)}`;
+  if (ref.kind === 'idx') return `idx:${resolve(baseDir, ref.dir)}`;
+  return source;
+}
+
 /** The absolute path of a builtin data file. */
 export function builtinPath(name: BuiltinName): string {
   return fileURLToPath(BUILTINS[name]);

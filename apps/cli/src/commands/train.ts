@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { prepareDataset } from '@ringtrain/data';
+import { absoluteSource, prepareDataset } from '@ringtrain/data';
 import { BACKEND_NAMES, type BackendName, Mlp } from '@ringtrain/model';
 import {
   architectureFor,
@@ -64,7 +64,10 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
   }
   const jobPath = resolve(values.job ?? resolve(EXAMPLES_DIR, 'iris.yaml'));
   let spec: JobSpec = await loadJobSpec(jobPath);
-  if (values.data) spec = { ...spec, data: { ...spec.data, source: values.data } };
+  // A relative path in the spec is relative to the spec; one given with --data, to the
+  // cwd. Recorded absolute, so the run's job.yaml names the same data from anywhere.
+  const source = values.data ? absoluteSource(values.data) : absoluteSource(spec.data.source, dirname(jobPath));
+  spec = { ...spec, data: { ...spec.data, source } };
   if (values.backend) spec = { ...spec, training: { ...spec.training, backend: values.backend as BackendName } };
   const outDir = resolve(values.out ?? `runs/${spec.name}`);
 
@@ -77,8 +80,6 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     ...(spec.data.task ? { task: spec.data.task } : {}),
     split: spec.data.split,
     normalize: spec.data.normalize,
-    // A relative path in the spec is relative to the spec; one given with --data, to the cwd.
-    baseDir: values.data ? process.cwd() : dirname(jobPath),
   });
   log.info(
     {
