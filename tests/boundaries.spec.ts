@@ -1,0 +1,60 @@
+/**
+ * The dependency rules of docs/ARCHITECTURE.md, checked on the sources: apps depend on
+ * libs and never the reverse; libs/allreduce knows nothing of models or data, and
+ * libs/model and libs/data nothing of sockets; every cross-package import goes through
+ * the package name (so through its src/index.ts), never into another package's files.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** What each package may import, among ours and among the network libraries. */
+const ALLOWED: Record<string, readonly string[]> = {
+  'libs/data': [],
+  'libs/model': ['@ringtrain/data'],
+  'libs/train': ['@ringtrain/data', '@ringtrain/model'],
+  'libs/allreduce': ['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https'],
+  'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce'],
+};
+const OURS = /^@ringtrain\//;
+const NETWORK = new Set(['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'net', 'http']);
+
+function sources(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return name === 'node_modules' || name === 'dist' ? [] : sources(path);
+    return path.endsWith('.ts') && !path.endsWith('.spec.ts') ? [path] : [];
+  });
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'";]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map(
+    (m) => (m[1] ?? m[2])!,
+  );
+}
+
+for (const [pkg, allowed] of Object.entries(ALLOWED)) {
+  test(`${pkg} imports only what the architecture allows`, () => {
+    const problems: string[] = [];
+    let seen = 0;
+    for (const file of sources(join(ROOT, pkg, 'src'))) {
+      for (const spec of imports(file)) {
+        seen += 1;
+        const where = relative(ROOT, file);
+        if (OURS.test(spec) && !allowed.includes(spec)) problems.push(`${where} imports ${spec}`);
+        if (NETWORK.has(spec) && !allowed.includes(spec) && pkg !== 'apps/cli') problems.push(`${where} imports ${spec}`);
+        if (spec.startsWith('.')) {
+          const target = relative(join(ROOT, pkg), resolve(dirname(file), spec));
+          if (target.startsWith('..')) problems.push(`${where} reaches outside its package: ${spec}`);
+        }
+      }
+    }
+    assert.ok(seen > 0, 'the import scanner found no imports at all');
+    assert.deepEqual(problems, []);
+  });
+}
