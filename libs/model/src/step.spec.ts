@@ -83,19 +83,21 @@ describe('computeGradients', () => {
   });
 
   for (const c of cases) {
-    test(`${c.name}: equals tf.variableGrads within 1e-6 relative L2`, () => {
+    test(`${c.name}: equals tf.variableGrads within 1e-6 relative L2`, (t) => {
       const mlp = Mlp.create(c.arch, 3);
       const batch = randomBatch(c.arch, 33, 11, c.regression);
       const out = computeGradients(mlp, batch, { loss: c.loss, seed: 1, step: 0 }, new Float32Array(gradientBufferLength(mlp)));
       const ref = referenceGradients(mlp, batch, c.loss);
+      assert.ok(ref.every(Number.isFinite) && ref.some((v) => Math.abs(v) > 1e-3), 'the reference is a real gradient');
       const err = relL2(out, ref, mlp.layout.size);
+      t.diagnostic(`relative L2 error ${err.toExponential(2)}`);
       assert.ok(err <= 1e-6, `relative L2 error ${err}`);
       assert.equal(out[mlp.layout.size + SAMPLE_COUNT], 33);
       mlp.dispose();
     });
   }
 
-  test('two half-batches sum to the full batch, dropout on', () => {
+  test('two half-batches sum to the full batch, dropout on', (t) => {
     const arch: Architecture = {
       inputs: 8,
       hidden: [{ units: 32, activation: 'relu', dropout: 0.3 }, { units: 16, activation: 'tanh', dropout: 0.2 }],
@@ -111,6 +113,7 @@ describe('computeGradients', () => {
     const b = computeGradients(mlp, sliceBatch(batch, 17, 40, arch), ctx, new Float32Array(len));
     const sum = a.map((v, i) => v + b[i]!);
     const err = relL2(sum, full);
+    t.diagnostic(`relative L2 error ${err.toExponential(2)}`);
     assert.ok(err <= 1e-6, `relative L2 error ${err}`);
     assert.equal(sum[mlp.layout.size + SAMPLE_COUNT], 40);
     // Dropout really is on: without it the gradient differs.
