@@ -20,6 +20,9 @@ const { values } = parseArgs({
     iterations: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     segment: { type: 'string', default: String(256 * 1024) },
+    slots: { type: 'string', default: '8' },
+    // Extra node flags for the rank processes, e.g. '--cpu-prof --cpu-prof-dir=prof'.
+    'rank-flags': { type: 'string', default: '' },
   },
 });
 const worlds = values.worlds.split(',').map(Number);
@@ -27,14 +30,17 @@ const sizes = values.sizes.split(',').map((s) => Number(s) * 1024 * 1024);
 const iterations = Number(values.iterations);
 const warmup = Number(values.warmup);
 const segmentBytes = Number(values.segment);
+const sendSlots = Number(values.slots);
 const MiB = 1024 * 1024;
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 const children = new Set<ChildProcess>();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
-function spawn(file: string, args: string[] = []): ChildProcess {
-  const child = fork(here(file), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const rankFlags = values['rank-flags'].split(' ').filter((f) => f !== '');
+
+function spawn(file: string, args: string[] = [], flags: string[] = []): ChildProcess {
+  const child = fork(here(file), args, { execArgv: ['--import', 'tsx', ...flags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   return child;
@@ -70,21 +76,27 @@ const median = (xs: readonly number[]): number => {
 
 const tcpGBps = await tcpThroughput(1024 * MiB);
 for (const world of worlds) {
-  const ranks = Array.from({ length: world }, () => spawn('rank.ts'));
+  const ranks = Array.from({ length: world }, () => spawn('rank.ts', [], rankFlags));
   const ports = await Promise.all(ranks.map((r) => next<Extract<FromRank, { type: 'listening' }>>(r, 'listening')));
   const peers = ports.map((p, rank) => ({ rank, host: '127.0.0.1', port: p.port }));
   const sendTo = (r: ChildProcess, msg: ToRank): void => void r.send(msg);
   const formed = ranks.map((r) => next(r, 'formed'));
-  ranks.forEach((r, rank) => sendTo(r, { type: 'form', segmentBytes, membership: { generation: 1, rank, world, peers, token: 'bench-token' } }));
+  ranks.forEach((r, rank) => sendTo(r, { type: 'form', segmentBytes, sendSlots, membership: { generation: 1, rank, world, peers, token: 'bench-token' } }));
   await Promise.all(formed);
   for (const bytes of sizes) {
     const results = ranks.map((r) => next<Extract<FromRank, { type: 'times' }>>(r, 'times'));
     ranks.forEach((r) => sendTo(r, { type: 'run', bytes, warmup, iterations }));
-    const times = (await Promise.all(results)).map((t) => t.ms);
+    const reports = await Promise.all(results);
+    const times = reports.map((t) => t.ms);
     const slowest = Array.from({ length: iterations }, (_, i) => Math.max(...times.map((t) => t[i]!)));
     const ms = median(slowest);
     const busGBps = busBytes(bytes, world) / (ms / 1000) / 1e9;
-    console.log(JSON.stringify({ world, bytes, segmentBytes, medianMs: +ms.toFixed(2), busGBps: +busGBps.toFixed(3), tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3) }));
+    // CPU time of one operation in one rank process (median over iterations, mean over ranks).
+    const cpu = (pick: (t: (typeof reports)[number]) => readonly number[]): number => +(reports.reduce((sum, t) => sum + median(pick(t)), 0) / world).toFixed(2);
+    console.log(JSON.stringify({
+      world, bytes, segmentBytes, sendSlots, medianMs: +ms.toFixed(2), busGBps: +busGBps.toFixed(3), tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3),
+      userMs: cpu((t) => t.userMs), systemMs: cpu((t) => t.systemMs),
+    }));
   }
   ranks.forEach((r) => sendTo(r, { type: 'exit' }));
   await Promise.all(ranks.map((r) => new Promise((resolve) => r.once('exit', resolve))));

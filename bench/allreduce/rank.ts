@@ -15,7 +15,7 @@ process.on('message', (msg: ToRank) => {
 async function handle(msg: ToRank): Promise<void> {
   switch (msg.type) {
     case 'form':
-      ring = await createRing({ endpoint, membership: msg.membership, segmentBytes: msg.segmentBytes, opTimeoutMs: 120_000 });
+      ring = await createRing({ endpoint, membership: msg.membership, segmentBytes: msg.segmentBytes, sendSlots: msg.sendSlots, opTimeoutMs: 120_000 });
       send({ type: 'formed' });
       return;
     case 'run': {
@@ -24,13 +24,19 @@ async function handle(msg: ToRank): Promise<void> {
       for (let i = 0; i < data.length; i++) data[i] = (i % 7) - 3;
       for (let i = 0; i < msg.warmup; i++) await r.allReduce(data);
       const ms: number[] = [];
+      const userMs: number[] = [];
+      const systemMs: number[] = [];
       for (let i = 0; i < msg.iterations; i++) {
         await r.barrier();
+        const cpu = process.cpuUsage();
         const t = performance.now();
         await r.allReduce(data, { step: i });
         ms.push(performance.now() - t);
+        const used = process.cpuUsage(cpu);
+        userMs.push(used.user / 1000);
+        systemMs.push(used.system / 1000);
       }
-      send({ type: 'times', ms });
+      send({ type: 'times', ms, userMs, systemMs });
       return;
     }
     case 'exit':
