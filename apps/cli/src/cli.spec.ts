@@ -61,6 +61,18 @@ test('train on Iris writes a loadable model, metrics and the resolved spec; eval
   assert.equal(result.count, 150);
   assert.ok(result.accuracy >= 0.93, `eval accuracy ${result.accuracy}`);
   assert.equal(result.confusion.flat().reduce((a: number, b: number) => a + b, 0), 150);
+
+  // Data the model cannot judge is refused with a code, not scored as garbage.
+  const dir = await tmp();
+  const header = 'sepal_length,sepal_width,petal_length,petal_width,species';
+  await writeFile(join(dir, 'rose.csv'), `${header}\n5.1,3.5,1.4,0.2,setosa\n6.0,3.0,4.0,1.0,rose\n`);
+  const rose = ringtrain('eval', '--model', join(out, 'model'), '--data', `csv:${join(dir, 'rose.csv')}`);
+  assert.equal(rose.code, 2);
+  assert.match(rose.stderr, /error EVAL_CLASS_UNKNOWN: .*"rose"/);
+  await writeFile(join(dir, 'narrow.csv'), 'a,b,c,species\n1,2,3,setosa\n');
+  const narrow = ringtrain('eval', '--model', join(out, 'model'), '--data', `csv:${join(dir, 'narrow.csv')}`);
+  assert.equal(narrow.code, 2);
+  assert.match(narrow.stderr, /error EVAL_SHAPE_MISMATCH: .*3 features; the model expects 4/);
 });
 
 test('a malformed spec: exit 2, SPEC_INVALID, every bad field named', async () => {
