@@ -5,12 +5,12 @@
  * reports it), the raw TCP throughput between two Node processes measured in the same
  * run, and their ratio.
  *
- *   npm run allreduce -w bench [-- --worlds 2,4 --sizes 1,16,64 --iterations 20 --segment 262144]
+ *   npm run allreduce -w bench [-- --worlds 2,4 --sizes 1,16,64 --iterations 20 --segment 1048576 --slots 8]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { busBytes } from '@ringtrain/allreduce';
+import { busBytes, DEFAULT_SEGMENT_BYTES } from '@ringtrain/allreduce';
 import type { FromRank, FromTcp, ToRank } from './protocol.js';
 
 const { values } = parseArgs({
@@ -19,7 +19,7 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '1,16,64' },
     iterations: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
-    segment: { type: 'string', default: String(256 * 1024) },
+    segment: { type: 'string', default: String(DEFAULT_SEGMENT_BYTES) },
     slots: { type: 'string', default: '8' },
     // Extra node flags for the rank processes, e.g. '--cpu-prof --cpu-prof-dir=prof'.
     'rank-flags': { type: 'string', default: '' },
@@ -91,11 +91,12 @@ for (const world of worlds) {
     const slowest = Array.from({ length: iterations }, (_, i) => Math.max(...times.map((t) => t[i]!)));
     const ms = median(slowest);
     const busGBps = busBytes(bytes, world) / (ms / 1000) / 1e9;
-    // CPU time of one operation in one rank process (median over iterations, mean over ranks).
-    const cpu = (pick: (t: (typeof reports)[number]) => readonly number[]): number => +(reports.reduce((sum, t) => sum + median(pick(t)), 0) / world).toFixed(2);
+    // CPU time and minor page faults of one operation in one rank process (median over
+    // iterations, mean over ranks).
+    const perRank = (pick: (t: (typeof reports)[number]) => readonly number[]): number => +(reports.reduce((sum, t) => sum + median(pick(t)), 0) / world).toFixed(2);
     console.log(JSON.stringify({
       world, bytes, segmentBytes, sendSlots, medianMs: +ms.toFixed(2), busGBps: +busGBps.toFixed(3), tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3),
-      userMs: cpu((t) => t.userMs), systemMs: cpu((t) => t.systemMs),
+      userMs: perRank((t) => t.userMs), systemMs: perRank((t) => t.systemMs), pageFaults: Math.round(perRank((t) => t.faults)),
     }));
   }
   ranks.forEach((r) => sendTo(r, { type: 'exit' }));

@@ -9,7 +9,7 @@ export type ToRank =
 export type FromRank =
   | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'formed' }
-  | { readonly type: 'times'; readonly ms: readonly number[]; readonly userMs: readonly number[]; readonly systemMs: readonly number[] }
+  | { readonly type: 'times'; readonly ms: readonly number[]; readonly userMs: readonly number[]; readonly systemMs: readonly number[]; readonly faults: readonly number[] }
   | { readonly type: 'error'; readonly message: string };
 
 export type FromTcp = { readonly type: 'listening'; readonly port: number } | { readonly type: 'done'; readonly bytes: number; readonly ms: number };

@@ -26,17 +26,20 @@ async function handle(msg: ToRank): Promise<void> {
       const ms: number[] = [];
       const userMs: number[] = [];
       const systemMs: number[] = [];
+      const faults: number[] = [];
       for (let i = 0; i < msg.iterations; i++) {
         await r.barrier();
         const cpu = process.cpuUsage();
+        const before = process.resourceUsage().minorPageFault;
         const t = performance.now();
         await r.allReduce(data, { step: i });
         ms.push(performance.now() - t);
         const used = process.cpuUsage(cpu);
         userMs.push(used.user / 1000);
         systemMs.push(used.system / 1000);
+        faults.push(process.resourceUsage().minorPageFault - before);
       }
-      send({ type: 'times', ms, userMs, systemMs });
+      send({ type: 'times', ms, userMs, systemMs, faults });
       return;
     }
     case 'exit':

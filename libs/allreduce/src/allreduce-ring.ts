@@ -26,10 +26,11 @@
  * Copies: the first step copies chunk r into reusable send slots (the header must sit
  * in front of the payload). After that, a received frame is the send buffer: the sum is
  * computed in place in the frame ws handed us, the header's stage is rewritten and the
- * same bytes go out; ws with a zero mask writes them without copying. The only other
- * copies are the owned chunk and the all-gather chunks into the caller's buffer. A
- * frame whose payload is not 4-byte aligned (small frames sliced out of a larger read)
- * goes through an aligned scratch buffer.
+ * same bytes go out; ws with a zero mask writes them without copying. At the last
+ * reduce-scatter step the add loop stores each completed sum into the caller's buffer as
+ * well, in the same pass; the only other copies are the all-gather chunks into the
+ * caller's buffer. A frame whose payload is not 4-byte aligned (small frames sliced out
+ * of a larger read) goes through an aligned scratch buffer.
  *
  * Length 0 still sends one empty segment per chunk, so an all-reduce of nothing is a
  * barrier; W = 1 is a no-op and never gets here.

@@ -49,7 +49,7 @@ export interface RingOptions {
   readonly membership: RingMembership;
   /** The endpoint peers connect to; without one, the ring listens on its own peers[rank] address and closes it on close(). */
   readonly endpoint?: RingEndpoint;
-  /** Payload bytes per frame; a multiple of 4; the same on every member. Default 256 KiB. */
+  /** Payload bytes per frame; a multiple of 4; the same on every member. Default 1 MiB (see docs/allreduce.md, Performance). */
   readonly segmentBytes?: number;
   /** Reusable send buffers for the first step and broadcast roots. Default 8. */
   readonly sendSlots?: number;
@@ -106,7 +106,7 @@ export interface Ring {
   close(): Promise<void>;
 }
 
-export const DEFAULT_SEGMENT_BYTES = 256 * 1024;
+export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
 
 interface Settings {
   readonly segmentBytes: number;
