@@ -3,7 +3,8 @@
  * 64 MiB. Prints one JSON line per configuration: world, bytes, median ms (of the
  * slowest rank, per iteration), bus bandwidth in GB/s (2(W-1)/W x bytes / s, as NCCL
  * reports it), the raw TCP throughput between two Node processes measured in the same
- * run, and their ratio.
+ * run, and their ratio; then, per operation and rank, CPU user and system ms and minor
+ * page faults (see the Performance section of docs/allreduce.md).
  *
  *   npm run allreduce -w bench [-- --worlds 2,4 --sizes 1,16,64 --iterations 20 --segment 1048576 --slots 8]
  */
