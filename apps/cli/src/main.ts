@@ -42,18 +42,23 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(new UsageError(`--log-level must be trace, debug, info, warn, error or silent, got "${level}"`));
   }
   const log = createLogger(level);
-  // First Ctrl-C (or SIGTERM): finish the current step, write what we have, exit 0.
-  let stopping = false;
+  // First Ctrl-C (or SIGTERM): finish the current step, save a checkpoint, write what we
+  // have, exit 0. A second one a second or more later aborts. (One Ctrl-C can arrive
+  // twice: the terminal signals the whole process group, and npx forwards it again.)
+  let stoppingSince: number | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (stoppingSince !== null) {
+      if (Date.now() - stoppingSince >= 1000) process.exit(130);
+      return;
+    }
+    stoppingSince = Date.now();
     log.warn({ signal }, 'stopping after the current step (again to abort)');
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     // Imported here, not at the top: loading TensorFlow.js takes a while, and help needs none of it.
-    if (command === 'train') await (await import('./commands/train.js')).trainCommand(args, log, () => stopping);
+    if (command === 'train') await (await import('./commands/train.js')).trainCommand(args, log, () => stoppingSince !== null);
     else await (await import('./commands/eval.js')).evalCommand(args, log);
     return 0;
   } catch (err) {

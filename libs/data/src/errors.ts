@@ -29,6 +29,8 @@ export type DataErrorCode =
   | 'DATA_GZIP_INVALID'
   /** Image and label files hold different numbers of items. */
   | 'DATA_COUNT_MISMATCH'
+  /** A class named in the `classes` option does not occur in the data, or the data is not classification. */
+  | 'DATA_CLASS_UNKNOWN'
   /** The source string or its options cannot be understood. */
   | 'DATA_SOURCE_INVALID'
   /** Split fractions are out of range or leave no training rows. */

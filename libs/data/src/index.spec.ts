@@ -10,7 +10,7 @@ describe('@ringtrain/data entry point', () => {
       'absoluteSource', 'applyNormalizer', 'augment', 'augmentEnabled', 'batchIndices', 'batchRange', 'batchTargets', 'builtinPath',
       'epochPermutation', 'fitNormalizer', 'gatherBatch', 'loadSource', 'mix32', 'normCols', 'oneHot', 'parseCsv',
       'parseIdx', 'parseNormStats', 'parseSource', 'parseSyntheticSpec', 'permutation', 'prepareDataset', 'rankRange',
-      'sampleShift', 'splitIndices', 'splitTables', 'stepsPerEpoch', 'syntheticTable', 'takeRows', 'toGaussian', 'toUnit',
+      'sampleShift', 'selectClasses', 'splitIndices', 'splitTables', 'stepsPerEpoch', 'syntheticTable', 'takeRows', 'toGaussian', 'toUnit',
     ]);
   });
 

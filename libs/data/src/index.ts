@@ -11,3 +11,4 @@ export { epochPermutation, stepsPerEpoch, batchRange, rankRange, batchIndices, t
 export { gatherBatch, oneHot, batchTargets, type Batch, type BatchBuffers } from './gather.js';
 export { augment, augmentEnabled, sampleShift, type AugmentKey } from './augment.js';
 export { prepareDataset, type PrepareOptions } from './prepare.js';
+export { selectClasses } from './classes.js';

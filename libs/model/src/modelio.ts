@@ -18,6 +18,14 @@ import { ModelError } from './errors.js';
 import type { LossName } from './loss.js';
 import { Mlp } from './mlp.js';
 
+/** One step of a fine-tuned model's ancestry: the model it started from. */
+export interface LineageEntry {
+  readonly from: string;
+  readonly job: string | null;
+  /** The source's global step, when it was a checkpoint. */
+  readonly step: number | null;
+}
+
 /** What a ringtrain model carries besides its weights. */
 export interface ModelMetadata {
   readonly formatVersion: 1;
@@ -26,6 +34,8 @@ export interface ModelMetadata {
   readonly normalizer: NormStats;
   readonly featureNames: readonly string[];
   readonly imageShape?: { readonly height: number; readonly width: number };
+  /** For a fine-tuned model: what it started from, oldest first. */
+  readonly lineage?: readonly LineageEntry[];
 }
 
 export const MODEL_JSON = 'model.json';
@@ -88,6 +98,8 @@ export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata):
 
 export interface LoadedModel {
   readonly mlp: Mlp;
+  /** The dense layers' names, in order (the last is the output layer). */
+  readonly layerNames: readonly string[];
   /** Null for a LayersModel that ringtrain did not write (e.g. converted from Keras). */
   readonly metadata: ModelMetadata | null;
 }
@@ -136,7 +148,11 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     throw new ModelError('MODEL_FILE_INVALID', `${jsonPath}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return { mlp: fromLayersModel(model, jsonPath), metadata: json.userDefinedMetadata?.ringtrain ?? null };
+    return {
+      mlp: fromLayersModel(model, jsonPath),
+      layerNames: model.layers.filter((l) => l.getClassName() === 'Dense').map((l) => l.name),
+      metadata: json.userDefinedMetadata?.ringtrain ?? null,
+    };
   } finally {
     model.dispose();
   }

@@ -3,3 +3,6 @@ export * from './spec.js';
 export * from './tensors.js';
 export * from './trainer.js';
 export * from './output.js';
+export * from './checkpoint.js';
+export * from './resume.js';
+export * from './init.js';

@@ -8,7 +8,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreparedDataset } from '@ringtrain/data';
-import { type LossName, saveModel } from '@ringtrain/model';
+import { type LossName, type ModelMetadata, saveModel } from '@ringtrain/model';
 import { jobSpecToYaml, type JobSpec } from './spec.js';
 import type { TrainResult } from './trainer.js';
 
@@ -48,22 +48,34 @@ export function summarize(spec: JobSpec, data: PreparedDataset, backend: string,
   };
 }
 
+/** What a saved model records about the data it was trained on. */
+export function modelMetadata(data: PreparedDataset, loss: LossName): ModelMetadata {
+  return {
+    formatVersion: 1,
+    task: data.task,
+    loss,
+    normalizer: data.normalizer,
+    featureNames: data.train.featureNames,
+    ...(data.train.imageShape ? { imageShape: data.train.imageShape } : {}),
+  };
+}
+
 async function writeAtomically(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, text, { flush: true });
   await rename(tmp, path);
 }
 
-export async function writeRunOutput(dir: string, spec: JobSpec, data: PreparedDataset, summary: RunSummary, result: TrainResult): Promise<void> {
+export async function writeRunOutput(
+  dir: string,
+  spec: JobSpec,
+  data: PreparedDataset,
+  summary: RunSummary,
+  result: TrainResult,
+  metadata: ModelMetadata = modelMetadata(data, summary.loss),
+): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await saveModel(result.mlp, join(dir, 'model'), {
-    formatVersion: 1,
-    task: data.task,
-    loss: summary.loss,
-    normalizer: data.normalizer,
-    featureNames: data.train.featureNames,
-    ...(data.train.imageShape ? { imageShape: data.train.imageShape } : {}),
-  });
+  await saveModel(result.mlp, join(dir, 'model'), metadata);
   await writeAtomically(join(dir, 'metrics.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeAtomically(join(dir, 'job.yaml'), jobSpecToYaml(spec));
 }

@@ -55,6 +55,8 @@ export const jobSpecSchema = z.strictObject({
     source: z.string().min(1),
     label: z.string().min(1).optional(),
     task: z.enum(['classification', 'regression']).optional(),
+    /** Keep only these classes, in this order (e.g. ["0", "1"] of an IDX source). */
+    classes: z.array(z.string().min(1)).min(2).optional(),
     split: z
       .strictObject({ validation: fraction.default(0.1), test: fraction.default(0.1), seed: seed.default(0) })
       .default({ validation: 0.1, test: 0.1, seed: 0 }),
@@ -86,6 +88,24 @@ export const jobSpecSchema = z.strictObject({
       .optional(),
     backend: z.enum(BACKEND_NAMES as ['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
   }),
+  checkpoint: z
+    .strictObject({
+      everySteps: nonNegativeInt.default(0),
+      everyEpoch: z.boolean().default(true),
+      keep: positiveInt.default(3),
+      keepBest: z.boolean().default(true),
+    })
+    .default({ everySteps: 0, everyEpoch: true, keep: 3, keepBest: true }),
+  init: z
+    .strictObject({
+      /** A run directory, a checkpoint directory, a model directory or a model.json. */
+      from: z.string().min(1),
+      /** Layers to keep fixed: indices of the dense layers (0 = first) or their names. */
+      freeze: z.array(z.union([nonNegativeInt, z.string().min(1)])).default([]),
+      /** A new output layer for this job's classes or target, instead of the source model's. */
+      replaceHead: z.boolean().default(false),
+    })
+    .optional(),
 });
 
 export type JobSpec = z.infer<typeof jobSpecSchema>;
@@ -116,6 +136,10 @@ export function validateJobSpec(raw: unknown, where = 'job spec'): JobSpec {
   const spec = result.data;
   if (spec.training.earlyStopping && spec.data.split.validation === 0) {
     const issue = 'training.earlyStopping: needs a validation split (data.split.validation > 0)';
+    throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
+  }
+  if (spec.init && spec.model.hidden.length > 0) {
+    const issue = 'model.hidden: must be left out with init (the layers come from init.from)';
     throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
   }
   if (spec.data.split.validation + spec.data.split.test >= 1) {

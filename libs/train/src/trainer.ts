@@ -22,6 +22,7 @@ import {
   type LossName,
   Mlp,
   type OptimizerSpec,
+  type OptimizerState,
   SAMPLE_COUNT,
 } from '@ringtrain/model';
 import type { JobSpec } from './spec.js';
@@ -77,10 +78,51 @@ export interface TrainResult {
   /** True when shouldStop() ended training before the planned epochs. */
   readonly interrupted: boolean;
   readonly steps: number;
+  /** Wall time of this call (a resumed run counts from the resume). */
   readonly seconds: number;
   readonly samplesPerSecond: number;
   /** Evaluated on the restored (best) weights, without dropout. */
   readonly final: { readonly train: Metrics; readonly validation: Metrics | null; readonly test: Metrics | null };
+}
+
+/**
+ * Where the loop stands, as plain data: with the parameters and the optimizer state
+ * it is everything a checkpoint needs to continue bit for bit, mid-epoch included.
+ */
+export interface LoopState {
+  /** The epoch in progress (0-based), or the next one when stepInEpoch is 0. */
+  readonly epoch: number;
+  /** Steps of that epoch already done. */
+  readonly stepInEpoch: number;
+  /** Steps done in all: keys dropout and the learning-rate schedule. */
+  readonly globalStep: number;
+  /** Sums over the steps of the epoch in progress, so its record comes out whole after a resume. */
+  readonly partial: { readonly lossSum: number; readonly count: number; readonly correct: number; readonly seconds: number };
+  readonly history: readonly EpochRecord[];
+  /** Early stopping's best validation loss so far and its 1-based epoch. */
+  readonly best: { readonly loss: number; readonly epoch: number } | null;
+  readonly stoppedEarly: boolean;
+}
+
+/** Everything that continues a run exactly. */
+export interface TrainSnapshot {
+  readonly loop: LoopState;
+  readonly params: Float32Array;
+  readonly optimizer: OptimizerState;
+  /** Early stopping's best weights, restored at the end; null without early stopping. */
+  readonly bestParams: Float32Array | null;
+  /** Rows in the training split: the epoch permutation depends on it. */
+  readonly trainRows: number;
+}
+
+export type CheckpointReason = 'steps' | 'epoch' | 'end' | 'stop';
+
+export interface CheckpointHook {
+  /** Save after every this many steps; 0 = never. */
+  readonly everySteps: number;
+  /** Save after each epoch's validation. */
+  readonly everyEpoch: boolean;
+  readonly save: (snapshot: TrainSnapshot, reason: CheckpointReason) => Promise<void>;
 }
 
 export interface TrainOptions {
@@ -89,13 +131,28 @@ export interface TrainOptions {
   readonly mlp: Mlp;
   readonly loss: LossName;
   readonly collective?: Collective;
+  /** Continue from a checkpoint instead of from the start. */
+  readonly resume?: TrainSnapshot;
+  readonly checkpoint?: CheckpointHook;
+  /** Layers whose weights stay fixed (fine-tuning). */
+  readonly frozenLayers?: ReadonlySet<number>;
   readonly onStep?: (p: StepProgress) => void;
   readonly onEpoch?: (r: EpochRecord) => void;
-  /** Checked after every step; true finishes that step and stops (e.g. on SIGINT). */
+  /** Checked after every step; true finishes that step, saves a checkpoint and stops (e.g. on SIGINT). */
   readonly shouldStop?: () => boolean;
 }
 
-function optimizerSpec(spec: JobSpec): OptimizerSpec {
+export const INITIAL_LOOP: LoopState = {
+  epoch: 0,
+  stepInEpoch: 0,
+  globalStep: 0,
+  partial: { lossSum: 0, count: 0, correct: 0, seconds: 0 },
+  history: [],
+  best: null,
+  stoppedEarly: false,
+};
+
+export function optimizerSpec(spec: JobSpec): OptimizerSpec {
   const o = spec.training.optimizer;
   return o.name === 'adam'
     ? { name: 'adam', beta1: o.beta1, beta2: o.beta2, epsilon: o.epsilon }
@@ -119,22 +176,36 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const classify = data.task.kind === 'classification';
   const validation = data.validation.rows > 0 ? evalData(data.validation) : null;
   const early = spec.training.earlyStopping;
+  const ckpt = options.checkpoint;
 
-  const history: EpochRecord[] = [];
-  let best = { loss: Infinity, epoch: 0, params: null as Float32Array | null };
-  let stoppedEarly = false;
+  let loop: LoopState = INITIAL_LOOP;
+  let bestParams: Float32Array | null = null;
+  if (options.resume) {
+    loop = options.resume.loop;
+    mlp.setParams(options.resume.params);
+    optimizer.importState(options.resume.optimizer);
+    bestParams = options.resume.bestParams;
+  }
+  const snapshot = (): TrainSnapshot => ({
+    loop,
+    params: Float32Array.from(mlp.params),
+    optimizer: optimizer.exportState(),
+    bestParams,
+    trainRows: n,
+  });
+
   let interrupted = false;
-  let globalStep = 0;
   let samplesSeen = 0;
   const started = performance.now();
 
-  for (let epoch = 0; epoch < epochs && !stoppedEarly && !interrupted; epoch++) {
-    const epochStart = performance.now();
-    let lossSum = 0;
-    let count = 0;
-    let correct = 0;
+  while (loop.epoch < epochs && !loop.stoppedEarly && !interrupted) {
+    const epoch = loop.epoch;
+    const epochStart = performance.now() - loop.partial.seconds * 1000;
+    let { lossSum, count, correct } = loop.partial;
     let learningRate = 0;
-    for (let step = 0; step < perEpoch; step++) {
+    let step = loop.stepInEpoch;
+    for (; step < perEpoch; step++) {
+      const globalStep = loop.globalStep + (step - loop.stepInEpoch);
       const indices = batchIndices({ n, batchSize, seed, epoch, step, rank: collective.rank, world: collective.world });
       const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch });
       computeGradients(mlp, batch, { loss, seed, step: globalStep }, buffer);
@@ -147,8 +218,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         stepsPerEpoch: perEpoch,
         totalSteps,
       });
-      applyGradients(mlp, optimizer, buffer, { learningRate, l2: spec.model.l2 });
-      globalStep += 1;
+      applyGradients(mlp, optimizer, buffer, {
+        learningRate,
+        l2: spec.model.l2,
+        ...(options.frozenLayers ? { frozenLayers: options.frozenLayers } : {}),
+      });
+      samplesSeen += buffer[size + SAMPLE_COUNT]!;
       const elapsed = (performance.now() - epochStart) / 1000;
       options.onStep?.({
         epoch: epoch + 1,
@@ -159,12 +234,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         accuracy: classify ? correct / count : null,
         samplesPerSecond: count / elapsed,
       });
-      if (options.shouldStop?.()) {
+      const done = step + 1;
+      const stop = options.shouldStop?.() === true;
+      const due = ckpt !== undefined && ckpt.everySteps > 0 && (globalStep + 1) % ckpt.everySteps === 0;
+      if ((stop || due) && done < perEpoch) {
+        loop = {
+          ...loop,
+          stepInEpoch: done,
+          globalStep: globalStep + 1,
+          partial: { lossSum, count, correct, seconds: elapsed },
+        };
+        if (stop) interrupted = true;
+        // The last step of an epoch is saved after validation, below.
+        await ckpt?.save(snapshot(), stop ? 'stop' : 'steps');
+        if (stop) break;
+      } else if (stop) {
         interrupted = true;
-        break;
       }
     }
-    samplesSeen += count;
+    if (step < perEpoch) break;
+
     const seconds = (performance.now() - epochStart) / 1000;
     const val = validation ? metricsOf(evaluate(mlp, validation, loss)) : null;
     const record: EpochRecord = {
@@ -175,30 +264,48 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seconds,
       samplesPerSecond: count / seconds,
     };
-    history.push(record);
     options.onEpoch?.(record);
+    let best = loop.best;
+    let stoppedEarly = false;
     if (early && val) {
-      if (val.loss < best.loss - early.minDelta) {
-        best = { loss: val.loss, epoch: epoch + 1, params: Float32Array.from(mlp.params) };
+      if (best === null || val.loss < best.loss - early.minDelta) {
+        best = { loss: val.loss, epoch: epoch + 1 };
+        bestParams = Float32Array.from(mlp.params);
       } else if (epoch + 1 - best.epoch >= early.patience) {
         stoppedEarly = true;
       }
     }
+    loop = {
+      epoch: epoch + 1,
+      stepInEpoch: 0,
+      globalStep: loop.globalStep + (perEpoch - loop.stepInEpoch),
+      partial: INITIAL_LOOP.partial,
+      history: [...loop.history, record],
+      best,
+      stoppedEarly,
+    };
+    const finished = stoppedEarly || loop.epoch >= epochs;
+    if (ckpt && (finished || interrupted || ckpt.everyEpoch)) {
+      await ckpt.save(snapshot(), finished ? 'end' : interrupted ? 'stop' : 'epoch');
+    }
   }
 
+  // The checkpoints above hold the last weights (a resumed run continues from them);
+  // the model handed back holds the best epoch's.
+  const history = [...loop.history];
   let bestEpoch = history.length;
-  if (best.params && best.epoch !== history.length) {
-    mlp.setParams(best.params);
-    bestEpoch = best.epoch;
+  if (bestParams && loop.best && loop.best.epoch !== history.length) {
+    mlp.setParams(bestParams);
+    bestEpoch = loop.best.epoch;
   }
   const seconds = (performance.now() - started) / 1000;
   return {
     mlp,
     history,
     bestEpoch,
-    stoppedEarly,
+    stoppedEarly: loop.stoppedEarly,
     interrupted,
-    steps: globalStep,
+    steps: loop.globalStep,
     seconds,
     samplesPerSecond: samplesSeen / seconds,
     final: {

@@ -11,10 +11,21 @@ import { absoluteSource, prepareDataset } from '@ringtrain/data';
 import { BACKEND_NAMES, type BackendName, Mlp } from '@ringtrain/model';
 import {
   architectureFor,
+  type Checkpoint,
+  fineTuneStart,
+  inheritedNormalizer,
+  latestCheckpoint,
+  type LineageEntry,
+  loadInitialModel,
   loadJobSpec,
+  modelMetadata,
+  resolveInit,
   resolveLoss,
+  resumeMismatches,
   summarize,
   train,
+  TrainError,
+  writeCheckpoint,
   writeRunOutput,
   type JobSpec,
   type RunSummary,
@@ -54,6 +65,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       out: { type: 'string' },
       data: { type: 'string' },
       backend: { type: 'string' },
+      resume: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -63,60 +75,122 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${values.backend}"`);
   }
   const jobPath = resolve(values.job ?? resolve(EXAMPLES_DIR, 'iris.yaml'));
-  let spec: JobSpec = await loadJobSpec(jobPath);
+  const given = await loadJobSpec(jobPath);
+  const outDir = resolve(values.out ?? `runs/${given.name}`);
+
+  // --resume without --job continues with the checkpoint's own spec.
+  let checkpoint: Checkpoint | null = null;
+  if (values.resume) {
+    checkpoint = await latestCheckpoint(outDir, (dir, err) => log.warn({ dir, code: err.code, reason: err.message }, 'skipping an invalid checkpoint'));
+    if (!checkpoint) throw new TrainError('CHECKPOINT_NONE', `${outDir}: no valid checkpoint to resume from (looked in ${outDir}/checkpoints)`);
+    log.info({ checkpoint: checkpoint.dir, step: checkpoint.snapshot.loop.globalStep, reason: checkpoint.reason }, 'resuming');
+  }
+  let spec: JobSpec = checkpoint && !values.job ? checkpoint.spec : given;
   // A relative path in the spec is relative to the spec; one given with --data, to the
   // cwd. Recorded absolute, so the run's job.yaml names the same data from anywhere.
-  const source = values.data ? absoluteSource(values.data) : absoluteSource(spec.data.source, dirname(jobPath));
-  spec = { ...spec, data: { ...spec.data, source } };
+  const specDir = checkpoint && !values.job ? process.cwd() : dirname(jobPath);
+  const source = values.data ? absoluteSource(values.data) : absoluteSource(spec.data.source, specDir);
+  spec = resolveInit({ ...spec, data: { ...spec.data, source } }, specDir);
   if (values.backend) spec = { ...spec, training: { ...spec.training, backend: values.backend as BackendName } };
-  const outDir = resolve(values.out ?? `runs/${spec.name}`);
+  if (checkpoint) {
+    const problems = resumeMismatches(checkpoint.spec, spec);
+    if (problems.length > 0) {
+      throw new TrainError('RESUME_MISMATCH', `the spec no longer matches the checkpoint in ${checkpoint.dir}:\n  ${problems.join('\n  ')}`, problems);
+    }
+  }
 
   const backend = await useBackend(spec.training.backend, log);
-
-  const loadStart = performance.now();
-  const data = await prepareDataset({
-    source: spec.data.source,
-    ...(spec.data.label ? { label: spec.data.label } : {}),
-    ...(spec.data.task ? { task: spec.data.task } : {}),
-    split: spec.data.split,
-    normalize: spec.data.normalize,
-  });
-  log.info(
-    {
-      source: data.source,
-      train: data.train.rows,
-      validation: data.validation.rows,
-      test: data.test.rows,
-      features: data.train.cols,
-      task: data.task.kind,
-      ms: Math.round(performance.now() - loadStart),
-    },
-    'data ready',
-  );
-
-  const loss = resolveLoss(spec, data.task);
-  const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
-  log.info({ job: spec.name, parameters: mlp.layout.size, loss, epochs: spec.training.epochs, batchSize: spec.training.batchSize }, 'training');
-
-  const progress = new Progress();
+  const init = spec.init && !checkpoint ? await loadInitialModel(spec) : null;
   try {
-    const result = await train({
-      spec,
-      data,
-      mlp,
-      loss,
-      onStep: (p) => progress.step(p),
-      onEpoch: (r) => progress.epoch(r, spec.training.epochs),
-      shouldStop: stop,
+    const loadStart = performance.now();
+    const inherited = checkpoint ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
+    const data = await prepareDataset({
+      source: spec.data.source,
+      ...(spec.data.label ? { label: spec.data.label } : {}),
+      ...(spec.data.task ? { task: spec.data.task } : {}),
+      ...(spec.data.classes ? { classes: spec.data.classes } : {}),
+      ...(inherited ? { normalizer: inherited } : {}),
+      split: spec.data.split,
+      normalize: spec.data.normalize,
     });
-    if (result.stoppedEarly) log.info({ bestEpoch: result.bestEpoch, epochs: result.history.length }, 'early stopping: best weights restored');
-    if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: writing the model as it stands');
-    const summary = summarize(spec, data, backend.name, loss, result);
-    await writeRunOutput(outDir, spec, data, summary, result);
-    log.info({ out: outDir, seconds: Number(result.seconds.toFixed(2)) }, 'model written');
-    process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${summaryTable(summary)}\noutput: ${outDir}\n`);
-    return { outDir, summary };
+    log.info(
+      {
+        source: data.source,
+        train: data.train.rows,
+        validation: data.validation.rows,
+        test: data.test.rows,
+        features: data.train.cols,
+        task: data.task.kind,
+        ms: Math.round(performance.now() - loadStart),
+      },
+      'data ready',
+    );
+    if (checkpoint && data.train.rows !== checkpoint.snapshot.trainRows) {
+      const issue = `data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.snapshot.trainRows}`;
+      throw new TrainError('RESUME_MISMATCH', issue, [issue]);
+    }
+
+    const loss = resolveLoss(spec, data.task);
+    let mlp: Mlp;
+    let frozenLayers: ReadonlySet<number> = new Set();
+    let lineage: readonly LineageEntry[] = [];
+    if (checkpoint) {
+      mlp = Mlp.fromParams(checkpoint.arch, checkpoint.snapshot.params);
+      lineage = checkpoint.lineage;
+      frozenLayers = checkpoint.frozenLayers;
+    } else if (init) {
+      const start = fineTuneStart(spec, init, data.train.cols, data.task);
+      mlp = start.mlp;
+      frozenLayers = start.frozenLayers;
+      lineage = start.lineage;
+      log.info({ from: spec.init!.from, frozen: [...frozenLayers], replaceHead: spec.init!.replaceHead }, 'fine-tuning');
+    } else {
+      mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
+    }
+    log.info({ job: spec.name, parameters: mlp.layout.size, loss, epochs: spec.training.epochs, batchSize: spec.training.batchSize }, 'training');
+
+    const metadata = { ...modelMetadata(data, loss), ...(lineage.length ? { lineage } : {}) };
+    const progress = new Progress();
+    try {
+      const result = await train({
+        spec,
+        data,
+        mlp,
+        loss,
+        frozenLayers,
+        ...(checkpoint ? { resume: checkpoint.snapshot } : {}),
+        checkpoint: {
+          everySteps: spec.checkpoint.everySteps,
+          everyEpoch: spec.checkpoint.everyEpoch,
+          save: async (snapshot, reason) => {
+            const dir = await writeCheckpoint(outDir, snapshot, {
+              spec,
+              metadata,
+              arch: mlp.arch,
+              reason,
+              lineage,
+              frozenLayers: [...frozenLayers],
+              keep: spec.checkpoint.keep,
+              keepBest: spec.checkpoint.keepBest,
+            });
+            log.debug({ dir, reason, step: snapshot.loop.globalStep }, 'checkpoint written');
+          },
+        },
+        onStep: (p) => progress.step(p),
+        onEpoch: (r) => progress.epoch(r, spec.training.epochs),
+        shouldStop: stop,
+      });
+      if (result.stoppedEarly) log.info({ bestEpoch: result.bestEpoch, epochs: result.history.length }, 'early stopping: best weights restored');
+      if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: checkpoint saved; continue with --resume');
+      const summary = summarize(spec, data, backend.name, loss, result);
+      await writeRunOutput(outDir, spec, data, summary, result, metadata);
+      log.info({ out: outDir, seconds: Number(result.seconds.toFixed(2)) }, 'model written');
+      process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${summaryTable(summary)}\noutput: ${outDir}\n`);
+      return { outDir, summary };
+    } finally {
+      mlp.dispose();
+    }
   } finally {
-    mlp.dispose();
+    init?.base.dispose();
   }
 }

@@ -1,0 +1,162 @@
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, open, readdir, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
+import { Mlp, selectBackend } from '@ringtrain/model';
+import { CHECKPOINTS_DIR, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { TrainError } from './errors.js';
+import { modelMetadata } from './output.js';
+import { resumeMismatches } from './resume.js';
+import { parseJobSpec, type JobSpec } from './spec.js';
+import { architectureFor, resolveLoss } from './tensors.js';
+import { type CheckpointReason, train, type TrainSnapshot } from './trainer.js';
+
+// Dropout, noise augmentation, momentum-free Adam with a schedule, early stopping:
+// every piece of state a resume must carry is in play.
+const SPEC = `
+name: resume
+data:
+  source: synthetic:rows=260,features=10,classes=3,seed=2
+  split: { validation: 0.2, test: 0.1, seed: 3 }
+  augment: { noise: 0.2 }
+model:
+  hidden:
+    - { units: 16, activation: relu, dropout: 0.25 }
+    - { units: 12, activation: tanh, dropout: 0.1 }
+  l2: 0.001
+training:
+  optimizer: { name: adam, learningRate: 0.02, schedule: { kind: cosine, warmupSteps: 4 } }
+  batchSize: 16
+  epochs: 4
+  seed: 11
+  earlyStopping: { patience: 10 }
+checkpoint: { everySteps: 5, keep: 2 }
+`;
+
+interface Run {
+  readonly saved: { reason: CheckpointReason; snap: TrainSnapshot }[];
+  readonly end: TrainSnapshot;
+}
+
+let spec: JobSpec;
+let data: PreparedDataset;
+
+async function run(dir: string | null, opts: { stopAfter?: number; resume?: TrainSnapshot } = {}): Promise<Run> {
+  const loss = resolveLoss(spec, data.task);
+  const arch = architectureFor(spec, data.train.cols, data.task);
+  const mlp = Mlp.create(arch, spec.training.seed);
+  const saved: Run['saved'] = [];
+  let steps = 0;
+  try {
+    await train({
+      spec,
+      data,
+      mlp,
+      loss,
+      ...(opts.resume ? { resume: opts.resume } : {}),
+      onStep: () => (steps += 1),
+      ...(opts.stopAfter !== undefined ? { shouldStop: () => steps >= opts.stopAfter! } : {}),
+      checkpoint: {
+        everySteps: spec.checkpoint.everySteps,
+        everyEpoch: spec.checkpoint.everyEpoch,
+        save: async (snap, reason) => {
+          saved.push({ reason, snap });
+          if (dir) {
+            await writeCheckpoint(dir, snap, {
+              spec,
+              metadata: modelMetadata(data, loss),
+              arch,
+              reason,
+              lineage: [],
+              keep: spec.checkpoint.keep,
+              keepBest: spec.checkpoint.keepBest,
+            });
+          }
+        },
+      },
+    });
+  } finally {
+    mlp.dispose();
+  }
+  return { saved, end: saved.at(-1)!.snap };
+}
+
+function withoutTimes(s: TrainSnapshot): unknown {
+  return {
+    ...s,
+    loop: {
+      ...s.loop,
+      partial: { ...s.loop.partial, seconds: 0 },
+      history: s.loop.history.map((h) => ({ ...h, seconds: 0, samplesPerSecond: 0 })),
+    },
+  };
+}
+
+describe('checkpoints and resume', () => {
+  before(async () => {
+    await selectBackend('cpu');
+    spec = parseJobSpec(SPEC);
+    data = await prepareDataset({ ...spec.data, baseDir: '.' });
+  });
+
+  test('train k steps, stop, resume to the end: bit-identical to the run never interrupted', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ringtrain-ckpt-'));
+    const whole = await run(null);
+    assert.equal(whole.saved.at(-1)!.reason, 'end');
+    // 12 steps per epoch (182 training rows, batch 16): stop mid-epoch 2.
+    assert.equal(data.train.rows, 182);
+    const first = await run(dir, { stopAfter: 17 });
+    assert.equal(first.saved.at(-1)!.reason, 'stop');
+    assert.equal(first.end.loop.globalStep, 17);
+    assert.equal(first.end.loop.stepInEpoch, 5);
+    const ckpt = await latestCheckpoint(dir);
+    assert.ok(ckpt);
+    assert.equal(ckpt.reason, 'stop');
+    assert.deepEqual(withoutTimes(ckpt.snapshot), withoutTimes(first.end), 'what was written is what is read');
+    const second = await run(dir, { resume: ckpt.snapshot });
+    assert.deepEqual(second.end.params, whole.end.params);
+    assert.deepEqual(second.end.optimizer, whole.end.optimizer);
+    assert.deepEqual(second.end.bestParams, whole.end.bestParams);
+    assert.deepEqual(withoutTimes(second.end), withoutTimes(whole.end));
+  });
+
+  test('a corrupt or truncated latest checkpoint is reported and the one before it is used', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ringtrain-ckpt-'));
+    // Saved at steps 5, 10, 12 (end of epoch 1), 15, 20 and 22 (stop).
+    await run(dir, { stopAfter: 22 });
+    const names = (await readdir(join(dir, CHECKPOINTS_DIR))).filter((n) => n.startsWith('step-')).sort();
+    // keep: 2, plus the best by validation loss (the only epoch end, step 12).
+    assert.deepEqual(names, ['step-000000012', 'step-000000020', 'step-000000022']);
+    const invalid: TrainError[] = [];
+    // Flip one byte of the latest weights.
+    const fh = await open(join(dir, CHECKPOINTS_DIR, 'step-000000022', 'model', 'weights.bin'), 'r+');
+    await fh.write(Buffer.from([0xff]), 0, 1, 7);
+    await fh.close();
+    let ckpt = await latestCheckpoint(dir, (_d, e) => invalid.push(e));
+    assert.equal(ckpt?.snapshot.loop.globalStep, 20);
+    assert.equal(invalid[0]?.code, 'CHECKPOINT_CORRUPT');
+    assert.match(invalid[0]!.message, /step-000000022: model\/weights\.bin does not match its SHA-256/);
+    // Truncate the next one: still found out, by size.
+    await truncate(join(dir, CHECKPOINTS_DIR, 'step-000000020', 'optimizer.bin'), 8);
+    ckpt = await latestCheckpoint(dir, (_d, e) => invalid.push(e));
+    assert.equal(ckpt?.snapshot.loop.globalStep, 12);
+    assert.match(invalid.at(-1)!.message, /optimizer\.bin has 8 bytes/);
+    // A directory with no manifest (as if a crash came mid-write) is never loaded.
+    await rm(join(dir, CHECKPOINTS_DIR, 'step-000000012', 'manifest.json'));
+    assert.equal(await latestCheckpoint(dir, (_d, e) => invalid.push(e)), null);
+    assert.match(invalid.at(-1)!.message, /manifest\.json is missing/);
+  });
+
+  test('resume refuses a spec whose model or data order changed, and lists each field', () => {
+    const changed = parseJobSpec(
+      SPEC.replace('units: 16', 'units: 17').replace('batchSize: 16', 'batchSize: 8').replace('epochs: 4', 'epochs: 9'),
+    );
+    const problems = resumeMismatches(spec, changed);
+    assert.equal(problems.length, 2, problems.join('\n'));
+    assert.match(problems[0]!, /^model: /);
+    assert.match(problems[1]!, /^training\.batchSize: the checkpoint has 16, the spec has 8$/);
+    assert.deepEqual(resumeMismatches(spec, parseJobSpec(SPEC.replace('learningRate: 0.02', 'learningRate: 0.01'))), []);
+  });
+});
