@@ -57,10 +57,16 @@ test('train on Iris writes a loadable model, metrics and the resolved spec; eval
   const e = ringtrain('eval', '--model', join(out, 'model'), '--json');
   assert.equal(e.code, 0, e.stderr);
   const result = JSON.parse(e.stdout);
+  // By default eval scores the run's own held-out test rows: the run's test figures.
   assert.equal(result.source, 'builtin:iris');
-  assert.equal(result.count, 150);
-  assert.ok(result.accuracy >= 0.93, `eval accuracy ${result.accuracy}`);
-  assert.equal(result.confusion.flat().reduce((a: number, b: number) => a + b, 0), 150);
+  assert.equal(result.count, 30);
+  assert.equal(result.accuracy, summary.final.test.accuracy);
+  assert.ok(Math.abs(result.loss - summary.final.test.loss) < 1e-6);
+  assert.equal(result.confusion.flat().reduce((a: number, b: number) => a + b, 0), 30);
+  // Any source: all 150 rows of Iris.
+  const all = JSON.parse(ringtrain('eval', '--model', join(out, 'model'), '--data', 'builtin:iris', '--json').stdout);
+  assert.equal(all.count, 150);
+  assert.ok(all.accuracy >= 0.93, `eval accuracy ${all.accuracy}`);
 
   // Data the model cannot judge is refused with a code, not scored as garbage.
   const dir = await tmp();
@@ -73,6 +79,27 @@ test('train on Iris writes a loadable model, metrics and the resolved spec; eval
   const narrow = ringtrain('eval', '--model', join(out, 'model'), '--data', `csv:${join(dir, 'narrow.csv')}`);
   assert.equal(narrow.code, 2);
   assert.match(narrow.stderr, /error EVAL_SHAPE_MISMATCH: .*3 features; the model expects 4/);
+});
+
+test('a label column that is not the last is remembered: eval reads the same column', async () => {
+  const dir = await tmp();
+  // y = 2a - b: a regression target in the first column, where eval must not look last.
+  const rows = ['y,a,b'];
+  for (let i = 0; i < 60; i++) rows.push(`${2 * (i % 7) - (i % 5)},${i % 7},${i % 5}`);
+  await writeFile(join(dir, 'lin.csv'), rows.join('\n'));
+  await writeFile(
+    join(dir, 'lin.yaml'),
+    'name: lin\ndata: { source: csv:lin.csv, label: y, split: { validation: 0.1, test: 0.2 } }\nmodel: { hidden: [] }\n' +
+      'training: { optimizer: { name: adam, learningRate: 0.05 }, epochs: 200, batchSize: 8 }\n',
+  );
+  const r = ringtrain('train', '--job', join(dir, 'lin.yaml'), '--out', join(dir, 'run'), '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(JSON.parse(r.stdout).final.test.loss < 0.01, r.stdout);
+  const e = ringtrain('eval', '--model', join(dir, 'run', 'model'), '--data', `csv:${join(dir, 'lin.csv')}`, '--json');
+  assert.equal(e.code, 0, e.stderr);
+  const result = JSON.parse(e.stdout);
+  assert.equal(result.count, 60);
+  assert.ok(result.loss < 0.01, `eval loss ${result.loss}`);
 });
 
 test('a malformed spec: exit 2, SPEC_INVALID, every bad field named', async () => {

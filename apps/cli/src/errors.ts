@@ -10,9 +10,12 @@ export class UsageError extends Error {
   readonly code = 'CLI_USAGE';
 }
 
+/** The code families of docs/errors.md; Node's own codes (ERR_*, EACCES, ...) are not ours. */
+const OURS = /^(CLI|SPEC|DATA|MODEL|EVAL|RING|CHECKPOINT|RESUME|INIT)_[A-Z0-9_]+$/;
+
 function codeOf(err: unknown): string | null {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? code : null;
+  return typeof code === 'string' && OURS.test(code) ? code : null;
 }
 
 export function reportError(err: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {

@@ -9,7 +9,7 @@ Commands:
   eval    evaluate a saved model on a data source
 
 Global options:
-  --log-level LEVEL  trace, debug, info, warn, error (default: info; logs go to stderr)
+  --log-level LEVEL  trace, debug, info, warn, error, fatal, silent (default: info; logs go to stderr)
   -h, --help         show help (also: ringtrain <command> --help)
 
 Run 'ringtrain <command> --help' for a command's options.
@@ -30,12 +30,14 @@ Trains a model in this process.
 
 export const EVAL_HELP = `Usage: ringtrain eval --model DIR [--data SOURCE] [--label NAME] [--backend NAME] [--json]
 
-Evaluates a saved model (the model/ folder of a run, or its model.json).
+Evaluates a saved model (the model/ folder of a run, or its model.json): loss, accuracy
+and a confusion matrix, on data normalized with the model's own statistics.
 
   --model DIR    the model to load
-  --data SOURCE  what to evaluate on; default: the source in the run's job.yaml.
-                 A source with its own test split (idx:) uses that split, others all rows.
-  --label NAME   the label column of a CSV source (default: as at training)
+  --data SOURCE  what to evaluate on. Default: the run's own held-out test rows (the
+                 source, classes and split seed in the job.yaml beside model/).
+                 A source with its own test split (idx:) uses that split; others all rows.
+  --label NAME   the label column of a CSV source (default: the one used in training)
   --backend NAME auto, tensorflow, wasm, cpu (default auto)
   --json         print the result as JSON
 `;

@@ -38,9 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) {
-    return reportError(new UsageError(`--log-level must be trace, debug, info, warn, error or silent, got "${level}"`));
-  }
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (!levels.includes(level)) return reportError(new UsageError(`--log-level must be one of ${levels.join(', ')}, got "${level}"`));
   const log = createLogger(level);
   // First Ctrl-C (or SIGTERM): finish the current step, save a checkpoint, write what we
   // have, exit 0. A second one a second or more later aborts. (One Ctrl-C can arrive
@@ -54,8 +53,11 @@ export async function main(argv: string[]): Promise<number> {
     stoppingSince = Date.now();
     log.warn({ signal }, 'stopping after the current step (again to abort)');
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Only training has a step to finish; eval stops on the first signal as usual.
+  if (command === 'train') {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
   try {
     // Imported here, not at the top: loading TensorFlow.js takes a while, and help needs none of it.
     if (command === 'train') await (await import('./commands/train.js')).trainCommand(args, log, () => stoppingSince !== null);

@@ -71,3 +71,27 @@ describe('fitNormalizer / applyNormalizer', () => {
     }
   });
 });
+
+describe('image data', () => {
+  it('gets one statistic for every pixel, so shifted pixels stay on one scale', () => {
+    // 2 images of 2x2: column maxima differ, but every column gets the global range.
+    const image: Table = {
+      features: new Float32Array([0, 10, 20, 255, 5, 0, 100, 40]),
+      rows: 2,
+      cols: 4,
+      featureNames: ['p0', 'p1', 'p2', 'p3'],
+      labels: new Int32Array([0, 1]),
+      task: { kind: 'classification', classes: ['0', '1'] },
+      imageShape: { height: 2, width: 2 },
+    };
+    const mm = fitNormalizer(image, 'minmax');
+    assert.deepEqual(mm, { method: 'minmax', min: [0, 0, 0, 0], max: [255, 255, 255, 255] });
+    const sd = fitNormalizer(image, 'standardize');
+    assert.equal(sd.method, 'standardize');
+    if (sd.method === 'standardize') {
+      const mean = (0 + 10 + 20 + 255 + 5 + 0 + 100 + 40) / 8;
+      assert.ok(sd.mean.every((m) => Math.abs(m - mean) < 1e-9));
+      assert.equal(new Set(sd.std).size, 1);
+    }
+  });
+});

@@ -8,6 +8,11 @@
  * minmax:      (x - min) / (max - min); a constant column's range counts as 1.
  * none:        identity; records the column count so a mismatch is still caught.
  * Sums are accumulated in float64: float32 sums over 60k rows lose digits.
+ *
+ * Image data (a table with imageShape) gets one statistic for all pixels, repeated per
+ * column: a pixel means the same thing wherever it sits, and shift augmentation moves
+ * normalized pixels between columns, which is only right if every column is scaled
+ * alike (and then the background fill of augment.ts is the normalized background).
  */
 import { DataError } from './errors.js';
 import type { NormalizeMethod, NormStats, Table } from './types.js';
@@ -23,6 +28,7 @@ export function fitNormalizer(table: Table, method: NormalizeMethod): NormStats 
   if (!METHODS.includes(method)) throw invalid(`unknown method ${JSON.stringify(method)}; expected ${METHODS.join(', ')}`);
   if (method === 'none') return { method, cols };
   if (rows === 0) throw invalid('cannot fit statistics on a table with no rows');
+  if (table.imageShape) return pooled(features, rows * cols, cols, method);
   if (method === 'minmax') {
     const min = new Array<number>(cols).fill(Infinity);
     const max = new Array<number>(cols).fill(-Infinity);
@@ -51,6 +57,27 @@ export function fitNormalizer(table: Table, method: NormalizeMethod): NormStats 
     return v > 0 ? v : 1;
   });
   return { method, mean, std };
+}
+
+/** One statistic over every value (image data), repeated for each of the cols columns. */
+function pooled(values: Float32Array, n: number, cols: number, method: 'standardize' | 'minmax'): NormStats {
+  if (method === 'minmax') {
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    return { method, min: new Array<number>(cols).fill(min), max: new Array<number>(cols).fill(max) };
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += values[i]!;
+  const mean = sum / n;
+  let sq = 0;
+  for (let i = 0; i < n; i++) sq += (values[i]! - mean) ** 2;
+  const std = Math.sqrt(sq / n) || 1;
+  return { method, mean: new Array<number>(cols).fill(mean), std: new Array<number>(cols).fill(std) };
 }
 
 /** Column count the statistics were fitted on. */

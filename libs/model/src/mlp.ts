@@ -24,7 +24,9 @@ export class Mlp {
       throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${this.layout.size} parameters, got ${params.length}`);
     }
     this.variables = this.layout.slots.map((s) => {
-      const initial = tf.tensor(params.subarray(s.offset, s.offset + s.size), [...s.shape]);
+      // slice, not subarray: the cpu backend keeps the array it is given, and the
+      // variables must not alias the master copy that optimizers write into.
+      const initial = tf.tensor(params.slice(s.offset, s.offset + s.size), [...s.shape]);
       const v = tf.variable(initial, true);
       initial.dispose(); // the variable holds its own reference to the data
       return v;
@@ -65,7 +67,7 @@ export class Mlp {
   /** Copy the flat master parameters into the variables. */
   upload(): void {
     this.layout.slots.forEach((s, i) => {
-      const t = tf.tensor(this.params.subarray(s.offset, s.offset + s.size), [...s.shape]);
+      const t = tf.tensor(this.params.slice(s.offset, s.offset + s.size), [...s.shape]);
       this.variables[i]!.assign(t);
       t.dispose();
     });
@@ -77,10 +79,6 @@ export class Mlp {
 
   bias(layer: number): tf.Variable {
     return this.variables[2 * layer + 1]!;
-  }
-
-  get layerCount(): number {
-    return this.arch.hidden.length + 1;
   }
 
   dispose(): void {

@@ -79,3 +79,19 @@ test('missing and corrupt model files are coded errors', async () => {
   await writeFile(join(dir, 'model.json'), '{"hello": "world"}');
   await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_INVALID');
 });
+
+test('malformed ringtrain metadata is MODEL_FILE_INVALID, naming what is wrong', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ringtrain-model-'));
+  const mlp = Mlp.create(ARCH, 2);
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...META, task: { kind: 'classification', classes: ['a', 'b'] } }, /as classes for 3 outputs/],
+    [{ ...META, loss: 'hinge' }, /has loss "hinge"/],
+    [{ ...META, normalizer: { method: 'standardize', mean: [0], std: [0] } }, /invalid normalization statistics/],
+    [{ ...META, formatVersion: 7 }, /has format 7/],
+  ];
+  for (const [meta, message] of cases) {
+    await saveModel(mlp, dir, meta as unknown as ModelMetadata);
+    await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_INVALID' && message.test(e.message));
+  }
+  mlp.dispose();
+});

@@ -12,10 +12,10 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { NormStats, Task } from '@ringtrain/data';
+import { normCols, parseNormStats, type NormStats, type Task } from '@ringtrain/data';
 import type { Activation, Architecture, HiddenLayer, OutputActivation } from './architecture.js';
 import { ModelError } from './errors.js';
-import type { LossName } from './loss.js';
+import { LOSS_NAMES, type LossName } from './loss.js';
 import { Mlp } from './mlp.js';
 
 /** One step of a fine-tuned model's ancestry: the model it started from. */
@@ -34,8 +34,44 @@ export interface ModelMetadata {
   readonly normalizer: NormStats;
   readonly featureNames: readonly string[];
   readonly imageShape?: { readonly height: number; readonly width: number };
+  /** The label column it was trained on (CSV sources), so eval picks the same one. */
+  readonly label?: string;
   /** For a fine-tuned model: what it started from, oldest first. */
   readonly lineage?: readonly LineageEntry[];
+}
+
+function strings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+/**
+ * Checks ringtrain's metadata as read from a model.json: everything eval and resume use
+ * must be there and fit the model, or the file is MODEL_FILE_INVALID.
+ */
+export function parseModelMetadata(raw: unknown, outputs: number, where: string): ModelMetadata {
+  const bad = (what: string) => new ModelError('MODEL_FILE_INVALID', `${where}: ringtrain metadata ${what}`);
+  if (typeof raw !== 'object' || raw === null) throw bad('is not an object');
+  const m = raw as Record<string, unknown>;
+  if (m['formatVersion'] !== 1) throw bad(`has format ${JSON.stringify(m['formatVersion'])}; this ringtrain reads format 1`);
+  const task = m['task'] as Record<string, unknown> | undefined;
+  if (task?.['kind'] === 'classification') {
+    if (!strings(task['classes']) || task['classes'].length !== outputs) throw bad(`names ${JSON.stringify(task['classes'])} as classes for ${outputs} outputs`);
+  } else if (task?.['kind'] === 'regression') {
+    if (typeof task['target'] !== 'string' || outputs !== 1) throw bad('has a regression task that does not fit the model');
+  } else {
+    throw bad('has no valid task');
+  }
+  if (!LOSS_NAMES.includes(m['loss'] as LossName)) throw bad(`has loss ${JSON.stringify(m['loss'])}; expected ${LOSS_NAMES.join(' or ')}`);
+  if (!strings(m['featureNames'])) throw bad('has no feature names');
+  if (m['label'] !== undefined && typeof m['label'] !== 'string') throw bad('has a label that is not a string');
+  let normalizer: NormStats;
+  try {
+    normalizer = parseNormStats(m['normalizer']);
+  } catch (err) {
+    throw bad(`has invalid normalization statistics (${(err as Error).message})`);
+  }
+  if (normCols(normalizer) !== m['featureNames'].length) throw bad('has statistics for another number of features');
+  return { ...(m as unknown as ModelMetadata), normalizer };
 }
 
 export const MODEL_JSON = 'model.json';
@@ -110,7 +146,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   let json: {
     modelTopology?: unknown;
     weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-    userDefinedMetadata?: { ringtrain?: ModelMetadata };
+    userDefinedMetadata?: { ringtrain?: unknown };
   };
   try {
     json = JSON.parse(await readFile(jsonPath, 'utf8'));
@@ -148,11 +184,18 @@ export async function loadModel(path: string): Promise<LoadedModel> {
     throw new ModelError('MODEL_FILE_INVALID', `${jsonPath}: ${(err as Error).message}`, { cause: err });
   }
   try {
-    return {
-      mlp: fromLayersModel(model, jsonPath),
-      layerNames: model.layers.filter((l) => l.getClassName() === 'Dense').map((l) => l.name),
-      metadata: json.userDefinedMetadata?.ringtrain ?? null,
-    };
+    const mlp = fromLayersModel(model, jsonPath);
+    const raw = json.userDefinedMetadata?.ringtrain;
+    try {
+      return {
+        mlp,
+        layerNames: model.layers.filter((l) => l.getClassName() === 'Dense').map((l) => l.name),
+        metadata: raw === undefined ? null : parseModelMetadata(raw, mlp.arch.outputs, jsonPath),
+      };
+    } catch (err) {
+      mlp.dispose();
+      throw err;
+    }
   } finally {
     model.dispose();
   }

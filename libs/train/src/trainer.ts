@@ -25,6 +25,7 @@ import {
   type OptimizerState,
   SAMPLE_COUNT,
 } from '@ringtrain/model';
+import { TrainError } from './errors.js';
 import type { JobSpec } from './spec.js';
 import { evalData, trainingBatch } from './tensors.js';
 
@@ -176,6 +177,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const classify = data.task.kind === 'classification';
   const validation = data.validation.rows > 0 ? evalData(data.validation) : null;
   const early = spec.training.earlyStopping;
+  if (early && !validation) {
+    const issue = `training.earlyStopping: the validation split of ${data.source} has no rows (raise data.split.validation)`;
+    throw new TrainError('SPEC_INVALID', issue, [issue]);
+  }
   const ckpt = options.checkpoint;
 
   let loop: LoopState = INITIAL_LOOP;

@@ -7,9 +7,9 @@
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { applyNormalizer, loadSource, type Table } from '@ringtrain/data';
+import { applyNormalizer, loadSource, parseSource, prepareDataset, type Table } from '@ringtrain/data';
 import { BACKEND_NAMES, type BackendName, evaluate, type EvalResult, loadModel, type ModelMetadata } from '@ringtrain/model';
-import { evalData } from '@ringtrain/train';
+import { evalData, type JobSpec, loadJobSpec, TrainError } from '@ringtrain/train';
 import { useBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
 
@@ -38,15 +38,45 @@ function alignClasses(table: Table, meta: ModelMetadata, source: string): Table 
   return { ...table, labels, task: meta.task };
 }
 
-async function defaultSource(modelDir: string): Promise<{ source: string; baseDir: string } | null> {
+/** The run's own job.yaml, next to its model/ folder; null when there is none. */
+async function runSpec(modelDir: string): Promise<JobSpec | null> {
   try {
-    const { loadJobSpec } = await import('@ringtrain/train');
-    const jobPath = resolve(dirname(modelDir), 'job.yaml');
-    const spec = await loadJobSpec(jobPath);
-    return { source: spec.data.source, baseDir: dirname(jobPath) };
-  } catch {
-    return null;
+    return await loadJobSpec(resolve(dirname(modelDir), 'job.yaml'));
+  } catch (err) {
+    if (err instanceof TrainError && err.code === 'SPEC_FILE_MISSING') return null;
+    throw err;
   }
+}
+
+/** Rows to evaluate, raw (not yet normalized), with where they came from. */
+async function evaluationRows(
+  values: { data?: string | undefined; label?: string | undefined },
+  modelDir: string,
+  meta: ModelMetadata,
+): Promise<{ table: Table; source: string; split: string; normalized: boolean }> {
+  if (!values.data) {
+    // The run's own held-out test rows: the same source, classes and split seed as at
+    // training, normalized with the model's statistics.
+    const spec = await runSpec(modelDir);
+    if (!spec) throw new UsageError(`--data is required: there is no job.yaml next to ${modelDir} naming the run's data`);
+    const data = await prepareDataset({
+      source: spec.data.source,
+      ...(spec.data.label ? { label: spec.data.label } : {}),
+      task: meta.task.kind,
+      ...(spec.data.classes ? { classes: spec.data.classes } : {}),
+      normalizer: meta.normalizer,
+      split: spec.data.split,
+      normalize: spec.data.normalize,
+    });
+    return { table: data.test, source: spec.data.source, split: "test (the run's held-out rows)", normalized: true };
+  }
+  // A CSV source is read with the model's label column unless --label says otherwise.
+  const kind = parseSource(values.data).kind;
+  const label = values.label ?? (kind === 'csv' || kind === 'builtin' ? meta.label : undefined);
+  const loaded = await loadSource(values.data, { ...(label ? { label } : {}), task: meta.task.kind, baseDir: process.cwd() });
+  return loaded.test
+    ? { table: loaded.test, source: values.data, split: 'test', normalized: false }
+    : { table: loaded.train, source: values.data, split: 'all rows', normalized: false };
 }
 
 export async function evalCommand(argv: string[], log: Logger): Promise<EvalResult & { source: string; split: string }> {
@@ -68,25 +98,26 @@ export async function evalCommand(argv: string[], log: Logger): Promise<EvalResu
   }
   await useBackend(values.backend as BackendName, log);
 
-  const modelDir = resolve(values.model.endsWith('.json') ? dirname(values.model) : values.model);
-  const { mlp, metadata } = await loadModel(modelDir);
+  const modelPath = resolve(values.model);
+  const modelDir = modelPath.endsWith('.json') ? dirname(modelPath) : modelPath;
+  const { mlp, metadata } = await loadModel(modelPath);
   try {
     if (!metadata) throw new EvalError('EVAL_NO_METADATA', `${modelDir} has no ringtrain metadata (classes, normalization); it was not written by ringtrain`);
-    const fallback = values.data ? null : await defaultSource(modelDir);
-    const source = values.data ?? fallback?.source;
-    if (!source) throw new UsageError('--data is required: no job.yaml next to the model names a source');
-    const loaded = await loadSource(source, {
-      ...(values.label ? { label: values.label } : {}),
-      task: metadata.task.kind,
-      baseDir: fallback?.baseDir ?? process.cwd(),
-    });
-    const split = loaded.test ? 'test' : 'all';
-    const raw = loaded.test ?? loaded.train;
-    if (raw.rows === 0) throw new EvalError('EVAL_NO_DATA', `${source} has no rows`);
+    const rows = await evaluationRows(values, modelDir, metadata);
+    const { source, split } = rows;
+    const raw = rows.table;
+    if (raw.rows === 0) throw new EvalError('EVAL_NO_DATA', `${source} has no rows to evaluate`);
     if (raw.cols !== mlp.arch.inputs) {
       throw new EvalError('EVAL_SHAPE_MISMATCH', `${source} has ${raw.cols} features; the model expects ${mlp.arch.inputs}`);
     }
-    const table = applyNormalizer(metadata.normalizer, alignClasses(raw, metadata, source));
+    if (raw.featureNames.join('\u0000') !== metadata.featureNames.join('\u0000')) {
+      throw new EvalError(
+        'EVAL_SHAPE_MISMATCH',
+        `${source} has the columns ${raw.featureNames.slice(0, 8).join(', ')}...; the model was trained on ${metadata.featureNames.slice(0, 8).join(', ')}...`,
+      );
+    }
+    const aligned = alignClasses(raw, metadata, source);
+    const table = rows.normalized ? aligned : applyNormalizer(metadata.normalizer, aligned);
     const result = evaluate(mlp, evalData(table), metadata.loss);
     const out = { source, split, ...result };
     if (values.json) {

@@ -149,7 +149,11 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     }
     log.info({ job: spec.name, parameters: mlp.layout.size, loss, epochs: spec.training.epochs, batchSize: spec.training.batchSize }, 'training');
 
-    const metadata = { ...modelMetadata(data, loss), ...(lineage.length ? { lineage } : {}) };
+    const metadata = {
+      ...modelMetadata(data, loss),
+      ...(spec.data.label ? { label: spec.data.label } : {}),
+      ...(lineage.length ? { lineage } : {}),
+    };
     const progress = new Progress();
     try {
       const result = await train({
