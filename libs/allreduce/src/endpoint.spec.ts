@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { listen, type RingEndpoint } from './endpoint.js';
+import { CLOSE_GRACE_MS, listen, type RingEndpoint } from './endpoint.js';
 import { decodeHandshake, encodeHandshake, newNonce, proof, tokenBytes } from './handshake.js';
 import { silentLogger } from './logger.js';
 import { endpoints, isCode, TOKEN } from './ring.fixture.js';
@@ -73,5 +74,55 @@ describe('endpoint authentication', () => {
     const peers = eps.map((e, rank) => ({ rank, host: e.host, port: e.port }));
     await assert.rejects(createRing({ endpoint: eps[0]!, connectTimeoutMs: 300, membership: { generation: 1, rank: 0, world: 2, peers, token: TOKEN } }), isCode('RING_TIMEOUT'));
     await Promise.all(eps.map((e) => e.close()));
+  });
+});
+
+describe('endpoint limits', () => {
+  it('counts parked connections toward maxPendingConnections and refuses the extra ones with RING_BUSY', async () => {
+    const ep = await listen({ maxPendingConnections: 2, handshakeTimeoutMs: 600 });
+    try {
+      // No ring of generation 9 here: both clients authenticate nothing and wait, parked.
+      const parked = [0, 1].map(() => rawClient(ep, (ws, c) => ws.send(hello(c, TOKEN, 9))));
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const extra = await Promise.all([0, 1, 2].map(() => rawClient(ep, (ws) => ws.terminate())));
+      for (const r of extra) {
+        assert.equal(r.code, 4008);
+        assert.match(r.reason, /^RING_BUSY/);
+      }
+      for (const r of await Promise.all(parked)) assert.equal(r.code, 4002);
+      // With the parked ones gone, the endpoint accepts connections again.
+      let challenged = false;
+      await rawClient(ep, (ws) => {
+        challenged = true;
+        ws.terminate();
+      });
+      assert.ok(challenged);
+    } finally {
+      await ep.close();
+    }
+  });
+
+  it('close() resolves within its grace period while a client holds a connection open', async () => {
+    const ep = await listen();
+    const sockets = await Promise.all(
+      [false, true].map(
+        (upgrade) =>
+          new Promise<Socket>((resolve) => {
+            // One never sends an HTTP request, one sends half of one.
+            const s = connect(ep.port, ep.host, () => {
+              if (upgrade) s.write('GET / HTTP/1.1\r\nHost: x\r\n');
+              resolve(s);
+            });
+            s.on('error', () => {});
+          }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const t = Date.now();
+    const closed = await Promise.race([ep.close().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), CLOSE_GRACE_MS + 2000))]);
+    assert.ok(closed, 'close() did not resolve');
+    assert.ok(Date.now() - t < CLOSE_GRACE_MS + 1000);
+    assert.ok(ep.isClosed);
+    for (const s of sockets) s.destroy();
   });
 });

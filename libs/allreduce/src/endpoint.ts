@@ -6,8 +6,15 @@
  * that ring as the link from its predecessor. A connection for a generation not yet
  * registered waits, up to the handshake timeout, for its ring; one for a generation
  * older than the newest registered is refused with RING_STALE_GENERATION.
+ *
+ * At most `maxPendingConnections` connections may be unauthenticated at once, whether
+ * still in the handshake or parked waiting for their ring; more are refused with
+ * RING_BUSY. close() has a deadline: connections that have not ended after
+ * CLOSE_GRACE_MS (a client that never sends its HTTP upgrade, one that ignores the
+ * close frame) are destroyed.
  */
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { closeWith } from './close.js';
 import { RingError } from './errors.js';
@@ -26,7 +33,7 @@ export interface EndpointOptions {
   readonly maxSegmentBytes?: number;
   /** Deadline for an incoming connection to authenticate and find its ring; default 10 s. */
   readonly handshakeTimeoutMs?: number;
-  /** Connections allowed to be mid-handshake at once; default 64. */
+  /** Unauthenticated connections allowed at once (mid-handshake, or parked waiting for their ring); more are refused with RING_BUSY. Default 64. */
   readonly maxPendingConnections?: number;
   readonly logger?: RingLogger;
 }
@@ -55,11 +62,17 @@ interface Registration {
 
 export const DEFAULT_MAX_SEGMENT_BYTES = 4 * 1024 * 1024;
 
+/** How long close() lets open connections end by themselves before destroying them. */
+export const CLOSE_GRACE_MS = 1000;
+
 export class RingEndpoint {
   readonly host: string;
   readonly port: number;
   readonly maxSegmentBytes: number;
   private readonly server: WebSocketServer;
+  private readonly http: Server;
+  /** Every TCP connection the HTTP server accepted and that has not closed yet. */
+  private readonly sockets = new Set<Socket>();
   private readonly log: RingLogger;
   private readonly handshakeTimeoutMs: number;
   private readonly maxPending: number;
@@ -70,15 +83,24 @@ export class RingEndpoint {
   private closed = false;
 
   /** Use `listen()`. */
-  constructor(server: WebSocketServer, host: string, options: EndpointOptions) {
+  constructor(server: WebSocketServer, http: Server, host: string, options: EndpointOptions) {
     this.server = server;
+    this.http = http;
     this.host = host;
-    this.port = (server.address() as AddressInfo).port;
+    this.port = (http.address() as AddressInfo).port;
     this.maxSegmentBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.maxPending = options.maxPendingConnections ?? 64;
     this.log = (options.logger ?? silentLogger).child({ component: 'ring-endpoint', port: this.port });
     server.on('connection', (ws) => void this.onConnection(ws));
+    http.on('connection', (socket: Socket) => {
+      if (this.closed) {
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
   }
 
   get isClosed(): boolean {
@@ -122,14 +144,30 @@ export class RingEndpoint {
     for (const gen of [...this.registrations.keys()]) this.release(gen);
     for (const p of this.parked) this.refuse(p, new RingError('RING_CLOSED', 'the endpoint is closing'));
     for (const ws of this.server.clients) ws.terminate();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.close();
+    // Connections still open after the grace period (say, a client that never sent its
+    // HTTP upgrade) are destroyed, so that close() has a deadline.
+    await new Promise<void>((resolve) => {
+      const grace = setTimeout(() => {
+        for (const socket of this.sockets) socket.destroy();
+      }, CLOSE_GRACE_MS);
+      this.http.close(() => {
+        clearTimeout(grace);
+        resolve();
+      });
+    });
+  }
+
+  /** Connections not yet authenticated: in the handshake or parked waiting for their ring. */
+  private get unauthenticated(): number {
+    return this.handshaking + this.parked.size;
   }
 
   private async onConnection(ws: WebSocket): Promise<void> {
     // A protocol error must never become an uncaught 'error' event; the close that
     // follows it is what the owner of the socket acts on.
     ws.on('error', (err) => this.log.debug({ err }, 'incoming connection error'));
-    if (this.closed || this.handshaking >= this.maxPending) {
+    if (this.closed || this.unauthenticated >= this.maxPending) {
       closeWith(ws, new RingError(this.closed ? 'RING_CLOSED' : 'RING_BUSY', 'too many pending connections'));
       return;
     }
@@ -207,16 +245,18 @@ export async function listen(options: EndpointOptions = {}): Promise<RingEndpoin
   if (!Number.isInteger(maxSegmentBytes) || maxSegmentBytes < 4 || maxSegmentBytes % 4 !== 0) {
     throw new RingError('RING_INVALID_ARGUMENT', `maxSegmentBytes must be a positive multiple of 4, got ${maxSegmentBytes}`);
   }
+  // The HTTP server is ours, not ws's, so that close() can see and destroy every socket.
+  const http = createServer();
+  await new Promise<void>((resolve, reject) => {
+    http.once('listening', resolve);
+    http.once('error', (err) => reject(new RingError('RING_INVALID_ARGUMENT', `cannot listen on ${host}:${options.port ?? 0}: ${err.message}`, {}, { cause: err })));
+    http.listen(options.port ?? 0, host);
+  });
   const server = new WebSocketServer({
-    host,
-    port: options.port ?? 0,
+    server: http,
     perMessageDeflate: false,
     maxPayload: FRAME_HEADER_BYTES + maxSegmentBytes,
     clientTracking: true,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', (err) => reject(new RingError('RING_INVALID_ARGUMENT', `cannot listen on ${host}:${options.port ?? 0}: ${err.message}`, {}, { cause: err })));
-  });
-  return new RingEndpoint(server, host, { ...options, maxSegmentBytes });
+  return new RingEndpoint(server, http, host, { ...options, maxSegmentBytes });
 }
