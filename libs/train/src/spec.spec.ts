@@ -62,11 +62,12 @@ test('every problem is reported with its field path', () => {
   assert.match(err.message, /^iris\.yaml is invalid/);
 });
 
-test('a missing required section is named', () => {
-  const err = specError(() => parseJobSpec('name: x\ndata: { source: builtin:iris }\n'));
+test('a missing required field is named', () => {
+  const err = specError(() => parseJobSpec('name: x\nmodel: { l2: 0 }\n'));
   assert.equal(err.code, 'SPEC_INVALID');
-  assert.ok(err.issues.some((i) => i.startsWith('model:')), err.issues.join('\n'));
-  assert.ok(err.issues.some((i) => i.startsWith('training:')), err.issues.join('\n'));
+  assert.ok(err.issues.some((i) => i.startsWith('data:')), err.issues.join('\n'));
+  const noSource = specError(() => parseJobSpec('name: x\ndata: { label: y }\n'));
+  assert.ok(noSource.issues.some((i) => i.startsWith('data.source:')), noSource.issues.join('\n'));
 });
 
 test('cross-field rules: early stopping needs validation rows; splits leave training rows', () => {
@@ -84,4 +85,19 @@ test('broken YAML and a missing file get their own codes', async () => {
     assert.match(err.message, /\/nonexistent\/job\.yaml/);
     return true;
   });
+});
+
+test('the documented defaults hold: model, training and the optimizer may be left out', () => {
+  const spec = parseJobSpec('name: tiny\ndata: { source: builtin:iris }\n');
+  assert.deepEqual(spec.model, { hidden: [], l2: 0 });
+  assert.equal(spec.training.optimizer.name, 'adam');
+  assert.equal(spec.training.optimizer.learningRate, 0.001);
+  assert.equal(spec.training.batchSize, 32);
+  assert.equal(spec.training.epochs, 10);
+  const sgd = parseJobSpec('name: t\ndata: { source: builtin:iris }\ntraining: { optimizer: { name: sgd } }\n');
+  assert.deepEqual(sgd.training.optimizer, { name: 'sgd', learningRate: 0.001, schedule: { kind: 'constant' }, momentum: 0, nesterov: false });
+  const lr = parseJobSpec('name: t\ndata: { source: builtin:iris }\ntraining: { optimizer: { learningRate: 0.1 } }\n');
+  assert.equal(lr.training.optimizer.name, 'adam');
+  assert.equal(lr.training.optimizer.learningRate, 0.1);
+  assert.deepEqual(spec.checkpoint, { everySteps: 0, everyEpoch: true, keep: 3, keepBest: true });
 });

@@ -24,10 +24,10 @@ const scheduleSchema = z.discriminatedUnion('kind', [
 ]);
 
 const learning = {
-  learningRate: z.number().positive(),
+  learningRate: z.number().positive().default(0.001),
   schedule: scheduleSchema.default({ kind: 'constant' }),
 };
-const optimizerSchema = z.discriminatedUnion('name', [
+const optimizerUnion = z.discriminatedUnion('name', [
   z.strictObject({
     name: z.literal('sgd'),
     ...learning,
@@ -42,6 +42,11 @@ const optimizerSchema = z.discriminatedUnion('name', [
     epsilon: z.number().positive().default(1e-7),
   }),
 ]);
+/** An optimizer without a name is Adam. */
+const optimizerSchema = z.preprocess(
+  (v) => (typeof v === 'object' && v !== null && !('name' in v) ? { name: 'adam', ...v } : v),
+  optimizerUnion,
+);
 
 const hiddenSchema = z.strictObject({
   units: positiveInt,
@@ -65,21 +70,17 @@ export const jobSpecSchema = z.strictObject({
       .strictObject({ noise: z.number().nonnegative().default(0), shift: nonNegativeInt.default(0) })
       .default({ noise: 0, shift: 0 }),
   }),
-  model: z.strictObject({
-    hidden: z.array(hiddenSchema).default([]),
-    l2: z.number().nonnegative().default(0),
-  }),
-  training: z.strictObject({
+  model: z
+    .strictObject({
+      hidden: z.array(hiddenSchema).default([]),
+      l2: z.number().nonnegative().default(0),
+    })
+    .prefault({}),
+  training: z
+    .strictObject({
     /** Default: cross-entropy for classification, mse for regression. */
     loss: z.enum(['cross-entropy', 'mse']).optional(),
-    optimizer: optimizerSchema.default({
-      name: 'adam',
-      learningRate: 0.001,
-      schedule: { kind: 'constant' },
-      beta1: 0.9,
-      beta2: 0.999,
-      epsilon: 1e-7,
-    }),
+    optimizer: optimizerSchema.prefault({}),
     batchSize: positiveInt.default(32),
     epochs: positiveInt.default(10),
     seed: seed.default(0),
@@ -87,7 +88,8 @@ export const jobSpecSchema = z.strictObject({
       .strictObject({ patience: positiveInt, minDelta: z.number().nonnegative().default(0) })
       .optional(),
     backend: z.enum(BACKEND_NAMES as ['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-  }),
+  })
+    .prefault({}),
   checkpoint: z
     .strictObject({
       everySteps: nonNegativeInt.default(0),
