@@ -76,7 +76,7 @@ async function attempt(o: DialOptions, timeoutMs: number): Promise<Link> {
     const challenge = await nextHandshake(ws, timeoutMs, o.to);
     if (challenge.type !== 'challenge') throw new RingError('RING_BAD_FRAME', `handshake: expected challenge, got ${challenge.type}`, { peer: o.to });
     const nonce = newNonce();
-    const fields = { serverNonce: challenge.nonce, clientNonce: nonce, generation: o.generation, from: o.from, to: o.to, world: o.world };
+    const fields = { serverNonce: challenge.nonce, clientNonce: nonce, generation: o.generation, from: o.from, to: o.to, world: o.world, segmentBytes: o.segmentBytes };
     ws.send(encodeHandshake({ type: 'hello', v: HANDSHAKE_VERSION, generation: o.generation, from: o.from, to: o.to, world: o.world, segmentBytes: o.segmentBytes, nonce, mac: proof(o.token, 'hello', fields) }));
     const welcome = await nextHandshake(ws, Math.max(0, o.deadline - Date.now()), o.to);
     if (welcome.type !== 'welcome') throw new RingError('RING_BAD_FRAME', `handshake: expected welcome, got ${welcome.type}`, { peer: o.to });

@@ -18,12 +18,13 @@ async function rawClient(ep: RingEndpoint, act: (ws: WebSocket, challenge: Buffe
   });
 }
 
-function hello(challenge: Buffer, token: string, generation: number): Buffer {
+/** A hello for rank 1 -> 0 of 2; `announced` is the segment size sent, which may differ from the one proven. */
+function hello(challenge: Buffer, token: string, generation: number, announced = 262144): Buffer {
   const msg = decodeHandshake(challenge);
   assert.equal(msg.type, 'challenge');
   const nonce = newNonce();
-  const fields = { serverNonce: msg.type === 'challenge' ? msg.nonce : nonce, clientNonce: nonce, generation, from: 1, to: 0, world: 2 };
-  return encodeHandshake({ type: 'hello', v: 1, generation, from: 1, to: 0, world: 2, segmentBytes: 262144, nonce, mac: proof(tokenBytes(token), 'hello', fields) });
+  const fields = { serverNonce: msg.type === 'challenge' ? msg.nonce : nonce, clientNonce: nonce, generation, from: 1, to: 0, world: 2, segmentBytes: 262144 };
+  return encodeHandshake({ type: 'hello', v: 1, generation, from: 1, to: 0, world: 2, segmentBytes: announced, nonce, mac: proof(tokenBytes(token), 'hello', fields) });
 }
 
 describe('endpoint authentication', () => {
@@ -37,6 +38,12 @@ describe('endpoint authentication', () => {
 
   it('refuses a client that cannot prove the token with RING_AUTH_FAILED', async () => {
     const r = await rawClient(ep, (ws, c) => ws.send(hello(c, 'wrong-token', 5)));
+    assert.equal(r.code, 4004);
+    assert.match(r.reason, /^RING_AUTH_FAILED/);
+  });
+
+  it('refuses a hello whose segment size differs from the one its proof covers with RING_AUTH_FAILED', async () => {
+    const r = await rawClient(ep, (ws, c) => ws.send(hello(c, TOKEN, 5, 131072)));
     assert.equal(r.code, 4004);
     assert.match(r.reason, /^RING_AUTH_FAILED/);
   });

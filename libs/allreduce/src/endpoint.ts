@@ -216,7 +216,7 @@ export class RingEndpoint {
 
   private verify(p: Pending, reg: Registration): void {
     const h = p.hello;
-    const fields = { serverNonce: p.nonce, clientNonce: h.nonce, generation: h.generation, from: h.from, to: h.to, world: h.world };
+    const fields = { serverNonce: p.nonce, clientNonce: h.nonce, generation: h.generation, from: h.from, to: h.to, world: h.world, segmentBytes: h.segmentBytes };
     if (!proofMatches(proof(reg.token, 'hello', fields), h.mac)) {
       this.refuse(p, new RingError('RING_AUTH_FAILED', 'bad proof of the job token'));
       return;

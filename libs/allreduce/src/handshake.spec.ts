@@ -5,7 +5,7 @@ import { pack } from 'msgpackr';
 import { RingError, RingFrameError } from './errors.js';
 import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches, tokenBytes } from './handshake.js';
 
-const fields = { serverNonce: newNonce(), clientNonce: newNonce(), generation: 4, from: 1, to: 2, world: 3 };
+const fields = { serverNonce: newNonce(), clientNonce: newNonce(), generation: 4, from: 1, to: 2, world: 3, segmentBytes: 1024 };
 
 describe('handshake', () => {
   it('round-trips each message', () => {
@@ -17,7 +17,7 @@ describe('handshake', () => {
     assert.equal(decodeHandshake(encodeHandshake({ type: 'welcome', v: 1, mac: randomBytes(32) })).type, 'welcome');
   });
 
-  it('binds the proof to the token, the role, both nonces and the ranks', () => {
+  it('binds the proof to the token, the role, both nonces, the ranks and the segment size', () => {
     const key = tokenBytes('secret');
     const mac = proof(key, 'hello', fields);
     assert.ok(proofMatches(proof(tokenBytes('secret'), 'hello', fields), mac));
@@ -25,6 +25,7 @@ describe('handshake', () => {
     assert.ok(!proofMatches(proof(key, 'welcome', fields), mac));
     assert.ok(!proofMatches(proof(key, 'hello', { ...fields, to: 0 }), mac));
     assert.ok(!proofMatches(proof(key, 'hello', { ...fields, clientNonce: newNonce() }), mac));
+    assert.ok(!proofMatches(proof(key, 'hello', { ...fields, segmentBytes: 2048 }), mac));
     assert.ok(!proofMatches(mac.subarray(0, 31), mac));
   });
 

@@ -4,7 +4,7 @@
  *
  *   server -> client  challenge { nonce: 32 random bytes }
  *   client -> server  hello     { generation, from, to, world, segmentBytes, nonce, mac }
- *                     mac = HMAC-SHA256(token, "ringtrain/1/hello" | server nonce | client nonce | generation | from | to | world)
+ *                     mac = HMAC-SHA256(token, "ringtrain/1/hello" | server nonce | client nonce | generation | from | to | world | segmentBytes)
  *   server -> client  welcome   { mac = HMAC-SHA256(token, "ringtrain/1/welcome" | the same fields) }
  *
  * Fresh nonces on both sides make a recorded handshake useless for another connection.
@@ -56,14 +56,17 @@ export interface ProofFields {
   readonly from: number;
   readonly to: number;
   readonly world: number;
+  /** The segment size the client announced; the server checks it against its own after the proof. */
+  readonly segmentBytes: number;
 }
 
 export function proof(token: Buffer, role: 'hello' | 'welcome', f: ProofFields): Buffer {
-  const ints = Buffer.alloc(16);
+  const ints = Buffer.alloc(20);
   ints.writeUInt32LE(f.generation, 0);
   ints.writeUInt32LE(f.from, 4);
   ints.writeUInt32LE(f.to, 8);
   ints.writeUInt32LE(f.world, 12);
+  ints.writeUInt32LE(f.segmentBytes, 16);
   return createHmac('sha256', token)
     .update(`ringtrain/${HANDSHAKE_VERSION}/${role}`)
     .update(f.serverNonce)
