@@ -44,8 +44,12 @@ test('train on Iris writes a loadable model, metrics and the resolved spec; eval
   // The log is JSON lines on stderr when it is not a terminal, and names the backend.
   const logs = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   assert.ok(logs.some((l) => l.msg === 'backend selected' && l.backend === 'wasm'));
-  // Off a terminal, progress is one plain line per epoch, between the log lines.
-  assert.equal(r.stderr.split('\n').filter((l) => /^epoch \d+\/200 loss /.test(l)).length, summary.epochs);
+  // Off a terminal, progress is a log record per epoch: stderr is JSON lines only.
+  assert.equal(logs.length, r.stderr.trim().split('\n').length, 'every stderr line is JSON');
+  const epochs = logs.filter((l) => l.msg === 'epoch');
+  assert.equal(epochs.length, summary.epochs);
+  assert.equal(epochs[0].epochs, 200);
+  assert.equal(typeof epochs[0].train.loss, 'number');
   for (const f of ['model/model.json', 'model/weights.bin', 'metrics.json', 'job.yaml']) assert.ok(existsSync(join(out, f)), f);
   const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8'));
   assert.equal(metrics.history.length, summary.epochs);

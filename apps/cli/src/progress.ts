@@ -1,7 +1,9 @@
 /**
  * Progress for long work. On a terminal, one line redrawn in place (at most ten times a
- * second); elsewhere, one line per epoch, so that logs stay readable.
+ * second) and a line per epoch; elsewhere, a log record per epoch, so that stderr stays
+ * JSON lines for whatever collects it.
  */
+import type { Logger } from 'pino';
 import type { EpochRecord, StepProgress } from '@ringtrain/train';
 
 const WIDTH = 24;
@@ -34,6 +36,7 @@ export class Progress {
   private drawn = false;
 
   constructor(
+    private readonly log: Logger,
     private readonly out: NodeJS.WriteStream = process.stderr,
     private readonly live = out.isTTY === true,
   ) {}
@@ -48,6 +51,10 @@ export class Progress {
   }
 
   epoch(r: EpochRecord, epochs: number): void {
+    if (!this.live) {
+      this.log.info({ epoch: r.epoch, epochs, train: r.train, validation: r.validation, learningRate: r.learningRate, samplesPerSecond: Math.round(r.samplesPerSecond), seconds: Number(r.seconds.toFixed(3)) }, 'epoch');
+      return;
+    }
     if (this.drawn) this.out.write('\r\x1b[2K');
     this.drawn = false;
     this.out.write(`${epochLine(r, epochs)}\n`);

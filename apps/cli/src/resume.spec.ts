@@ -43,7 +43,7 @@ function interruptAfter(epochs: number, ...args: string[]): Promise<{ code: numb
     let sent = false;
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (!sent && new RegExp(`^epoch ${epochs}/`, 'm').test(stderr)) {
+      if (!sent && new RegExp(`"epoch":${epochs},"epochs"`).test(stderr)) {
         sent = true;
         child.kill('SIGINT');
       }

@@ -154,7 +154,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       ...(spec.data.label ? { label: spec.data.label } : {}),
       ...(lineage.length ? { lineage } : {}),
     };
-    const progress = new Progress();
+    const progress = new Progress(log);
     try {
       const result = await train({
         spec,
