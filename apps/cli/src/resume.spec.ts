@@ -79,6 +79,12 @@ test('Ctrl-C saves a checkpoint and exits 0; --resume ends with the same bytes a
     ma.history.map((h: { train: unknown }) => h.train),
   );
 
+  // The same spec on other data is refused: here, another synthetic seed.
+  await writeFile(join(dir, 'other.yaml'), JOB.replace('seed=3', 'seed=4'));
+  const other = ringtrain('train', '--job', join(dir, 'other.yaml'), '--out', join(dir, 'cut'), '--resume');
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /error RESUME_MISMATCH: .*\n\s+data: .*seed=4 has other values/);
+
   // A spec that changes the model is refused, naming the field.
   await writeFile(join(dir, 'wider.yaml'), JOB.replace('units: 128', 'units: 256'));
   const wider = ringtrain('train', '--job', join(dir, 'wider.yaml'), '--out', join(dir, 'cut'), '--resume');

@@ -103,7 +103,9 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
   const init = spec.init && !checkpoint ? await loadInitialModel(spec) : null;
   try {
     const loadStart = performance.now();
-    const inherited = checkpoint ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
+    // A fine-tuning run normalizes with its source model's statistics (carried in its
+    // checkpoints too); any other run fits them, and a resume compares them below.
+    const inherited = checkpoint?.spec.init ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
     const data = await prepareDataset({
       source: spec.data.source,
       ...(spec.data.label ? { label: spec.data.label } : {}),
@@ -125,9 +127,14 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       },
       'data ready',
     );
-    if (checkpoint && data.train.rows !== checkpoint.snapshot.trainRows) {
-      const issue = `data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.snapshot.trainRows}`;
-      throw new TrainError('RESUME_MISMATCH', issue, [issue]);
+    if (checkpoint) {
+      const issues: string[] = [];
+      if (data.train.rows !== checkpoint.snapshot.trainRows) {
+        issues.push(`data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.snapshot.trainRows}`);
+      } else if (JSON.stringify(data.normalizer) !== JSON.stringify(checkpoint.metadata.normalizer)) {
+        issues.push(`data: ${data.source} has other values than the data the checkpoint was trained on (its normalization statistics differ)`);
+      }
+      if (issues.length > 0) throw new TrainError('RESUME_MISMATCH', `cannot resume from ${checkpoint.dir}:\n  ${issues.join('\n  ')}`, issues);
     }
 
     const loss = resolveLoss(spec, data.task);
