@@ -16,7 +16,11 @@ export interface OpContext {
   readonly window: SendWindow;
   /** Forwards a frame to the successor as is (no copy): it must not be touched afterwards. */
   send(frame: Buffer): void;
-  /** Called once when this rank's part of the operation is complete. */
+  /**
+   * Called once when this rank's part of the operation is complete, which must not be
+   * before every member has called the operation: the ring holds early frames of one
+   * operation ahead only.
+   */
   finished(): void;
 }
 

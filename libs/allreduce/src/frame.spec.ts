@@ -25,6 +25,20 @@ describe('frame', () => {
     assert.deepEqual(decodeFrame(b, 1024), { ...base, kind: OpKind.broadcast, phase: Phase.broadcast, ringStep: 0, chunk: 0, root: 3, offset: 0, total: 5, count: 5 });
   });
 
+  it('decodes an empty broadcast acknowledgement and refuses one with data or an offset', () => {
+    const ack = { ...base, kind: OpKind.broadcast, phase: Phase.broadcastAck, ringStep: 0, chunk: 0, root: 1, offset: 0, total: 5 } as const;
+    const b = Buffer.alloc(FRAME_HEADER_BYTES);
+    writeHeader(b, ack);
+    assert.deepEqual(decodeFrame(b, 1024), { ...ack, count: 0 });
+    const withData = Buffer.alloc(FRAME_HEADER_BYTES + 1);
+    writeHeader(withData, ack);
+    assertFrameError(() => decodeFrame(withData, 1024), 'RING_BAD_FRAME');
+    writeHeader(b, { ...ack, offset: 1 });
+    assertFrameError(() => decodeFrame(b, 1024), 'RING_BAD_FRAME');
+    writeHeader(b, { ...ack, kind: OpKind.allReduce, root: 0 });
+    assertFrameError(() => decodeFrame(b, 1024), 'RING_BAD_FRAME');
+  });
+
   it('rewrites only the stage when forwarding', () => {
     const buf = frame(2);
     writeStage(buf, Phase.allGather, 0);

@@ -6,7 +6,8 @@
  *
  *   0  u8  'R'        1 u8 'T'         2 u8 version        3 u8 kind (1 all-reduce, 2 barrier, 3 broadcast)
  *   4  u32 generation                  8 u32 op (sequence number of the collective in this ring)
- *  12  u8  phase (0 reduce-scatter, 1 all-gather, 2 broadcast)   13 u8 reserved (0)   14 u16 ring step
+ *  12  u8  phase (0 reduce-scatter, 1 all-gather, 2 broadcast, 3 broadcast acknowledgement)
+ *  13  u8  reserved (0)   14 u16 ring step
  *  16  f64 step (the caller's training step tag; a non-negative safe integer)
  *  24  u32 chunk     28 u32 offset (first element, or byte for broadcast)
  *  32  u32 total (elements or bytes of the whole buffer)    36 u32 root (broadcast root, else 0)
@@ -26,7 +27,8 @@ export const MAX_U32 = 0xffffffff;
 export const OpKind = { allReduce: 1, barrier: 2, broadcast: 3 } as const;
 export type OpKind = (typeof OpKind)[keyof typeof OpKind];
 
-export const Phase = { reduceScatter: 0, allGather: 1, broadcast: 2 } as const;
+/** `broadcastAck` is the empty frame that tells a broadcast's members that every member has the data (broadcast-ring.ts). */
+export const Phase = { reduceScatter: 0, allGather: 1, broadcast: 2, broadcastAck: 3 } as const;
 export type Phase = (typeof Phase)[keyof typeof Phase];
 
 export interface FrameHeader {
@@ -86,7 +88,7 @@ function isKind(v: number): v is OpKind {
 }
 
 function isPhase(v: number): v is Phase {
-  return v === Phase.reduceScatter || v === Phase.allGather || v === Phase.broadcast;
+  return v === Phase.reduceScatter || v === Phase.allGather || v === Phase.broadcast || v === Phase.broadcastAck;
 }
 
 /**
@@ -106,7 +108,7 @@ export function decodeFrame(buf: Uint8Array, maxPayloadBytes: number, into: Fram
   if (!isKind(kind)) bad(`unknown operation kind ${kind}`);
   const phase = view[12] ?? 0;
   if (!isPhase(phase)) bad(`unknown phase ${phase}`);
-  if ((phase === Phase.broadcast) !== (kind === OpKind.broadcast)) bad(`phase ${phase} does not belong to kind ${kind}`);
+  if ((phase === Phase.broadcast || phase === Phase.broadcastAck) !== (kind === OpKind.broadcast)) bad(`phase ${phase} does not belong to kind ${kind}`);
   if (view[13] !== 0) bad('reserved byte is not zero');
   const ringStep = view.readUInt16LE(14);
   const step = view.readDoubleLE(16);
@@ -121,6 +123,7 @@ export function decodeFrame(buf: Uint8Array, maxPayloadBytes: number, into: Fram
   if (offset + count > total) bad(`elements ${offset}..${offset + count} lie outside a buffer of ${total}`);
   if (kind === OpKind.broadcast) {
     if (ringStep !== 0 || chunk !== 0) bad('broadcast frames have no ring step or chunk');
+    if (phase === Phase.broadcastAck && (payloadBytes !== 0 || offset !== 0)) bad('a broadcast acknowledgement carries no data');
   } else {
     if (root !== 0) bad('only broadcast frames have a root');
     if (kind === OpKind.barrier && total !== 0) bad('barrier frames carry no data');

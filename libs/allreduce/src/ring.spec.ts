@@ -77,6 +77,46 @@ describe('ring all-reduce, in process', () => {
   }
 });
 
+describe('broadcast followed at once by another operation, with a late receiver', () => {
+  // The root (and any receiver that has its copy) may go straight on to the next
+  // operation; a receiver that calls broadcast late must still find every frame in order.
+  const LATE_MS = 100;
+  for (const world of [2, 3, 4]) {
+    it(`W = ${world}: every root, each receiver late in turn, then allReduce, barrier or broadcast`, async () => {
+      const f = await fixture(world, { segmentBytes: 4096 });
+      try {
+        let step = 0;
+        for (let root = 0; root < world; root++) {
+          for (let late = 0; late < world; late++) {
+            if (late === root) continue;
+            for (const next of ['allReduce', 'barrier', 'broadcast'] as const) {
+              step++;
+              const src = Buffer.alloc(10_000);
+              for (let i = 0; i < src.length; i++) src[i] = (i * 7 + root + step) & 0xff;
+              const data = f.rings.map((_, r) => intData(r, 1001));
+              const out = await Promise.all(
+                f.rings.map(async (ring, r) => {
+                  if (r === late) await new Promise((resolve) => setTimeout(resolve, LATE_MS));
+                  const got = [await ring.broadcast(r === root ? src : undefined, root, { step })];
+                  if (next === 'allReduce') await ring.allReduce(data[r]!, { step });
+                  else if (next === 'barrier') await ring.barrier({ step });
+                  else got.push(await ring.broadcast(r === root ? src : undefined, root, { step }));
+                  return got;
+                }),
+              );
+              const what = `root ${root}, rank ${late} late, then ${next}`;
+              out.forEach((got, r) => got.forEach((o) => assert.ok(Buffer.from(o).equals(src), `${what}: rank ${r}`)));
+              if (next === 'allReduce') data.forEach((d, r) => assert.deepEqual(d, intSum(world, 1001), `${what}: rank ${r}`));
+            }
+          }
+        }
+      } finally {
+        await f.close();
+      }
+    });
+  }
+});
+
 describe('ring behaviour', () => {
   it('queues a fast rank\'s next operation until the slow rank calls it', async () => {
     const f = await fixture(3, { segmentBytes: 4096 });

@@ -7,7 +7,10 @@
  * from 1; every frame carries (generation, op, step), so a frame of an older operation
  * or generation is dropped, never summed. A predecessor may already be sending the next
  * operation while this member is still busy; those frames wait (up to
- * `maxQueuedBytes`, then reading pauses) until the operation is called here.
+ * `maxQueuedBytes`, then reading pauses) until the operation is called here. It can be
+ * no further ahead: every collective finishes on a rank only once every member has
+ * called it (a broadcast through its acknowledgement, see broadcast-ring.ts), so a
+ * frame two or more operations ahead is a protocol violation (RING_BAD_FRAME).
  *
  * Every operation has a deadline. Any failure (a deadline, a lost or silent neighbour,
  * a bad frame, abort()) fails the whole ring: the pending operation rejects with the

@@ -99,6 +99,46 @@ describe('ring against a crafted peer', () => {
     assert.deepEqual(floatsOf(p.received[1]!), [55, 66, 77, 88]);
   });
 
+  it('as broadcast root, finishes only when the acknowledgement comes back round the ring', async () => {
+    const src = Buffer.from('state for a joining worker');
+    let done = false;
+    const op = p.ring.broadcast(src, 0, { step: 3 }).then(() => (done = true));
+    await until(() => p.received.length === 1);
+    assert.ok(Buffer.from(p.received[0]!.subarray(H)).equals(src));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(done, false, 'the root must wait for the acknowledgement');
+    const ack = Buffer.alloc(H);
+    writeHeader(ack, { kind: OpKind.broadcast, generation, op: 1, phase: Phase.broadcastAck, ringStep: 0, step: 3, chunk: 0, offset: 0, total: src.length, root: 0 });
+    p.out.send(ack);
+    await op;
+  });
+
+  it('as the root\'s predecessor, acknowledges a broadcast once it has every segment', async () => {
+    const src = Buffer.alloc(SEG + 10, 7);
+    const op = p.ring.broadcast(undefined, 1, { step: 4 });
+    for (const offset of [0, SEG]) {
+      const data = Buffer.alloc(H + Math.min(SEG, src.length - offset));
+      writeHeader(data, { kind: OpKind.broadcast, generation, op: 1, phase: Phase.broadcast, ringStep: 0, step: 4, chunk: 0, offset, total: src.length, root: 1 });
+      src.copy(data, H, offset);
+      p.out.send(data);
+    }
+    assert.ok(Buffer.from(await op).equals(src));
+    await until(() => p.received.length === 1);
+    const ack = p.received[0]!;
+    assert.equal(ack.length, H);
+    assert.equal(ack[12], Phase.broadcastAck);
+    assert.equal(ack.readUInt32LE(32), src.length);
+  });
+
+  it('closes on a broadcast acknowledgement that comes before the data with RING_BAD_FRAME', async () => {
+    const op = p.ring.broadcast(undefined, 1);
+    const rejected = assert.rejects(op, isCode('RING_BAD_FRAME'));
+    const ack = Buffer.alloc(H);
+    writeHeader(ack, { kind: OpKind.broadcast, generation, op: 1, phase: Phase.broadcastAck, ringStep: 0, step: 0, chunk: 0, offset: 0, total: 5, root: 1 });
+    p.out.send(ack);
+    await rejected;
+  });
+
   const failsWith = async (bad: Buffer | string, code: 'RING_BAD_FRAME' | 'RING_FRAME_TOO_LARGE' | 'RING_OP_MISMATCH'): Promise<void> => {
     const op = p.ring.allReduce(new Float32Array(8));
     const rejected = assert.rejects(op, isCode(code));
