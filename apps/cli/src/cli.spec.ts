@@ -130,9 +130,9 @@ test('a missing spec file and a missing data file name the file', async () => {
 
 test('a ragged CSV: exit 2, DATA_RAGGED_ROW naming the file and line', async () => {
   const dir = await tmp();
-  const rows = ['a,b,species', '1,2,x', '3,4,y', '5,6', '7,8,x'];
+  const rows = ['a,b,kind', '1,2,x', '3,4,y', '5,6', '7,8,x'];
   await writeFile(join(dir, 'ragged.csv'), rows.join('\n'));
-  const r = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${join(dir, 'ragged.csv')}`, '--out', join(dir, 'o'));
+  const r = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${join(dir, 'ragged.csv')}`, '--label', 'kind', '--out', join(dir, 'o'));
   assert.equal(r.code, 2);
   assert.match(r.stderr, /error DATA_RAGGED_ROW: .*ragged\.csv:4\b/);
 });

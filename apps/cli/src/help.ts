@@ -15,7 +15,7 @@ Global options:
 Run 'ringtrain <command> --help' for a command's options.
 `;
 
-export const TRAIN_HELP = `Usage: ringtrain train [--job FILE.yaml] [--out DIR] [--data SOURCE] [--backend NAME]
+export const TRAIN_HELP = `Usage: ringtrain train [--job FILE.yaml] [--out DIR] [--data SOURCE] [--label NAME] [--resume] [--backend NAME]
 
 Trains a model in this process.
 
@@ -24,6 +24,10 @@ Trains a model in this process.
   --out DIR      where to write model/, metrics.json and job.yaml;
                  default: runs/<job name>
   --data SOURCE  replaces data.source: builtin:iris, csv:PATH, idx:DIR, synthetic:...
+                 (the spec's data.label is dropped: the label is then the last column)
+  --label NAME   replaces data.label: the label column of a CSV source
+  --resume       continue from the newest valid checkpoint in --out (without --job,
+                 with the checkpoint's own spec)
   --backend NAME replaces training.backend: auto, tensorflow, wasm, cpu
   --json         print the final summary as JSON on stdout
 `;

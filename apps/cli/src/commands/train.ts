@@ -64,6 +64,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       job: { type: 'string' },
       out: { type: 'string' },
       data: { type: 'string' },
+      label: { type: 'string' },
       backend: { type: 'string' },
       resume: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -91,6 +92,11 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
   const specDir = checkpoint && !values.job ? process.cwd() : dirname(jobPath);
   const source = values.data ? absoluteSource(values.data) : absoluteSource(spec.data.source, specDir);
   spec = resolveInit({ ...spec, data: { ...spec.data, source } }, specDir);
+  if (values.data || values.label) {
+    // Other data: the spec's label column belongs to the spec's source.
+    const { label: _label, ...rest } = spec.data;
+    spec = { ...spec, data: { ...rest, ...(values.label ? { label: values.label } : {}) } };
+  }
   if (values.backend) spec = { ...spec, training: { ...spec.training, backend: values.backend as BackendName } };
   if (checkpoint) {
     const problems = resumeMismatches(checkpoint.spec, spec);
