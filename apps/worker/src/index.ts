@@ -1,0 +1,1 @@
+export { ringCollective } from './ring-collective.js';
