@@ -8,7 +8,17 @@ import assert from 'node:assert/strict';
 import { createRing, listen, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
 import { Mlp, selectBackend } from '@ringtrain/model';
-import { architectureFor, type JobSpec, parseJobSpec, resolveLoss, train, type TrainResult } from '@ringtrain/train';
+import {
+  architectureFor,
+  decodeSnapshot,
+  encodeSnapshot,
+  type JobSpec,
+  parseJobSpec,
+  resolveLoss,
+  train,
+  type TrainResult,
+  type TrainSnapshot,
+} from '@ringtrain/train';
 import { ringCollective } from './ring-collective.js';
 
 const SPEC = `
@@ -32,9 +42,19 @@ let data: PreparedDataset;
 const endpoints: RingEndpoint[] = [];
 const rings: Ring[] = [];
 
-function run(collective?: ReturnType<typeof ringCollective>): Promise<TrainResult> {
+/** Trains, keeping the final snapshot (what a joining worker would be sent). */
+async function run(collective?: ReturnType<typeof ringCollective>): Promise<TrainResult & { snapshot: TrainSnapshot }> {
   const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
-  return train({ spec, data, mlp, loss: resolveLoss(spec, data.task), ...(collective ? { collective } : {}) });
+  let snapshot: TrainSnapshot | undefined;
+  const result = await train({
+    spec,
+    data,
+    mlp,
+    loss: resolveLoss(spec, data.task),
+    ...(collective ? { collective } : {}),
+    checkpoint: { everySteps: 0, everyEpoch: false, save: async (s) => void (snapshot = s) },
+  });
+  return { ...result, snapshot: snapshot! };
 }
 
 function relL2(a: Float32Array, b: Float32Array): number {
@@ -75,5 +95,15 @@ test('three workers over a loopback ring: the single-process trajectory, identic
   assert.equal(results[0]!.steps, solo.steps);
   assert.ok(Math.abs(results[0]!.history[1]!.train.loss - solo.history[1]!.train.loss) < 1e-4);
   assert.equal(rings[0]!.stats.ops, solo.steps, 'one all-reduce per step');
+
+  // State sync as a new generation would do it: rank 0's state, broadcast, decoded.
+  const shape = { params: solo.mlp.layout.size, slots: results[0]!.snapshot.optimizer.slots.length, optimizer: 'adam' as const };
+  const received = await Promise.all(rings.map((ring) => ring.broadcast(ring.rank === 0 ? encodeSnapshot(results[0]!.snapshot) : undefined, 0)));
+  for (const [rank, bytes] of received.entries()) {
+    const snap = decodeSnapshot(bytes, shape);
+    assert.deepEqual(snap.params, results[rank]!.snapshot.params);
+    assert.deepEqual(snap.optimizer, results[rank]!.snapshot.optimizer);
+    assert.equal(snap.loop.globalStep, solo.steps);
+  }
   for (const r of [solo, ...results]) r.mlp.dispose();
 });

@@ -6,7 +6,8 @@ export type TrainErrorCode =
   | 'CHECKPOINT_CORRUPT'
   | 'CHECKPOINT_NONE'
   | 'RESUME_MISMATCH'
-  | 'INIT_INVALID';
+  | 'INIT_INVALID'
+  | 'SNAPSHOT_INVALID';
 
 export class TrainError extends Error {
   override readonly name = 'TrainError';

@@ -6,3 +6,4 @@ export * from './output.js';
 export * from './checkpoint.js';
 export * from './resume.js';
 export * from './init.js';
+export * from './snapshot-codec.js';
