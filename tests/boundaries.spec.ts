@@ -18,8 +18,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   'libs/model': ['@ringtrain/data'],
   'libs/train': ['@ringtrain/data', '@ringtrain/model'],
   'libs/allreduce': ['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https'],
+  'apps/coordinator': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce'],
   'apps/worker': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce'],
-  'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/worker'],
+  'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/worker', '@ringtrain/coordinator'],
 };
 const OURS = /^@ringtrain\//;
 const NETWORK = new Set(['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'net', 'http']);
