@@ -93,9 +93,9 @@ test('heartbeats keep members; silence past the deadline is a loss (fake clock)'
   assert.deepEqual(s.actions, [], 'nobody is late yet');
   s = run([[5_001, { type: 'tick' }]], POLICY, s.state);
   assert.equal(s.actions[0]?.type, 'end-generation');
-  assert.match((s.actions[0] as { reason: string }).reason, /silent past 5000 ms: w2/);
+  assert.match((s.actions[0] as Extract<Action, { type: 'end-generation' }>).reason, /silent past 5000 ms: w2/);
   assert.deepEqual(
-    (s.actions[1] as { ranks: { id: string }[] }).ranks.map((r) => r.id),
+    (s.actions[1] as Extract<Action, { type: 'form' }>).ranks.map((r) => r.id),
     ['w1', 'w3'],
   );
 });
@@ -103,7 +103,7 @@ test('heartbeats keep members; silence past the deadline is a loss (fake clock)'
 test('a known worker joining again (it restarted) re-forms the ring; after finished, joins are refused', () => {
   const a = run([[0, join(1)], [0, join(2)], [10, join(2)]]);
   assert.deepEqual(a.actions.slice(-2).map((x) => x.type), ['end-generation', 'form']);
-  assert.equal((a.actions.at(-2) as { reason: string }).reason, 'w2 rejoined');
+  assert.equal((a.actions.at(-2) as Extract<Action, { type: 'end-generation' }>).reason, 'w2 rejoined');
   assert.equal(a.state.members.length, 2);
   const done = run([[20, { type: 'finished' }], [30, join(3)]], POLICY, a.state);
   assert.equal(done.state.phase, 'done');
