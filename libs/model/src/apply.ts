@@ -39,14 +39,13 @@ export function applyGradients(mlp: Mlp, optimizer: Optimizer, summed: Float32Ar
       for (let i = slot.offset; i < end; i++) grads[i] = grads[i]! + k * params[i]!;
     }
   }
-  const before = options.frozenLayers?.size ? Float32Array.from(params) : null;
+  // A zero gradient still moves a parameter under momentum or Adam; frozen means
+  // bit-equal, so the frozen slots are put back after the update.
+  const frozen = mlp.layout.slots
+    .filter((slot) => options.frozenLayers?.has(slot.layer))
+    .map((slot) => ({ offset: slot.offset, values: params.slice(slot.offset, slot.offset + slot.size) }));
   optimizer.update(params, grads, options.learningRate);
-  if (before) {
-    // A zero gradient still moves a parameter under momentum or Adam; frozen means bit-equal.
-    for (const slot of mlp.layout.slots) {
-      if (options.frozenLayers!.has(slot.layer)) params.set(before.subarray(slot.offset, slot.offset + slot.size), slot.offset);
-    }
-  }
+  for (const { offset, values } of frozen) params.set(values, offset);
   mlp.upload();
   return true;
 }

@@ -99,7 +99,8 @@ export function toLayersModel(mlp: Mlp): tfl.LayersModel {
   return model;
 }
 
-async function writeAtomically(path: string, data: string | Uint8Array): Promise<void> {
+/** Writes to a temporary name, flushes, then renames: readers see the old file or the whole new one. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, data, { flush: true });
   await rename(tmp, path);
@@ -122,8 +123,8 @@ export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata):
           userDefinedMetadata: artifacts.userDefinedMetadata,
         };
         // Weights first: model.json only ever names a complete weights file.
-        await writeAtomically(join(dir, WEIGHTS_BIN), weights);
-        await writeAtomically(join(dir, MODEL_JSON), JSON.stringify(modelJson));
+        await writeFileAtomic(join(dir, WEIGHTS_BIN), weights);
+        await writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
         return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
       }),
     );

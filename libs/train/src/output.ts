@@ -5,10 +5,10 @@
  *   metrics.json  per-epoch history and the final train/validation/test metrics
  *   job.yaml      the resolved spec, defaults filled in, exactly what ran
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreparedDataset } from '@ringtrain/data';
-import { type LossName, type ModelMetadata, saveModel } from '@ringtrain/model';
+import { type LossName, type ModelMetadata, saveModel, writeFileAtomic } from '@ringtrain/model';
 import { jobSpecToYaml, type JobSpec } from './spec.js';
 import type { TrainResult } from './trainer.js';
 
@@ -60,12 +60,6 @@ export function modelMetadata(data: PreparedDataset, loss: LossName): ModelMetad
   };
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text, { flush: true });
-  await rename(tmp, path);
-}
-
 export async function writeRunOutput(
   dir: string,
   spec: JobSpec,
@@ -76,6 +70,6 @@ export async function writeRunOutput(
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   await saveModel(result.mlp, join(dir, 'model'), metadata);
-  await writeAtomically(join(dir, 'metrics.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  await writeAtomically(join(dir, 'job.yaml'), jobSpecToYaml(spec));
+  await writeFileAtomic(join(dir, 'metrics.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFileAtomic(join(dir, 'job.yaml'), jobSpecToYaml(spec));
 }

@@ -2,7 +2,7 @@
  * Glue between libs/data's tables and libs/model's batches: targets are one-hot rows
  * for classification and the raw target for regression (one output).
  */
-import { augment, gatherBatch, oneHot, type AugmentSpec, type Table, type Task } from '@ringtrain/data';
+import { augment, augmentEnabled, gatherBatch, oneHot, type AugmentSpec, type Table, type Task } from '@ringtrain/data';
 import { type Architecture, type Batch, type EvalData, type HiddenLayer, type LossName } from '@ringtrain/model';
 import type { JobSpec } from './spec.js';
 import { TrainError } from './errors.js';
@@ -31,7 +31,7 @@ export function trainingBatch(
   key: { seed: number; epoch: number },
 ): Batch {
   const gathered = gatherBatch(table, indices);
-  if ((augmentSpec.noise ?? 0) > 0 || (augmentSpec.shift ?? 0) > 0) {
+  if (augmentEnabled(augmentSpec)) {
     augment(gathered.x, indices, table.cols, augmentSpec, key, table.imageShape);
   }
   return { rows: indices.length, x: gathered.x, indices, ...targetsFor(table.task, gathered.labels) };
