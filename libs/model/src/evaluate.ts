@@ -19,6 +19,9 @@ export interface EvalData {
 
 export interface EvalResult {
   readonly count: number;
+  /** Summed loss and number correct (0 for regression): what a sharded evaluation adds up. */
+  readonly lossSum: number;
+  readonly correct: number;
   /** Mean loss per sample (no L2 penalty). */
   readonly loss: number;
   /** Fraction correct; null for regression. */
@@ -60,6 +63,8 @@ export function evaluate(mlp: Mlp, data: EvalData, loss: LossName, batchSize = 1
   const n = data.rows;
   return {
     count: n,
+    lossSum: total,
+    correct,
     loss: n > 0 ? total / n : NaN,
     accuracy: classify ? (n > 0 ? correct / n : NaN) : null,
     confusion,

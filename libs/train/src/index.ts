@@ -7,3 +7,5 @@ export * from './checkpoint.js';
 export * from './resume.js';
 export * from './init.js';
 export * from './snapshot-codec.js';
+export * from './job.js';
+export * from './step-log.js';

@@ -41,6 +41,14 @@ export interface Collective {
 export const SOLO: Collective = { rank: 0, world: 1, allReduce: async () => {} };
 
 export interface StepProgress {
+  /** 0-based count of steps before this one, over the whole run: the step's identity. */
+  readonly globalStep: number;
+  /** This step's mean loss over the global batch (all workers), and its sample count. */
+  readonly stepLoss: number;
+  readonly stepSamples: number;
+  /** This worker's time in the step: gradient and update, and the collective (all-reduce, waiting for peers included). */
+  readonly computeMs: number;
+  readonly commMs: number;
   /** 1-based. */
   readonly epoch: number;
   readonly epochs: number;
@@ -116,6 +124,39 @@ export interface TrainSnapshot {
   readonly trainRows: number;
 }
 
+export type EvalSplit = 'train' | 'validation' | 'test';
+
+/**
+ * Evaluates the model on a split. In a cluster it is a collective: every rank calls it
+ * at the same point of the loop, evaluates its part, and the sums are reduced. `tag`
+ * is the same on every rank (the global step). Resolves to null for an empty split.
+ */
+export type Evaluator = (split: EvalSplit, mlp: Mlp, tag: number) => Promise<Metrics | null>;
+
+/** The evaluator of one process holding every split. */
+export function localEvaluator(data: PreparedDataset, loss: LossName): Evaluator {
+  const tables = { train: data.train, validation: data.validation, test: data.test };
+  return async (split, mlp) => {
+    const table = tables[split];
+    return table.rows > 0 ? metricsOf(evaluate(mlp, evalData(table), loss)) : null;
+  };
+}
+
+/**
+ * The collective failed (a peer was lost, the ring was aborted for a new generation):
+ * training stopped at a step boundary, and `snapshot` is this worker's last committed
+ * state, from which the next generation continues.
+ */
+export class CollectiveAborted extends Error {
+  override readonly name = 'CollectiveAborted';
+  constructor(
+    readonly snapshot: TrainSnapshot,
+    cause: unknown,
+  ) {
+    super(`training stopped at step ${snapshot.loop.globalStep}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
 export type CheckpointReason = 'steps' | 'epoch' | 'end' | 'stop';
 
 export interface CheckpointHook {
@@ -139,6 +180,10 @@ export interface TrainOptions {
   readonly frozenLayers?: ReadonlySet<number>;
   readonly onStep?: (p: StepProgress) => void;
   readonly onEpoch?: (r: EpochRecord) => void;
+  /** Validation and final evaluation; default: this process evaluates each whole split. */
+  readonly evaluator?: Evaluator;
+  /** Awaited before each epoch's steps (and a resumed epoch's rest): a worker makes sure it holds the rows. */
+  readonly prepareEpoch?: (epoch: number) => Promise<void>;
   /** Checked after every step; true finishes that step, saves a checkpoint and stops (e.g. on SIGINT). */
   readonly shouldStop?: () => boolean;
 }
@@ -175,9 +220,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const buffer = new Float32Array(gradientBufferLength(mlp));
   const size = mlp.layout.size;
   const classify = data.task.kind === 'classification';
-  const validation = data.validation.rows > 0 ? evalData(data.validation) : null;
+  const hasValidation = data.validation.rows > 0;
+  const evaluator = options.evaluator ?? localEvaluator(data, loss);
   const early = spec.training.earlyStopping;
-  if (early && !validation) {
+  if (early && !hasValidation) {
     const issue = `training.earlyStopping: the validation split of ${data.source} has no rows (raise data.split.validation)`;
     throw new TrainError('SPEC_INVALID', issue, [issue]);
   }
@@ -202,6 +248,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let interrupted = false;
   let samplesSeen = 0;
   const started = performance.now();
+  /** Runs a collective; on failure, stops with the state at `at` (the last commit). */
+  const collectively = async <T>(at: () => LoopState, work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      loop = at();
+      throw new CollectiveAborted(snapshot(), err);
+    }
+  };
 
   while (loop.epoch < epochs && !loop.stoppedEarly && !interrupted) {
     const epoch = loop.epoch;
@@ -209,12 +264,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let { lossSum, count, correct } = loop.partial;
     let learningRate = 0;
     let step = loop.stepInEpoch;
+    const here = (s: number, seconds: number) => (): LoopState => ({
+      ...loop,
+      stepInEpoch: s,
+      globalStep: loop.globalStep + (s - loop.stepInEpoch),
+      partial: { lossSum, count, correct, seconds },
+    });
+    if (options.prepareEpoch) await collectively(here(step, loop.partial.seconds), () => options.prepareEpoch!(epoch));
     for (; step < perEpoch; step++) {
       const globalStep = loop.globalStep + (step - loop.stepInEpoch);
+      const t0 = performance.now();
       const indices = batchIndices({ n, batchSize, seed, epoch, step, rank: collective.rank, world: collective.world });
       const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch });
       computeGradients(mlp, batch, { loss, seed, step: globalStep }, buffer);
-      await collective.allReduce(buffer, globalStep);
+      const t1 = performance.now();
+      await collectively(here(step, (t1 - epochStart) / 1000), () => collective.allReduce(buffer, globalStep));
+      const t2 = performance.now();
+      const stepLoss = buffer[size + LOSS_SUM]!;
+      const stepSamples = buffer[size + SAMPLE_COUNT]!;
       lossSum += buffer[size + LOSS_SUM]!;
       count += buffer[size + SAMPLE_COUNT]!;
       correct += buffer[size + CORRECT_COUNT]!;
@@ -229,8 +296,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         ...(options.frozenLayers ? { frozenLayers: options.frozenLayers } : {}),
       });
       samplesSeen += buffer[size + SAMPLE_COUNT]!;
-      const elapsed = (performance.now() - epochStart) / 1000;
+      const t3 = performance.now();
+      const elapsed = (t3 - epochStart) / 1000;
       options.onStep?.({
+        globalStep,
+        stepLoss: stepLoss / stepSamples,
+        stepSamples,
+        computeMs: t1 - t0 + (t3 - t2),
+        commMs: t2 - t1,
         epoch: epoch + 1,
         epochs,
         step: step + 1,
@@ -260,7 +333,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (step < perEpoch) break;
 
     const seconds = (performance.now() - epochStart) / 1000;
-    const val = validation ? metricsOf(evaluate(mlp, validation, loss)) : null;
+    const val = hasValidation
+      ? await collectively(here(perEpoch, seconds), () => evaluator('validation', mlp, loop.globalStep + (perEpoch - loop.stepInEpoch)))
+      : null;
     const record: EpochRecord = {
       epoch: epoch + 1,
       train: { loss: lossSum / count, accuracy: classify ? correct / count : null },
@@ -298,11 +373,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // The checkpoints above hold the last weights (a resumed run continues from them);
   // the model handed back holds the best epoch's.
   const history = [...loop.history];
+  const last = snapshot();
   let bestEpoch = history.length;
   if (bestParams && loop.best && loop.best.epoch !== history.length) {
     mlp.setParams(bestParams);
     bestEpoch = loop.best.epoch;
   }
+  // Evaluated on every rank at once in a cluster; a failure there leaves the last
+  // weights (not the restored best ones) as the state to continue from.
+  const finalMetrics = async (split: EvalSplit): Promise<Metrics | null> => {
+    try {
+      return await evaluator(split, mlp, loop.globalStep);
+    } catch (err) {
+      throw new CollectiveAborted(last, err);
+    }
+  };
+  const finalTrain = await finalMetrics('train');
+  const finalValidation = await finalMetrics('validation');
+  const finalTest = await finalMetrics('test');
   const seconds = (performance.now() - started) / 1000;
   return {
     mlp,
@@ -313,10 +401,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     steps: loop.globalStep,
     seconds,
     samplesPerSecond: samplesSeen / seconds,
-    final: {
-      train: metricsOf(evaluate(mlp, evalData(data.train), loss)),
-      validation: validation ? metricsOf(evaluate(mlp, validation, loss)) : null,
-      test: data.test.rows > 0 ? metricsOf(evaluate(mlp, evalData(data.test), loss)) : null,
-    },
+    final: { train: finalTrain ?? { loss: NaN, accuracy: null }, validation: finalValidation, test: finalTest },
   };
 }

@@ -3,25 +3,21 @@
  * the data, trains with progress, writes model/, metrics.json and job.yaml, and prints
  * the final metrics. Without --job it runs the built-in Iris example.
  */
+import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { absoluteSource, prepareDataset } from '@ringtrain/data';
-import { BACKEND_NAMES, type BackendName, Mlp } from '@ringtrain/model';
+import { absoluteSource } from '@ringtrain/data';
+import { BACKEND_NAMES, type BackendName } from '@ringtrain/model';
 import {
-  architectureFor,
   type Checkpoint,
-  fineTuneStart,
-  inheritedNormalizer,
   latestCheckpoint,
-  type LineageEntry,
-  loadInitialModel,
   loadJobSpec,
-  modelMetadata,
+  openJob,
   resolveInit,
-  resolveLoss,
   resumeMismatches,
+  StepLog,
   summarize,
   train,
   TrainError,
@@ -106,21 +102,9 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
   }
 
   const backend = await useBackend(spec.training.backend, log);
-  const init = spec.init && !checkpoint ? await loadInitialModel(spec) : null;
-  try {
-    const loadStart = performance.now();
-    // A fine-tuning run normalizes with its source model's statistics (carried in its
-    // checkpoints too); any other run fits them, and a resume compares them below.
-    const inherited = checkpoint?.spec.init ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
-    const data = await prepareDataset({
-      source: spec.data.source,
-      ...(spec.data.label ? { label: spec.data.label } : {}),
-      ...(spec.data.task ? { task: spec.data.task } : {}),
-      ...(spec.data.classes ? { classes: spec.data.classes } : {}),
-      ...(inherited ? { normalizer: inherited } : {}),
-      split: spec.data.split,
-      normalize: spec.data.normalize,
-    });
+  const job = await openJob(spec, checkpoint);
+  const { data, loss, mlp, frozenLayers, lineage, metadata } = job;
+  {
     log.info(
       {
         source: data.source,
@@ -129,45 +113,15 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
         test: data.test.rows,
         features: data.train.cols,
         task: data.task.kind,
-        ms: Math.round(performance.now() - loadStart),
+        ms: Math.round(job.dataMs),
       },
       'data ready',
     );
-    if (checkpoint) {
-      const issues: string[] = [];
-      if (data.train.rows !== checkpoint.snapshot.trainRows) {
-        issues.push(`data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.snapshot.trainRows}`);
-      } else if (JSON.stringify(data.normalizer) !== JSON.stringify(checkpoint.metadata.normalizer)) {
-        issues.push(`data: ${data.source} has other values than the data the checkpoint was trained on (its normalization statistics differ)`);
-      }
-      if (issues.length > 0) throw new TrainError('RESUME_MISMATCH', `cannot resume from ${checkpoint.dir}:\n  ${issues.join('\n  ')}`, issues);
-    }
-
-    const loss = resolveLoss(spec, data.task);
-    let mlp: Mlp;
-    let frozenLayers: ReadonlySet<number> = new Set();
-    let lineage: readonly LineageEntry[] = [];
-    if (checkpoint) {
-      mlp = Mlp.fromParams(checkpoint.arch, checkpoint.snapshot.params);
-      lineage = checkpoint.lineage;
-      frozenLayers = checkpoint.frozenLayers;
-    } else if (init) {
-      const start = fineTuneStart(spec, init, data.train.cols, data.task);
-      mlp = start.mlp;
-      frozenLayers = start.frozenLayers;
-      lineage = start.lineage;
-      log.info({ from: spec.init!.from, frozen: [...frozenLayers], replaceHead: spec.init!.replaceHead }, 'fine-tuning');
-    } else {
-      mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
-    }
+    if (spec.init && !checkpoint) log.info({ from: spec.init.from, frozen: [...frozenLayers], replaceHead: spec.init.replaceHead }, 'fine-tuning');
     log.info({ job: spec.name, parameters: mlp.layout.size, loss, epochs: spec.training.epochs, batchSize: spec.training.batchSize }, 'training');
-
-    const metadata = {
-      ...modelMetadata(data, loss),
-      ...(spec.data.label ? { label: spec.data.label } : {}),
-      ...(lineage.length ? { lineage } : {}),
-    };
     const progress = new Progress(log);
+    await mkdir(outDir, { recursive: true });
+    const steps = new StepLog(outDir);
     try {
       const result = await train({
         spec,
@@ -180,6 +134,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
           everySteps: spec.checkpoint.everySteps,
           everyEpoch: spec.checkpoint.everyEpoch,
           save: async (snapshot, reason) => {
+            steps.flush();
             const dir = await writeCheckpoint(outDir, snapshot, {
               spec,
               metadata,
@@ -193,10 +148,17 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
             log.debug({ dir, reason, step: snapshot.loop.globalStep }, 'checkpoint written');
           },
         },
-        onStep: (p) => progress.step(p),
-        onEpoch: (r) => progress.epoch(r, spec.training.epochs),
+        onStep: (p) => {
+          steps.add({ step: p.globalStep, epoch: p.epoch, loss: p.stepLoss, samples: p.stepSamples });
+          progress.step(p);
+        },
+        onEpoch: (r) => {
+          steps.flush();
+          progress.epoch(r, spec.training.epochs);
+        },
         shouldStop: stop,
       });
+      steps.flush();
       if (result.stoppedEarly) log.info({ bestEpoch: result.bestEpoch, epochs: result.history.length }, 'early stopping: best weights restored');
       if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: checkpoint saved; continue with --resume');
       const summary = summarize(spec, data, backend.name, loss, result);
@@ -207,7 +169,5 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     } finally {
       mlp.dispose();
     }
-  } finally {
-    init?.base.dispose();
   }
 }

@@ -1,0 +1,86 @@
+/**
+ * Opening a job: everything between a resolved spec and the first step, shared by
+ * `ringtrain train` (one process) and the coordinator (which then hands the pieces to
+ * its workers). Prepares the data (a fine-tuning run reuses its source model's
+ * normalization statistics, a resume checks that the data is what the checkpoint was
+ * trained on), resolves the loss, and builds the starting model: from the checkpoint,
+ * from a fine-tuning source, or fresh from the seed.
+ */
+import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
+import { type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
+import type { Checkpoint, LineageEntry } from './checkpoint.js';
+import { TrainError } from './errors.js';
+import { fineTuneStart, inheritedNormalizer, loadInitialModel } from './init.js';
+import { modelMetadata } from './output.js';
+import type { JobSpec } from './spec.js';
+import { architectureFor, resolveLoss } from './tensors.js';
+
+export interface OpenedJob {
+  readonly spec: JobSpec;
+  readonly data: PreparedDataset;
+  readonly loss: LossName;
+  /** The starting weights; the caller disposes. */
+  readonly mlp: Mlp;
+  readonly frozenLayers: ReadonlySet<number>;
+  readonly lineage: readonly LineageEntry[];
+  /** What the saved model and checkpoints record about the data. */
+  readonly metadata: ModelMetadata;
+  /** Set when continuing from a checkpoint. */
+  readonly checkpoint: Checkpoint | null;
+  readonly dataMs: number;
+}
+
+/** Rejects a checkpoint whose data differs from `data` (RESUME_MISMATCH). */
+function checkSameData(checkpoint: Checkpoint, data: PreparedDataset): void {
+  const issues: string[] = [];
+  if (data.train.rows !== checkpoint.snapshot.trainRows) {
+    issues.push(`data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.snapshot.trainRows}`);
+  } else if (JSON.stringify(data.normalizer) !== JSON.stringify(checkpoint.metadata.normalizer)) {
+    issues.push(`data: ${data.source} has other values than the data the checkpoint was trained on (its normalization statistics differ)`);
+  }
+  if (issues.length > 0) throw new TrainError('RESUME_MISMATCH', `cannot resume from ${checkpoint.dir}:\n  ${issues.join('\n  ')}`, issues);
+}
+
+/** `spec` has absolute paths (absoluteSource, resolveInit); `checkpoint` was checked with resumeMismatches. */
+export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Promise<OpenedJob> {
+  const init = spec.init && !checkpoint ? await loadInitialModel(spec) : null;
+  try {
+    const loadStart = performance.now();
+    const inherited = checkpoint?.spec.init ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
+    const data = await prepareDataset({
+      source: spec.data.source,
+      ...(spec.data.label ? { label: spec.data.label } : {}),
+      ...(spec.data.task ? { task: spec.data.task } : {}),
+      ...(spec.data.classes ? { classes: spec.data.classes } : {}),
+      ...(inherited ? { normalizer: inherited } : {}),
+      split: spec.data.split,
+      normalize: spec.data.normalize,
+    });
+    const dataMs = performance.now() - loadStart;
+    if (checkpoint) checkSameData(checkpoint, data);
+    const loss = resolveLoss(spec, data.task);
+    let mlp: Mlp;
+    let frozenLayers: ReadonlySet<number> = new Set();
+    let lineage: readonly LineageEntry[] = [];
+    if (checkpoint) {
+      mlp = Mlp.fromParams(checkpoint.arch, checkpoint.snapshot.params);
+      lineage = checkpoint.lineage;
+      frozenLayers = checkpoint.frozenLayers;
+    } else if (init) {
+      const start = fineTuneStart(spec, init, data.train.cols, data.task);
+      mlp = start.mlp;
+      frozenLayers = start.frozenLayers;
+      lineage = start.lineage;
+    } else {
+      mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
+    }
+    const metadata: ModelMetadata = {
+      ...modelMetadata(data, loss),
+      ...(spec.data.label ? { label: spec.data.label } : {}),
+      ...(lineage.length ? { lineage } : {}),
+    };
+    return { spec, data, loss, mlp, frozenLayers, lineage, metadata, checkpoint, dataMs };
+  } finally {
+    init?.base.dispose();
+  }
+}
