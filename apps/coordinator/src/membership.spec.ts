@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy } from './membership.js';
+import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress } from './membership.js';
 
-const POLICY: Policy = { minWorkers: 2, maxWorkers: 3, heartbeatTimeoutMs: 5_000 };
+const POLICY: Policy = { minWorkers: 2, maxWorkers: 3, heartbeatTimeoutMs: 5_000, stopTimeoutMs: 3_000 };
 const addr = (n: number) => ({ host: `w${n}`, port: 7000 + n });
+const at = (step: number, epochs = 0): Progress => ({ step, epochs });
 
 /** Feeds events at the given times; returns the final state and every action, in order. */
 function run(events: [number, MembershipEvent][], policy = POLICY, from = initialMembership(policy)) {
@@ -17,102 +18,99 @@ function run(events: [number, MembershipEvent][], policy = POLICY, from = initia
   return { state, actions };
 }
 
-const join = (n: number): MembershipEvent => ({ type: 'join', id: `w${n}`, address: addr(n) });
-const beat = (n: number, step: number): MembershipEvent => ({ type: 'heartbeat', id: `w${n}`, step });
+const join = (n: number, held: Progress | null = null): MembershipEvent => ({ type: 'join', id: `w${n}`, address: addr(n), held });
+const beat = (n: number, held: Progress | null): MembershipEvent => ({ type: 'heartbeat', id: `w${n}`, held });
+const stopped = (n: number, generation: number, held: Progress | null, reason = 'told to stop'): MembershipEvent => ({
+  type: 'stopped',
+  id: `w${n}`,
+  generation,
+  held,
+  reason,
+});
+/** Generation 2 with three members: w3 joined after generation 1 of w1 and w2 formed. */
+const THREE: [number, MembershipEvent][] = [[0, join(1)], [0, join(2)], [0, join(3)], [0, stopped(1, 1, null)], [0, stopped(2, 1, null)]];
+const ranks = (...ns: number[]) => ns.map((n, rank) => ({ id: `w${n}`, rank, address: addr(n) }));
 
-test('waits below minWorkers, saying why; forms generation 1 when enough have joined', () => {
+test('waits below minWorkers, saying why; forms generation 1 from the coordinator state when enough have joined', () => {
   const one = run([[0, join(1)]]);
   assert.equal(one.state.phase, 'waiting');
   assert.deepEqual(one.actions, [{ type: 'wait', reason: 'waiting for workers: 1 of minWorkers 2' }]);
   const two = run([[0, join(1)], [10, join(2)]]);
   assert.equal(two.state.phase, 'training');
-  assert.deepEqual(two.actions.at(-1), {
-    type: 'form',
-    generation: 1,
-    ranks: [
-      { id: 'w1', rank: 0, address: addr(1) },
-      { id: 'w2', rank: 1, address: addr(2) },
-    ],
-    source: 'w1',
-  });
+  assert.deepEqual(two.actions.at(-1), { type: 'form', generation: 1, ranks: ranks(1, 2), source: { kind: 'coordinator' } });
 });
 
-test('a join mid-run ends the generation and forms the next with the newcomer; the most advanced member is the source', () => {
-  const { actions, state } = run([[0, join(1)], [0, join(2)], [100, beat(1, 40)], [100, beat(2, 41)], [200, join(3)]]);
-  assert.deepEqual(actions.slice(-2), [
-    { type: 'end-generation', generation: 1, reason: 'w3 joined' },
-    {
-      type: 'form',
-      generation: 2,
-      ranks: [
-        { id: 'w1', rank: 0, address: addr(1) },
-        { id: 'w2', rank: 1, address: addr(2) },
-        { id: 'w3', rank: 2, address: addr(3) },
-      ],
-      source: 'w2',
-    },
-  ]);
+test('a join mid-run stops the ring, collects every state, then forms the next generation from the most advanced', () => {
+  const base: [number, MembershipEvent][] = [[0, join(1)], [0, join(2)], [100, beat(1, at(40))], [200, join(3)]];
+  const mid = run(base);
+  assert.equal(mid.state.phase, 'stopping');
+  assert.deepEqual(mid.actions.at(-1), { type: 'stop-ring', generation: 1, ids: ['w1', 'w2'], reason: 'w3 joined' });
+  // w2 finished one more step than w1 before the ring stopped: its state goes to everyone.
+  const { state, actions } = run([...base, [210, stopped(1, 1, at(41))], [220, stopped(2, 1, at(42))]]);
+  assert.equal(state.phase, 'training');
   assert.equal(state.generation, 2);
+  assert.deepEqual(actions.at(-1), { type: 'form', generation: 2, ranks: ranks(1, 2, 3), source: { kind: 'member', id: 'w2' } });
 });
 
-test('beyond maxWorkers a worker is rejected, with a code', () => {
+test('a ring that fails by itself ends the generation at the first report; ties go to the lowest rank', () => {
+  const { state, actions } = run([[0, join(1)], [0, join(2)], [60, stopped(1, 1, at(7), 'RING_PEER_LOST')], [61, stopped(2, 1, at(7))]]);
+  assert.equal(state.phase, 'training');
+  assert.deepEqual(actions.at(-2), { type: 'stop-ring', generation: 1, ids: ['w2'], reason: 'generation 1 failed at w1: RING_PEER_LOST' });
+  assert.deepEqual(actions.at(-1), { type: 'form', generation: 2, ranks: ranks(1, 2), source: { kind: 'member', id: 'w1' } });
+});
+
+test('a lost member: dropped, the others stop and regroup without it', () => {
+  const { state, actions } = run([...THREE, [50, { type: 'lost', id: 'w3', reason: 'socket closed' }], [60, stopped(1, 2, at(7))], [61, stopped(2, 2, at(8))]]);
+  assert.equal(state.phase, 'training');
+  assert.deepEqual(actions.filter((a) => a.type === 'drop'), [{ type: 'drop', id: 'w3', reason: 'socket closed' }]);
+  assert.deepEqual(actions.at(-1), { type: 'form', generation: 3, ranks: ranks(1, 2), source: { kind: 'member', id: 'w2' } });
+});
+
+test('a member that never reports its state is lost after stopTimeoutMs', () => {
+  const { state, actions } = run([...THREE, [1_000, { type: 'leave', id: 'w3' }], [1_100, stopped(1, 2, at(5))], [1_200, beat(2, at(5))], [4_101, { type: 'tick' }]]);
+  assert.equal(state.phase, 'waiting');
+  assert.ok(actions.some((a) => a.type === 'drop' && a.id === 'w2'));
+  assert.deepEqual(actions.at(-1), { type: 'wait', reason: 'waiting for workers: 1 of minWorkers 2' });
+});
+
+test('a silent member is lost at the heartbeat deadline; the survivors regroup when enough remain', () => {
+  const events: [number, MembershipEvent][] = [...THREE, [4_000, beat(1, at(3))], [4_000, beat(2, at(3))], [5_001, { type: 'tick' }]];
+  const { state, actions } = run(events);
+  assert.equal(state.phase, 'stopping');
+  assert.deepEqual(actions.slice(-2), [
+    { type: 'drop', id: 'w3', reason: 'silent past 5000 ms: w3' },
+    { type: 'stop-ring', generation: 2, ids: ['w1', 'w2'], reason: 'silent past 5000 ms: w3' },
+  ]);
+});
+
+test('the coordinator state wins only when strictly ahead (a resumed checkpoint and fresh workers)', () => {
+  const from = initialMembership(POLICY, at(120, 3));
+  const fresh = run([[0, join(1)], [0, join(2)]], POLICY, from);
+  assert.deepEqual(fresh.actions.at(-1), { type: 'form', generation: 1, ranks: ranks(1, 2), source: { kind: 'coordinator' } });
+  const rejoining = run([[0, join(1, at(120, 3))], [0, join(2, at(130, 3))]], POLICY, from);
+  assert.deepEqual(rejoining.actions.at(-1), { type: 'form', generation: 1, ranks: ranks(1, 2), source: { kind: 'member', id: 'w2' } });
+});
+
+test('beyond maxWorkers a worker is rejected with a code; after the job, JOB_DONE', () => {
   const { actions, state } = run([[0, join(1)], [0, join(2)], [0, join(3)], [0, join(4)]]);
   assert.deepEqual(actions.at(-1), { type: 'reject', id: 'w4', code: 'WORKER_LIMIT', reason: 'the job already has maxWorkers 3' });
-  assert.equal(state.members.length, 3);
+  const done = decide({ ...state, phase: 'done', reason: 'completed' }, join(5), 0, POLICY);
+  assert.deepEqual(done.actions, [{ type: 'reject', id: 'w5', code: 'JOB_DONE', reason: 'the job has finished' }]);
 });
 
-test('a lost or leaving member: the survivors form a new generation; ranks keep join order', () => {
-  const lost = run([[0, join(1)], [0, join(2)], [0, join(3)], [50, { type: 'lost', id: 'w2', reason: 'RING_PEER_LOST' }]]);
-  assert.deepEqual(lost.actions.slice(-2), [
-    { type: 'end-generation', generation: 2, reason: 'w2 lost: RING_PEER_LOST' },
-    {
-      type: 'form',
-      generation: 3,
-      ranks: [
-        { id: 'w1', rank: 0, address: addr(1) },
-        { id: 'w3', rank: 1, address: addr(3) },
-      ],
-      source: 'w1',
-    },
-  ]);
-  const left = run([[60, { type: 'leave', id: 'w1' }]], POLICY, lost.state);
-  assert.equal(left.state.phase, 'waiting');
-  assert.deepEqual(left.actions, [
-    { type: 'end-generation', generation: 3, reason: 'w1 left' },
-    { type: 'wait', reason: 'waiting for workers: 1 of minWorkers 2' },
-  ]);
-  // A worker coming back brings the job back.
-  const back = run([[70, join(1)]], POLICY, left.state);
-  assert.equal(back.state.phase, 'training');
-  assert.equal(back.state.generation, 4);
+test('pause stops the ring and holds; resume forms the next generation; stop saves the most advanced state', () => {
+  const started: [number, MembershipEvent][] = [[0, join(1)], [0, join(2)]];
+  const paused = run([...started, [10, { type: 'pause' }], [20, stopped(1, 1, at(9))], [20, stopped(2, 1, at(9))]]);
+  assert.equal(paused.state.phase, 'paused');
+  const resumed = run([...started, [10, { type: 'pause' }], [20, stopped(1, 1, at(9))], [20, stopped(2, 1, at(9))], [30, { type: 'resume' }]]);
+  assert.deepEqual(resumed.actions.at(-1), { type: 'form', generation: 2, ranks: ranks(1, 2), source: { kind: 'member', id: 'w1' } });
+  const stoppedJob = run([...started, [10, { type: 'stop', reason: 'SIGTERM' }], [20, stopped(1, 1, at(9))], [20, stopped(2, 1, at(10))]]);
+  assert.equal(stoppedJob.state.phase, 'done');
+  assert.deepEqual(stoppedJob.actions.at(-1), { type: 'save-and-finish', source: { kind: 'member', id: 'w2' }, reason: 'SIGTERM' });
 });
 
-test('heartbeats keep members; silence past the deadline is a loss (fake clock)', () => {
-  const start = run([[0, join(1)], [0, join(2)], [0, join(3)]]);
-  let s = run([[4_000, beat(1, 5)], [4_000, beat(3, 5)], [4_999, { type: 'tick' }]], POLICY, start.state);
-  assert.deepEqual(s.actions, [], 'nobody is late yet');
-  s = run([[5_001, { type: 'tick' }]], POLICY, s.state);
-  assert.equal(s.actions[0]?.type, 'end-generation');
-  assert.match((s.actions[0] as Extract<Action, { type: 'end-generation' }>).reason, /silent past 5000 ms: w2/);
-  assert.deepEqual(
-    (s.actions[1] as Extract<Action, { type: 'form' }>).ranks.map((r) => r.id),
-    ['w1', 'w3'],
-  );
-});
-
-test('a known worker joining again (it restarted) re-forms the ring; after finished, joins are refused', () => {
-  const a = run([[0, join(1)], [0, join(2)], [10, join(2)]]);
-  assert.deepEqual(a.actions.slice(-2).map((x) => x.type), ['end-generation', 'form']);
-  assert.equal((a.actions.at(-2) as Extract<Action, { type: 'end-generation' }>).reason, 'w2 rejoined');
-  assert.equal(a.state.members.length, 2);
-  const done = run([[20, { type: 'finished' }], [30, join(3)]], POLICY, a.state);
-  assert.equal(done.state.phase, 'done');
-  assert.deepEqual(done.actions, [{ type: 'reject', id: 'w3', code: 'JOB_DONE', reason: 'the job has finished' }]);
-});
-
-test('a member outside the ring (waiting phase) leaving changes nothing but the count', () => {
-  const w = run([[0, join(1)], [5, { type: 'leave', id: 'w1' }]]);
-  assert.equal(w.state.phase, 'waiting');
-  assert.equal(w.state.members.length, 0);
-  assert.deepEqual(w.actions.at(-1), { type: 'wait', reason: 'waiting for workers: 0 of minWorkers 2' });
+test('a stale report of an older generation changes nothing but the held state', () => {
+  const { state, actions } = run([[0, join(1)], [0, join(2)], [5, stopped(1, 0, at(1))]]);
+  assert.equal(state.phase, 'training');
+  assert.equal(actions.filter((a) => a.type === 'stop-ring').length, 0);
 });

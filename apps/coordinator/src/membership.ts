@@ -1,20 +1,35 @@
 /**
  * Membership as a pure state machine: decide(state, event, now) returns the next state
- * and the actions an executor carries out (sockets, timers, logs live there, not here),
- * after TorchElastic's rendezvous. Tests drive it with a fake clock.
+ * and the actions an executor carries out (sockets, timers and logs live there, not
+ * here), after TorchElastic's rendezvous. Tests drive it with a fake clock.
  *
  * A generation is one ring: its members, in rank order, are the alive workers in the
- * order they joined, at most maxWorkers. Ranks are valid for one generation only. Every
- * change of membership while training (a join, a graceful leave, a loss found by a ring
- * deadline or a missed heartbeat) ends the generation: the executor tells the members to
- * stop at the next step boundary, and the next generation forms from the survivors (and
- * newcomers) with the most advanced member as the source of state (invariant 2 of
- * DESIGN.md). Below minWorkers the job waits, and says why.
+ * order they joined, at most maxWorkers. Ranks are valid for one generation only.
+ *
+ * Every change while training (a join, a graceful leave, a loss found by a ring
+ * deadline, a closed connection or a missed heartbeat, a pause or a stop) ends the
+ * generation in two phases. `stopping`: the members are told to stop at the next step
+ * boundary (their ring is aborted) and each reports the state it holds; a member that
+ * does not report within stopTimeoutMs is lost. Then the next generation forms from the
+ * survivors and newcomers, and the most advanced state (a member's, or the
+ * coordinator's own checkpoint when it is ahead of every member) goes to everyone
+ * (invariant 2 of DESIGN.md). Below minWorkers the job waits, and says why.
  */
 
 export interface Address {
   readonly host: string;
   readonly port: number;
+}
+
+/** How far a state has got: committed steps, then epochs recorded. */
+export interface Progress {
+  readonly step: number;
+  readonly epochs: number;
+}
+
+export function compareProgress(a: Progress | null, b: Progress | null): number {
+  if (a === null || b === null) return a === b ? 0 : a === null ? -1 : 1;
+  return a.step !== b.step ? a.step - b.step : a.epochs - b.epochs;
 }
 
 export interface Member {
@@ -23,8 +38,8 @@ export interface Member {
   /** Order of arrival: ranks follow it, so they stay stable across generations. */
   readonly joinOrder: number;
   readonly lastSeen: number;
-  /** Last committed global step the worker reported (-1 before any). */
-  readonly step: number;
+  /** The state this worker holds for this job, if any. */
+  readonly held: Progress | null;
 }
 
 export interface Policy {
@@ -32,29 +47,61 @@ export interface Policy {
   readonly maxWorkers: number;
   /** A member silent this long is lost. */
   readonly heartbeatTimeoutMs: number;
+  /** A member that has not reported its state this long after being told to stop is lost. */
+  readonly stopTimeoutMs: number;
 }
 
-export type MembershipState =
-  | { readonly phase: 'waiting'; readonly members: readonly Member[]; readonly generation: number; readonly nextOrder: number; readonly reason: string }
-  | {
-      readonly phase: 'training';
-      readonly members: readonly Member[];
-      readonly generation: number;
-      readonly nextOrder: number;
-      /** Member ids of the current generation, by rank. */
-      readonly ring: readonly string[];
-    }
-  | { readonly phase: 'done'; readonly members: readonly Member[]; readonly generation: number; readonly nextOrder: number };
+/** What to do once the old generation has stopped. */
+export type AfterStop = 'regroup' | 'pause' | 'stop';
+
+interface Common {
+  readonly members: readonly Member[];
+  /** The newest generation formed (0 before the first). */
+  readonly generation: number;
+  readonly nextOrder: number;
+  /** The coordinator's own state: the latest checkpoint, or the initial weights. */
+  readonly baseline: Progress;
+}
+
+export type MembershipState = Common &
+  (
+    | { readonly phase: 'waiting'; readonly reason: string }
+    | {
+        readonly phase: 'training';
+        /** Member ids of the current generation, by rank. */
+        readonly ring: readonly string[];
+      }
+    | {
+        readonly phase: 'stopping';
+        /** Old members that have not reported their state yet. */
+        readonly pending: readonly string[];
+        readonly since: number;
+        readonly reason: string;
+        readonly then: AfterStop;
+      }
+    | { readonly phase: 'paused'; readonly reason: string }
+    | { readonly phase: 'done'; readonly reason: string }
+  );
+
+export type Phase = MembershipState['phase'];
 
 export type MembershipEvent =
-  | { readonly type: 'join'; readonly id: string; readonly address: Address }
-  | { readonly type: 'heartbeat'; readonly id: string; readonly step: number }
+  | { readonly type: 'join'; readonly id: string; readonly address: Address; readonly held: Progress | null }
+  | { readonly type: 'heartbeat'; readonly id: string; readonly held: Progress | null }
+  /** The member's training loop for `generation` ended (told to, or its ring failed). */
+  | { readonly type: 'stopped'; readonly id: string; readonly generation: number; readonly held: Progress | null; readonly reason: string }
   /** A graceful exit: the worker finished its step and says goodbye. */
   | { readonly type: 'leave'; readonly id: string }
-  /** A ring deadline or a closed connection named this worker. */
+  /** Its connection closed, or it broke the protocol. */
   | { readonly type: 'lost'; readonly id: string; readonly reason: string }
-  /** The clock moved: heartbeat deadlines are checked. */
+  /** The clock moved: deadlines are checked. */
   | { readonly type: 'tick' }
+  | { readonly type: 'pause' }
+  | { readonly type: 'resume' }
+  | { readonly type: 'stop'; readonly reason: string }
+  /** The coordinator wrote a checkpoint at `progress`. */
+  | { readonly type: 'checkpointed'; readonly progress: Progress }
+  /** Training completed and the outputs are written. */
   | { readonly type: 'finished' };
 
 export interface RankAssignment {
@@ -63,119 +110,201 @@ export interface RankAssignment {
   readonly address: Address;
 }
 
+/** A member's id, or the coordinator itself. */
+export type StateSource = { readonly kind: 'member'; readonly id: string } | { readonly kind: 'coordinator' };
+
 export type Action =
-  /** Tell every member of the old generation (if any) to stop at the next step boundary. */
-  | { readonly type: 'end-generation'; readonly generation: number; readonly reason: string }
-  /** Form a ring; `source` is the member whose state everyone takes. */
-  | { readonly type: 'form'; readonly generation: number; readonly ranks: readonly RankAssignment[]; readonly source: string }
+  /** Tell these members to stop the generation at the next step boundary. */
+  | { readonly type: 'stop-ring'; readonly generation: number; readonly ids: readonly string[]; readonly reason: string }
+  /** Form a ring; every member takes `source`'s state. */
+  | { readonly type: 'form'; readonly generation: number; readonly ranks: readonly RankAssignment[]; readonly source: StateSource }
   | { readonly type: 'wait'; readonly reason: string }
-  | { readonly type: 'reject'; readonly id: string; readonly code: 'WORKER_LIMIT' | 'JOB_DONE'; readonly reason: string };
+  | { readonly type: 'reject'; readonly id: string; readonly code: 'WORKER_LIMIT' | 'JOB_DONE'; readonly reason: string }
+  /** Close a lost member's connection: if it is alive after all, it reconnects and joins again. */
+  | { readonly type: 'drop'; readonly id: string; readonly reason: string }
+  /** Stopped for good: save `source`'s state as a checkpoint and release the workers. */
+  | { readonly type: 'save-and-finish'; readonly source: StateSource; readonly reason: string };
 
 export interface Decision {
   readonly state: MembershipState;
   readonly actions: readonly Action[];
 }
 
-export function initialMembership(policy: Policy): MembershipState {
-  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, reason: waitingReason(0, policy) };
+export function initialMembership(policy: Policy, baseline: Progress = { step: 0, epochs: 0 }): MembershipState {
+  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, reason: waitingReason(0, policy) };
 }
 
 function waitingReason(alive: number, policy: Policy): string {
   return `waiting for workers: ${alive} of minWorkers ${policy.minWorkers}`;
 }
 
-/** The next generation from `members`, or waiting if there are too few. */
-function regroup(state: MembershipState, members: readonly Member[], policy: Policy, why: string): Decision {
-  const ending: Action[] =
-    state.phase === 'training' ? [{ type: 'end-generation', generation: state.generation, reason: why }] : [];
-  if (members.length < policy.minWorkers) {
-    const reason = waitingReason(members.length, policy);
-    return {
-      state: { phase: 'waiting', members, generation: state.generation, nextOrder: state.nextOrder, reason },
-      actions: [...ending, { type: 'wait', reason }],
-    };
+function common(s: MembershipState): Common {
+  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline };
+}
+
+/** The most advanced state among `members` and the coordinator's; ties go to members, then to the lowest rank. */
+function sourceOf(members: readonly Member[], baseline: Progress): StateSource {
+  let best: Member | null = null;
+  for (const m of members) if (best === null || compareProgress(m.held, best.held) > 0) best = m;
+  if (best === null || compareProgress(baseline, best.held) > 0) return { kind: 'coordinator' };
+  return { kind: 'member', id: best.id };
+}
+
+/** The next generation from the members, or waiting if there are too few. */
+function regroup(c: Common, policy: Policy): Decision {
+  if (c.members.length < policy.minWorkers) {
+    const reason = waitingReason(c.members.length, policy);
+    return { state: { ...c, phase: 'waiting', reason }, actions: [{ type: 'wait', reason }] };
   }
-  const chosen = [...members].sort((a, b) => a.joinOrder - b.joinOrder).slice(0, policy.maxWorkers);
-  // The most advanced member's state goes to everyone; ties go to the lowest rank.
-  const source = chosen.reduce((best, m) => (m.step > best.step ? m : best), chosen[0]!);
-  const generation = state.generation + 1;
+  const chosen = [...c.members].sort((a, b) => a.joinOrder - b.joinOrder).slice(0, policy.maxWorkers);
+  const generation = c.generation + 1;
   return {
-    state: { phase: 'training', members, generation, nextOrder: state.nextOrder, ring: chosen.map((m) => m.id) },
+    state: { ...c, generation, phase: 'training', ring: chosen.map((m) => m.id) },
     actions: [
-      ...ending,
-      { type: 'form', generation, ranks: chosen.map((m, rank) => ({ id: m.id, rank, address: m.address })), source: source.id },
+      { type: 'form', generation, ranks: chosen.map((m, rank) => ({ id: m.id, rank, address: m.address })), source: sourceOf(chosen, c.baseline) },
     ],
   };
 }
 
-function without(state: MembershipState, ids: ReadonlySet<string>): Member[] {
-  return state.members.filter((m) => !ids.has(m.id));
+function saveAndFinish(c: Common, reason: string): Decision {
+  return { state: { ...c, phase: 'done', reason }, actions: [{ type: 'save-and-finish', source: sourceOf(c.members, c.baseline), reason }] };
 }
 
-function inRing(state: MembershipState, ids: ReadonlySet<string>): boolean {
-  return state.phase === 'training' && state.ring.some((id) => ids.has(id));
+/** After the old generation has reported (or been given up on). */
+function afterStop(c: Common, then: AfterStop, policy: Policy, reason: string): Decision {
+  if (then === 'pause') return { state: { ...c, phase: 'paused', reason: 'paused' }, actions: [] };
+  if (then === 'stop') return saveAndFinish(c, reason);
+  return regroup(c, policy);
+}
+
+/** Ends the training generation: its members still here stop and report. */
+function endGeneration(s: MembershipState & { phase: 'training' }, c: Common, now: number, then: AfterStop, reason: string, policy: Policy): Decision {
+  const alive = new Set(c.members.map((m) => m.id));
+  const pending = s.ring.filter((id) => alive.has(id));
+  if (pending.length === 0) return afterStop(c, then, policy, reason);
+  return {
+    state: { ...c, phase: 'stopping', pending, since: now, reason, then },
+    actions: [{ type: 'stop-ring', generation: s.generation, ids: pending, reason }],
+  };
+}
+
+/** Removes `ids` from the job, whatever the phase. */
+function remove(s: MembershipState, ids: ReadonlySet<string>, now: number, why: string, policy: Policy): Decision {
+  const c = { ...common(s), members: s.members.filter((m) => !ids.has(m.id)) };
+  switch (s.phase) {
+    case 'training':
+      return s.ring.some((id) => ids.has(id)) ? endGeneration(s, c, now, 'regroup', why, policy) : { state: { ...s, ...c }, actions: [] };
+    case 'stopping': {
+      const pending = s.pending.filter((id) => !ids.has(id));
+      return pending.length === 0 ? afterStop(c, s.then, policy, s.reason) : { state: { ...s, ...c, pending }, actions: [] };
+    }
+    case 'waiting': {
+      const reason = waitingReason(c.members.length, policy);
+      return { state: { ...c, phase: 'waiting', reason }, actions: [{ type: 'wait', reason }] };
+    }
+    case 'paused':
+    case 'done':
+      return { state: { ...s, ...c }, actions: [] };
+  }
+}
+
+function withHeld(s: MembershipState, id: string, held: Progress | null, now: number): Common {
+  return { ...common(s), members: s.members.map((m) => (m.id === id ? { ...m, lastSeen: now, held } : m)) };
 }
 
 export function decide(state: MembershipState, event: MembershipEvent, now: number, policy: Policy): Decision {
+  const s = state;
   switch (event.type) {
     case 'join': {
-      if (state.phase === 'done') {
-        return { state, actions: [{ type: 'reject', id: event.id, code: 'JOB_DONE', reason: 'the job has finished' }] };
+      if (s.phase === 'done') return { state: s, actions: [{ type: 'reject', id: event.id, code: 'JOB_DONE', reason: 'the job has finished' }] };
+      const known = s.members.find((m) => m.id === event.id);
+      if (!known && s.members.length >= policy.maxWorkers) {
+        return { state: s, actions: [{ type: 'reject', id: event.id, code: 'WORKER_LIMIT', reason: `the job already has maxWorkers ${policy.maxWorkers}` }] };
       }
-      const known = state.members.find((m) => m.id === event.id);
-      if (!known && state.members.length >= policy.maxWorkers) {
-        return {
-          state,
-          actions: [{ type: 'reject', id: event.id, code: 'WORKER_LIMIT', reason: `the job already has maxWorkers ${policy.maxWorkers}` }],
-        };
-      }
-      // A known id joining again restarted: its old ring connections are gone.
-      const member: Member = {
-        id: event.id,
-        address: event.address,
-        joinOrder: known?.joinOrder ?? state.nextOrder,
-        lastSeen: now,
-        step: known?.step ?? -1,
+      // A known id joining again restarted or reconnected: its old ring is gone.
+      const member: Member = { id: event.id, address: event.address, joinOrder: known?.joinOrder ?? s.nextOrder, lastSeen: now, held: event.held };
+      const c: Common = {
+        ...common(s),
+        members: [...s.members.filter((m) => m.id !== event.id), member],
+        nextOrder: known ? s.nextOrder : s.nextOrder + 1,
       };
-      const members = [...without(state, new Set([event.id])), member];
-      const next = { ...state, members, nextOrder: known ? state.nextOrder : state.nextOrder + 1 };
-      return regroup(next, members, policy, known ? `${event.id} rejoined` : `${event.id} joined`);
+      const why = `${event.id} ${known ? 'rejoined' : 'joined'}`;
+      switch (s.phase) {
+        case 'waiting':
+          return regroup(c, policy);
+        case 'training':
+          return endGeneration(s, c, now, 'regroup', why, policy);
+        case 'stopping': {
+          // A rejoining old member reported its state by joining.
+          const pending = s.pending.filter((id) => id !== event.id);
+          return pending.length === 0 ? afterStop(c, s.then, policy, s.reason) : { state: { ...s, ...c, pending }, actions: [] };
+        }
+        case 'paused':
+          return { state: { ...s, ...c }, actions: [] };
+      }
+      break;
     }
     case 'heartbeat': {
-      if (!state.members.some((m) => m.id === event.id)) return { state, actions: [] };
-      const members = state.members.map((m) => (m.id === event.id ? { ...m, lastSeen: now, step: Math.max(m.step, event.step) } : m));
-      return { state: { ...state, members }, actions: [] };
+      if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
+      return { state: { ...s, ...withHeld(s, event.id, event.held, now) }, actions: [] };
+    }
+    case 'stopped': {
+      if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
+      const c = withHeld(s, event.id, event.held, now);
+      if (event.generation !== s.generation) return { state: { ...s, ...c }, actions: [] };
+      if (s.phase === 'training' && s.ring.includes(event.id)) {
+        // Its ring failed by itself (a lost peer, a deadline): the generation is over.
+        const d = endGeneration(s, c, now, 'regroup', `generation ${s.generation} failed at ${event.id}: ${event.reason}`, policy);
+        const told = d.actions.map((a) => (a.type === 'stop-ring' ? { ...a, ids: a.ids.filter((id) => id !== event.id) } : a));
+        return stoppedFrom({ state: d.state, actions: told }, event.id, policy);
+      }
+      if (s.phase === 'stopping') return stoppedFrom({ state: { ...s, ...c }, actions: [] }, event.id, policy);
+      return { state: { ...s, ...c }, actions: [] };
     }
     case 'leave':
+      if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
+      return remove(s, new Set([event.id]), now, `${event.id} left`, policy);
     case 'lost': {
-      const gone = new Set([event.id]);
-      if (!state.members.some((m) => m.id === event.id)) return { state, actions: [] };
-      const members = without(state, gone);
-      const why = event.type === 'leave' ? `${event.id} left` : `${event.id} lost: ${event.reason}`;
-      if (state.phase === 'waiting') {
-        const reason = waitingReason(members.length, policy);
-        return { state: { ...state, members, reason }, actions: [{ type: 'wait', reason }] };
-      }
-      if (state.phase === 'done' || !inRing(state, gone)) return { state: { ...state, members }, actions: [] };
-      return regroup(state, members, policy, why);
+      if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
+      const d = remove(s, new Set([event.id]), now, `${event.id} lost: ${event.reason}`, policy);
+      return { state: d.state, actions: [{ type: 'drop', id: event.id, reason: event.reason }, ...d.actions] };
     }
     case 'tick': {
-      const silent = new Set(state.members.filter((m) => now - m.lastSeen > policy.heartbeatTimeoutMs).map((m) => m.id));
-      if (silent.size === 0) return { state, actions: [] };
-      const members = without(state, silent);
-      const why = `silent past ${policy.heartbeatTimeoutMs} ms: ${[...silent].join(', ')}`;
-      if (state.phase === 'done') return { state: { ...state, members }, actions: [] };
-      if (state.phase === 'waiting') {
-        const reason = waitingReason(members.length, policy);
-        return { state: { ...state, members, reason }, actions: [{ type: 'wait', reason }] };
-      }
-      return inRing(state, silent) ? regroup(state, members, policy, why) : { state: { ...state, members }, actions: [] };
+      const silent = s.members.filter((m) => now - m.lastSeen > policy.heartbeatTimeoutMs).map((m) => m.id);
+      const late = s.phase === 'stopping' && now - s.since > policy.stopTimeoutMs ? s.pending : [];
+      const gone = new Set([...silent, ...late]);
+      if (gone.size === 0) return { state: s, actions: [] };
+      const why = silent.length > 0 ? `silent past ${policy.heartbeatTimeoutMs} ms: ${silent.join(', ')}` : `no state report within ${policy.stopTimeoutMs} ms: ${late.join(', ')}`;
+      const d = remove(s, gone, now, why, policy);
+      return { state: d.state, actions: [...[...gone].map((id): Action => ({ type: 'drop', id, reason: why })), ...d.actions] };
     }
+    case 'pause':
+      if (s.phase === 'training') return endGeneration(s, common(s), now, 'pause', 'paused', policy);
+      if (s.phase === 'stopping' && s.then !== 'stop') return { state: { ...s, then: 'pause' }, actions: [] };
+      if (s.phase === 'waiting') return { state: { ...common(s), phase: 'paused', reason: 'paused' }, actions: [] };
+      return { state: s, actions: [] };
+    case 'resume':
+      if (s.phase === 'paused') return regroup(common(s), policy);
+      if (s.phase === 'stopping' && s.then === 'pause') return { state: { ...s, then: 'regroup' }, actions: [] };
+      return { state: s, actions: [] };
+    case 'stop':
+      if (s.phase === 'training') return endGeneration(s, common(s), now, 'stop', event.reason, policy);
+      if (s.phase === 'stopping') return { state: { ...s, then: 'stop', reason: event.reason }, actions: [] };
+      if (s.phase === 'done') return { state: s, actions: [] };
+      return saveAndFinish(common(s), event.reason);
+    case 'checkpointed':
+      return compareProgress(event.progress, s.baseline) > 0 ? { state: { ...s, baseline: event.progress }, actions: [] } : { state: s, actions: [] };
     case 'finished':
-      return { state: { phase: 'done', members: state.members, generation: state.generation, nextOrder: state.nextOrder }, actions: [] };
-    default: {
-      const never: never = event;
-      return never;
-    }
+      return { state: { ...common(s), phase: 'done', reason: 'completed' }, actions: [] };
   }
+}
+
+/** `id` has reported: drop it from the pending list, and finish the stop once none is left. */
+function stoppedFrom(d: Decision, id: string, policy: Policy): Decision {
+  const s = d.state;
+  if (s.phase !== 'stopping') return d;
+  const pending = s.pending.filter((p) => p !== id);
+  if (pending.length > 0) return { state: { ...s, pending }, actions: d.actions };
+  const after = afterStop(common(s), s.then, policy, s.reason);
+  return { state: after.state, actions: [...d.actions, ...after.actions] };
 }

@@ -1,0 +1,84 @@
+/**
+ * msgpack with validation. Decoding never throws anything but ProtocolError: bytes that
+ * are not msgpack, or a map that is not a known message with every field right, are
+ * BAD_MESSAGE with the field named. Byte fields come back as copies in fresh buffers
+ * (msgpackr hands out views into the frame), so typed-array views over them are aligned.
+ */
+import { Packr } from 'msgpackr';
+import type { z } from 'zod';
+import { CoordinatorMessage, WorkerMessage } from './messages.js';
+
+export type ProtocolErrorCode = 'PROTOCOL_BAD_MESSAGE';
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+/** Copies byte fields out of the decoded frame, recursively. */
+function detach(v: unknown): unknown {
+  if (v instanceof Uint8Array) return new Uint8Array(v);
+  if (Array.isArray(v)) return v.map(detach);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = detach(x);
+    return out;
+  }
+  return v;
+}
+
+function decodeWith<S extends z.ZodType>(schema: S, data: Uint8Array, what: string): z.infer<S> {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(data);
+  } catch (err) {
+    throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `${what}: not msgpack (${(err as Error).message})`);
+  }
+  const parsed = schema.safeParse(detach(raw));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const type = raw !== null && typeof raw === 'object' && 'type' in raw ? String((raw as { type: unknown }).type) : '?';
+    throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `${what} "${type}": ${issue.path.join('.') || '(message)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export function encodeMessage(message: WorkerMessage | CoordinatorMessage): Uint8Array {
+  return packr.pack(message);
+}
+
+export function decodeWorkerMessage(data: Uint8Array): WorkerMessage {
+  return decodeWith(WorkerMessage, data, 'worker message');
+}
+
+export function decodeCoordinatorMessage(data: Uint8Array): CoordinatorMessage {
+  return decodeWith(CoordinatorMessage, data, 'coordinator message');
+}
+
+/** The bytes of a typed array (a view, no copy), for a byte field. */
+export function bytesOf(a: Float32Array | Int32Array | Uint32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function checkedLength(b: Uint8Array, field: string): number {
+  if (b.byteLength % 4 !== 0) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `${field}: ${b.byteLength} bytes is not a whole number of 4-byte values`);
+  return b.byteLength / 4;
+}
+
+/** Views over a decoded byte field (decode copied it into its own aligned buffer). */
+export function float32s(b: Uint8Array, field: string): Float32Array {
+  return new Float32Array(b.buffer, b.byteOffset, checkedLength(b, field));
+}
+export function int32s(b: Uint8Array, field: string): Int32Array {
+  return new Int32Array(b.buffer, b.byteOffset, checkedLength(b, field));
+}
+export function uint32s(b: Uint8Array, field: string): Uint32Array {
+  return new Uint32Array(b.buffer, b.byteOffset, checkedLength(b, field));
+}
