@@ -18,14 +18,15 @@ const ALLOWED: Record<string, readonly string[]> = {
   'libs/model': ['@ringtrain/data'],
   'libs/train': ['@ringtrain/data', '@ringtrain/model'],
   'libs/allreduce': ['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https'],
-  'apps/coordinator': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce'],
-  'apps/worker': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce'],
+  'libs/protocol': ['msgpackr'],
+  'apps/coordinator': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/protocol'],
+  'apps/worker': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/protocol'],
   'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/worker', '@ringtrain/coordinator'],
 };
 const OURS = /^@ringtrain\//;
 const NETWORK = new Set(['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'net', 'http']);
 /** TensorFlow.js belongs to libs/model (and the apps and libs above it), not to data or the ring. */
-const NO_TFJS = new Set(['libs/data', 'libs/allreduce']);
+const NO_TFJS = new Set(['libs/data', 'libs/allreduce', 'libs/protocol']);
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

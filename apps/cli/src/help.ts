@@ -5,8 +5,12 @@ export const HELP = `Usage: ringtrain <command> [options]
 Trains and fine-tunes TensorFlow.js MLPs with synchronous data parallelism.
 
 Commands:
-  train   train a job in this process (default job: the built-in Iris example)
-  eval    evaluate a saved model on a data source
+  local        train a job on a coordinator and N worker processes on this machine
+               (default job: the built-in Iris example)
+  train        train a job in this process
+  eval         evaluate a saved model on a data source
+  coordinator  serve one job to workers on other machines (or containers)
+  worker       join a coordinator and train
 
 Global options:
   --log-level LEVEL  trace, debug, info, warn, error, fatal, silent (default: info; logs go to stderr)
@@ -44,4 +48,48 @@ and a confusion matrix, on data normalized with the model's own statistics.
   --label NAME   the label column of a CSV source (default: the one used in training)
   --backend NAME auto, tensorflow, wasm, cpu (default auto)
   --json         print the result as JSON
+`;
+
+export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--out DIR] [--port P] [--resume] [--backend NAME] [--json]
+
+Runs the cluster on this machine: a coordinator in this process and N worker processes
+(ringtrain worker) over loopback. The same outputs as ringtrain train.
+
+  --job FILE     the job spec (YAML); default: the built-in Iris example
+  --workers N    worker processes (default 2); the first generation waits for all N
+  --out DIR      output directory; default: runs/<job name>
+  --port P       the coordinator's HTTP port (default: any free one; the URL is printed)
+  --resume       continue from the newest valid checkpoint in --out
+  --backend NAME the workers' backend: auto, tensorflow, wasm, cpu
+  --json         print the final summary as JSON on stdout
+`;
+
+export const COORDINATOR_HELP = `Usage: ringtrain coordinator --job FILE.yaml --out DIR [--port P] [--host H] [--token-file F]
+
+Owns one job: its data, membership of workers in generations, checkpoints, outputs, the
+HTTP API (/api/status, /api/metrics, /metrics, /healthz, /readyz, /api/stream, and
+POST /api/pause|resume|stop with the token). Continues from the newest checkpoint in
+--out if there is one. SIGTERM checkpoints and exits; the workers wait for its return.
+
+  --job FILE        the job spec (env RINGTRAIN_JOB)
+  --out DIR         output and checkpoint directory (env RINGTRAIN_OUT)
+  --port P          HTTP port (env RINGTRAIN_PORT; default 7070)
+  --host H          interface to bind (env RINGTRAIN_HOST; default 0.0.0.0)
+  --token-file F    the job token (env RINGTRAIN_TOKEN_FILE, or RINGTRAIN_TOKEN itself)
+  --backend NAME    auto, tensorflow, wasm, cpu
+`;
+
+export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F]
+
+Joins a coordinator, trains in the generations it is given, reconnects with backoff if
+the coordinator goes away, and exits when the job completes. SIGTERM finishes the step
+and leaves.
+
+  --coordinator URL     http://host:port (env RINGTRAIN_COORDINATOR)
+  --token-file F        the job token (env RINGTRAIN_TOKEN_FILE, or RINGTRAIN_TOKEN)
+  --advertise-host H    the address peers dial (env RINGTRAIN_ADVERTISE_HOST; default hostname)
+  --bind-host H         interface of the ring endpoint (env RINGTRAIN_BIND_HOST; default 0.0.0.0)
+  --peer-port P         ring endpoint port (env RINGTRAIN_PEER_PORT; default any)
+  --backend NAME        overrides the job's backend (env RINGTRAIN_BACKEND)
+  --id ID               worker id, stable across reconnects (env RINGTRAIN_WORKER_ID)
 `;

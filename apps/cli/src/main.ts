@@ -5,9 +5,9 @@
  */
 import { createLogger } from './logger.js';
 import { EXIT_USAGE, reportError, UsageError } from './errors.js';
-import { EVAL_HELP, HELP, TRAIN_HELP } from './help.js';
+import { COORDINATOR_HELP, EVAL_HELP, HELP, LOCAL_HELP, TRAIN_HELP, WORKER_HELP } from './help.js';
 
-const COMMANDS: Record<string, string> = { train: TRAIN_HELP, eval: EVAL_HELP };
+const COMMANDS: Record<string, string> = { train: TRAIN_HELP, eval: EVAL_HELP, local: LOCAL_HELP, coordinator: COORDINATOR_HELP, worker: WORKER_HELP };
 
 /** Pulls the global --log-level out of argv. */
 function splitGlobal(argv: string[]): { level: string; rest: string[] } {
@@ -45,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   // have, exit 0. A second one a second or more later aborts. (One Ctrl-C can arrive
   // twice: the terminal signals the whole process group, and npx forwards it again.)
   let stoppingSince: number | null = null;
+  let stopAction: (() => void) | null = null;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stoppingSince !== null) {
       if (Date.now() - stoppingSince >= 1000) process.exit(130);
@@ -52,17 +53,35 @@ export async function main(argv: string[]): Promise<number> {
     }
     stoppingSince = Date.now();
     log.warn({ signal }, 'stopping after the current step (again to abort)');
+    stopAction?.();
   };
-  // Only training has a step to finish; eval stops on the first signal as usual.
-  if (command === 'train') {
+  const onStop = (stop: () => void) => {
+    stopAction = stop;
+    if (stoppingSince !== null) stop();
+  };
+  // Only commands with a step to finish; eval stops on the first signal as usual.
+  if (command !== 'eval') {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
   try {
     // Imported here, not at the top: loading TensorFlow.js takes a while, and help needs none of it.
-    if (command === 'train') await (await import('./commands/train.js')).trainCommand(args, log, () => stoppingSince !== null);
-    else await (await import('./commands/eval.js')).evalCommand(args, log);
-    return 0;
+    switch (command) {
+      case 'train':
+        await (await import('./commands/train.js')).trainCommand(args, log, () => stoppingSince !== null);
+        return 0;
+      case 'local':
+        await (await import('./commands/local.js')).localCommand(args, log, onStop);
+        return 0;
+      case 'coordinator':
+        await (await import('./commands/coordinator.js')).coordinatorCommand(args, log, onStop);
+        return 0;
+      case 'worker':
+        return await (await import('./commands/worker.js')).workerCommand(args, log, onStop);
+      default:
+        await (await import('./commands/eval.js')).evalCommand(args, log);
+        return 0;
+    }
   } catch (err) {
     if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       return reportError(new UsageError(`${err.message}\n\n${help}`));

@@ -114,3 +114,16 @@ test('a stale report of an older generation changes nothing but the held state',
   assert.equal(state.phase, 'training');
   assert.equal(actions.filter((a) => a.type === 'stop-ring').length, 0);
 });
+
+test('after a coordinator restart, generations continue above the newest a worker has seen', () => {
+  const { actions } = run([[0, { type: 'join', id: 'w1', address: addr(1), held: null, seenGeneration: 7 }], [0, join(2)]]);
+  assert.deepEqual(actions.at(-1), { type: 'form', generation: 8, ranks: ranks(1, 2), source: { kind: 'coordinator' } });
+});
+
+test('startWorkers holds the first generation until that many have joined; afterwards minWorkers applies', () => {
+  const policy = { ...POLICY, minWorkers: 1, startWorkers: 3 };
+  const two = run([[0, join(1)], [0, join(2)]], policy);
+  assert.deepEqual(two.actions.at(-1), { type: 'wait', reason: 'waiting for workers: 2 of 3 to start' });
+  const shrunk = run([[0, join(1)], [0, join(2)], [0, join(3)], [5, { type: 'leave', id: 'w3' }], [6, stopped(1, 1, at(2))], [6, stopped(2, 1, at(2))]], policy);
+  assert.deepEqual(shrunk.actions.at(-1), { type: 'form', generation: 2, ranks: ranks(1, 2), source: { kind: 'member', id: 'w1' } });
+});

@@ -49,6 +49,8 @@ export interface Policy {
   readonly heartbeatTimeoutMs: number;
   /** A member that has not reported its state this long after being told to stop is lost. */
   readonly stopTimeoutMs: number;
+  /** The first generation waits for this many workers (at least minWorkers); later ones need minWorkers. */
+  readonly startWorkers?: number;
 }
 
 /** What to do once the old generation has stopped. */
@@ -61,6 +63,8 @@ interface Common {
   readonly nextOrder: number;
   /** The coordinator's own state: the latest checkpoint, or the initial weights. */
   readonly baseline: Progress;
+  /** A generation has formed since this coordinator started. */
+  readonly started: boolean;
 }
 
 export type MembershipState = Common &
@@ -86,7 +90,14 @@ export type MembershipState = Common &
 export type Phase = MembershipState['phase'];
 
 export type MembershipEvent =
-  | { readonly type: 'join'; readonly id: string; readonly address: Address; readonly held: Progress | null }
+  | {
+      readonly type: 'join';
+      readonly id: string;
+      readonly address: Address;
+      readonly held: Progress | null;
+      /** The newest generation the worker has seen: after a coordinator restart, numbering continues above it (rings refuse older generations). */
+      readonly seenGeneration?: number;
+    }
   | { readonly type: 'heartbeat'; readonly id: string; readonly held: Progress | null }
   /** The member's training loop for `generation` ended (told to, or its ring failed). */
   | { readonly type: 'stopped'; readonly id: string; readonly generation: number; readonly held: Progress | null; readonly reason: string }
@@ -131,15 +142,20 @@ export interface Decision {
 }
 
 export function initialMembership(policy: Policy, baseline: Progress = { step: 0, epochs: 0 }): MembershipState {
-  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, reason: waitingReason(0, policy) };
+  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, started: false, reason: waitingReason(0, policy, false) };
 }
 
-function waitingReason(alive: number, policy: Policy): string {
-  return `waiting for workers: ${alive} of minWorkers ${policy.minWorkers}`;
+function needed(policy: Policy, started: boolean): number {
+  return started ? policy.minWorkers : Math.max(policy.minWorkers, policy.startWorkers ?? 0);
+}
+
+function waitingReason(alive: number, policy: Policy, started: boolean): string {
+  const n = needed(policy, started);
+  return started || n === policy.minWorkers ? `waiting for workers: ${alive} of minWorkers ${n}` : `waiting for workers: ${alive} of ${n} to start`;
 }
 
 function common(s: MembershipState): Common {
-  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline };
+  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline, started: s.started };
 }
 
 /** The most advanced state among `members` and the coordinator's; ties go to members, then to the lowest rank. */
@@ -152,14 +168,14 @@ function sourceOf(members: readonly Member[], baseline: Progress): StateSource {
 
 /** The next generation from the members, or waiting if there are too few. */
 function regroup(c: Common, policy: Policy): Decision {
-  if (c.members.length < policy.minWorkers) {
-    const reason = waitingReason(c.members.length, policy);
+  if (c.members.length < needed(policy, c.started)) {
+    const reason = waitingReason(c.members.length, policy, c.started);
     return { state: { ...c, phase: 'waiting', reason }, actions: [{ type: 'wait', reason }] };
   }
   const chosen = [...c.members].sort((a, b) => a.joinOrder - b.joinOrder).slice(0, policy.maxWorkers);
   const generation = c.generation + 1;
   return {
-    state: { ...c, generation, phase: 'training', ring: chosen.map((m) => m.id) },
+    state: { ...c, generation, started: true, phase: 'training', ring: chosen.map((m) => m.id) },
     actions: [
       { type: 'form', generation, ranks: chosen.map((m, rank) => ({ id: m.id, rank, address: m.address })), source: sourceOf(chosen, c.baseline) },
     ],
@@ -199,7 +215,7 @@ function remove(s: MembershipState, ids: ReadonlySet<string>, now: number, why: 
       return pending.length === 0 ? afterStop(c, s.then, policy, s.reason) : { state: { ...s, ...c, pending }, actions: [] };
     }
     case 'waiting': {
-      const reason = waitingReason(c.members.length, policy);
+      const reason = waitingReason(c.members.length, policy, c.started);
       return { state: { ...c, phase: 'waiting', reason }, actions: [{ type: 'wait', reason }] };
     }
     case 'paused':
@@ -227,6 +243,7 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
         ...common(s),
         members: [...s.members.filter((m) => m.id !== event.id), member],
         nextOrder: known ? s.nextOrder : s.nextOrder + 1,
+        generation: Math.max(s.generation, event.seenGeneration ?? 0),
       };
       const why = `${event.id} ${known ? 'rejoined' : 'joined'}`;
       switch (s.phase) {

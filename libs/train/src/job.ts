@@ -8,7 +8,8 @@
  */
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
 import { type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
-import type { Checkpoint, LineageEntry } from './checkpoint.js';
+import type { Checkpoint, LineageEntry, WriteCheckpointOptions } from './checkpoint.js';
+import type { CheckpointReason } from './trainer.js';
 import { TrainError } from './errors.js';
 import { fineTuneStart, inheritedNormalizer, loadInitialModel } from './init.js';
 import { modelMetadata } from './output.js';
@@ -83,4 +84,10 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Pro
   } finally {
     init?.base.dispose();
   }
+}
+
+/** How a job's checkpoints are written: its spec, model metadata, lineage and retention. */
+export function checkpointOptions(job: OpenedJob, reason: CheckpointReason): WriteCheckpointOptions {
+  const { spec, metadata, mlp, lineage, frozenLayers } = job;
+  return { spec, metadata, arch: mlp.arch, reason, lineage, frozenLayers: [...frozenLayers], keep: spec.checkpoint.keep, keepBest: spec.checkpoint.keepBest };
 }

@@ -98,6 +98,25 @@ export const jobSpecSchema = z.strictObject({
       keepBest: z.boolean().default(true),
     })
     .default({ everySteps: 0, everyEpoch: true, keep: 3, keepBest: true }),
+  /** How a cluster runs this job (`ringtrain coordinator`, `ringtrain local`); `ringtrain train` ignores it. */
+  cluster: z
+    .strictObject({
+      /** Training starts, and goes on, only with at least this many workers. */
+      minWorkers: positiveInt.default(1),
+      /** More workers than this are refused (WORKER_LIMIT). */
+      maxWorkers: positiveInt.default(64),
+      /** How often workers report to the coordinator. */
+      heartbeatMs: positiveInt.default(1000),
+      /** A worker silent this long is lost; must exceed the longest step. */
+      heartbeatTimeoutMs: positiveInt.default(10_000),
+      /** How long a stopping generation's members have to report their state. */
+      stopTimeoutMs: positiveInt.default(15_000),
+      /** Deadline of one ring operation (a step's all-reduce, a state broadcast). */
+      ringOpTimeoutMs: positiveInt.default(60_000),
+      /** A ring neighbour silent this long is lost (kill -9 closes its socket at once; this catches a stall or a partition). */
+      ringHeartbeatTimeoutMs: positiveInt.default(5_000),
+    })
+    .prefault({}),
   init: z
     .strictObject({
       /** A run directory, a checkpoint directory, a model directory or a model.json. */

@@ -3,35 +3,16 @@
  * the data, trains with progress, writes model/, metrics.json and job.yaml, and prints
  * the final metrics. Without --job it runs the built-in Iris example.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { absoluteSource } from '@ringtrain/data';
-import { BACKEND_NAMES, type BackendName } from '@ringtrain/model';
-import {
-  type Checkpoint,
-  latestCheckpoint,
-  loadJobSpec,
-  openJob,
-  resolveInit,
-  resumeMismatches,
-  StepLog,
-  summarize,
-  train,
-  TrainError,
-  writeCheckpoint,
-  writeRunOutput,
-  type JobSpec,
-  type RunSummary,
-} from '@ringtrain/train';
+import { checkpointOptions, openJob, STEP_LOG_FILE, StepLog, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
 import { useBackend } from '../backend.js';
-import { UsageError } from '../errors.js';
+import { resolveJob } from '../job-args.js';
 import { Progress } from '../progress.js';
 
-/** The repository's examples/ folder, found from this file. */
-export const EXAMPLES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../examples');
+export { EXAMPLES_DIR } from '../job-args.js';
 
 export interface TrainCommandResult {
   readonly outDir: string;
@@ -68,42 +49,13 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     strict: true,
     allowPositionals: false,
   });
-  if (values.backend !== undefined && !BACKEND_NAMES.includes(values.backend as BackendName)) {
-    throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${values.backend}"`);
-  }
-  const jobPath = resolve(values.job ?? resolve(EXAMPLES_DIR, 'iris.yaml'));
-  const given = await loadJobSpec(jobPath);
-  const outDir = resolve(values.out ?? `runs/${given.name}`);
-
-  // --resume without --job continues with the checkpoint's own spec.
-  let checkpoint: Checkpoint | null = null;
-  if (values.resume) {
-    checkpoint = await latestCheckpoint(outDir, (dir, err) => log.warn({ dir, code: err.code, reason: err.message }, 'skipping an invalid checkpoint'));
-    if (!checkpoint) throw new TrainError('CHECKPOINT_NONE', `${outDir}: no valid checkpoint to resume from (looked in ${outDir}/checkpoints)`);
-    log.info({ checkpoint: checkpoint.dir, step: checkpoint.snapshot.loop.globalStep, reason: checkpoint.reason }, 'resuming');
-  }
-  let spec: JobSpec = checkpoint && !values.job ? checkpoint.spec : given;
-  // A relative path in the spec is relative to the spec; one given with --data, to the
-  // cwd. Recorded absolute, so the run's job.yaml names the same data from anywhere.
-  const specDir = checkpoint && !values.job ? process.cwd() : dirname(jobPath);
-  const source = values.data ? absoluteSource(values.data) : absoluteSource(spec.data.source, specDir);
-  spec = resolveInit({ ...spec, data: { ...spec.data, source } }, specDir);
-  if (values.data || values.label) {
-    // Other data: the spec's label column belongs to the spec's source.
-    const { label: _label, ...rest } = spec.data;
-    spec = { ...spec, data: { ...rest, ...(values.label ? { label: values.label } : {}) } };
-  }
-  if (values.backend) spec = { ...spec, training: { ...spec.training, backend: values.backend as BackendName } };
-  if (checkpoint) {
-    const problems = resumeMismatches(checkpoint.spec, spec);
-    if (problems.length > 0) {
-      throw new TrainError('RESUME_MISMATCH', `the spec no longer matches the checkpoint in ${checkpoint.dir}:\n  ${problems.join('\n  ')}`, problems);
-    }
-  }
-
+  const { spec, outDir, checkpoint } = await resolveJob(
+    { job: values.job, out: values.out, data: values.data, label: values.label, backend: values.backend, resume: values.resume ? 'required' : 'never' },
+    log,
+  );
   const backend = await useBackend(spec.training.backend, log);
   const job = await openJob(spec, checkpoint);
-  const { data, loss, mlp, frozenLayers, lineage, metadata } = job;
+  const { data, loss, mlp, frozenLayers, metadata } = job;
   {
     log.info(
       {
@@ -121,6 +73,8 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     log.info({ job: spec.name, parameters: mlp.layout.size, loss, epochs: spec.training.epochs, batchSize: spec.training.batchSize }, 'training');
     const progress = new Progress(log);
     await mkdir(outDir, { recursive: true });
+    // A fresh run starts its step log afresh; a resumed one appends (the last line of a step wins).
+    if (!checkpoint) await rm(join(outDir, STEP_LOG_FILE), { force: true });
     const steps = new StepLog(outDir);
     try {
       const result = await train({
@@ -135,16 +89,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
           everyEpoch: spec.checkpoint.everyEpoch,
           save: async (snapshot, reason) => {
             steps.flush();
-            const dir = await writeCheckpoint(outDir, snapshot, {
-              spec,
-              metadata,
-              arch: mlp.arch,
-              reason,
-              lineage,
-              frozenLayers: [...frozenLayers],
-              keep: spec.checkpoint.keep,
-              keepBest: spec.checkpoint.keepBest,
-            });
+            const dir = await writeCheckpoint(outDir, snapshot, checkpointOptions(job, reason));
             log.debug({ dir, reason, step: snapshot.loop.globalStep }, 'checkpoint written');
           },
         },

@@ -1,0 +1,39 @@
+/** Starting a coordinator in this process: shared by `ringtrain coordinator` and `ringtrain local`. */
+import type { Logger } from 'pino';
+import { JobRuntime, startServer, type CoordinatorServer } from '@ringtrain/coordinator';
+import { openJob } from '@ringtrain/train';
+import { useBackend } from './backend.js';
+import type { ResolvedJob } from './job-args.js';
+
+export interface RunningCoordinator {
+  readonly runtime: JobRuntime;
+  readonly server: CoordinatorServer;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(
+  job: ResolvedJob,
+  o: { readonly log: Logger; readonly token: string; readonly host: string; readonly port: number; readonly startWorkers?: number },
+): Promise<RunningCoordinator> {
+  // The coordinator does little tensor work (initial weights, saving the model): the
+  // portable backends are enough, whatever the workers use.
+  const backend = await useBackend(job.spec.training.backend === 'tensorflow' ? 'auto' : job.spec.training.backend, o.log);
+  const opened = await openJob(job.spec, job.checkpoint);
+  const { data } = opened;
+  o.log.info(
+    { source: data.source, train: data.train.rows, validation: data.validation.rows, test: data.test.rows, features: data.train.cols, ms: Math.round(opened.dataMs) },
+    'data ready',
+  );
+  const runtime = new JobRuntime({ job: opened, outDir: job.outDir, log: o.log, backend: backend.name, ...(o.startWorkers ? { startWorkers: o.startWorkers } : {}) });
+  const server = await startServer({ runtime, token: o.token, host: o.host, port: o.port, log: o.log });
+  o.log.info({ url: server.url, job: job.spec.name, parameters: opened.mlp.layout.size }, 'coordinator listening');
+  return {
+    runtime,
+    server,
+    close: async () => {
+      await runtime.close();
+      await server.close();
+      opened.mlp.dispose();
+    },
+  };
+}

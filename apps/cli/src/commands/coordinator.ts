@@ -1,0 +1,50 @@
+/**
+ * `ringtrain coordinator`: owns one job and serves its workers, its API and its
+ * metrics until the job completes. Continues from the newest checkpoint in --out when
+ * there is one, so a coordinator restarted after a crash (or rescheduled by Kubernetes)
+ * resumes by itself, and its workers rejoin by themselves. SIGTERM stops at a step
+ * boundary, saves a checkpoint and exits 0, leaving the workers waiting for its return;
+ * POST /api/stop ends the job for good.
+ */
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { UsageError } from '../errors.js';
+import { resolveJob } from '../job-args.js';
+import { startCoordinator } from '../cluster.js';
+import { readToken } from '../token.js';
+
+function port(v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be an integer in 0..65535, got "${v}"`);
+  return n;
+}
+
+export async function coordinatorCommand(argv: string[], log: Logger, onStop: (stop: () => void) => void): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      job: { type: 'string' },
+      out: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      backend: { type: 'string' },
+      'token-file': { type: 'string' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const env = process.env;
+  const token = readToken(values['token-file']);
+  const job = await resolveJob({ job: values.job ?? env.RINGTRAIN_JOB, out: values.out ?? env.RINGTRAIN_OUT, backend: values.backend, resume: 'if-present' }, log);
+  const c = await startCoordinator(job, { log, token, host: values.host ?? env.RINGTRAIN_HOST ?? '0.0.0.0', port: port(values.port ?? env.RINGTRAIN_PORT, 7070) });
+  process.stdout.write(`coordinator: ${c.server.url} (job ${job.spec.name}, output ${job.outDir})\n`);
+  onStop(() => c.runtime.stop('coordinator shutting down (SIGTERM)', false));
+  try {
+    const outcome = await c.runtime.outcome;
+    if (outcome.kind === 'completed') process.stdout.write(`model: ${outcome.model}\n`);
+    else process.stdout.write(`stopped: ${outcome.reason}${outcome.checkpoint ? `; checkpoint ${outcome.checkpoint}` : ''}\n`);
+  } finally {
+    await c.close();
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * `ringtrain local`: the cluster on this machine. A coordinator in this process and N
+ * worker processes (`ringtrain worker`) on loopback, with a token made for the run.
+ * Same outputs as `ringtrain train` (model/, metrics.json, job.yaml, steps.jsonl,
+ * checkpoints), progress on the terminal, and the coordinator's URL printed for its
+ * API. Ctrl-C stops at a step boundary with a checkpoint; --resume continues.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import type { RunSummary } from '@ringtrain/train';
+import { STEP_LOG_FILE } from '@ringtrain/train';
+import { UsageError } from '../errors.js';
+import { resolveJob } from '../job-args.js';
+import { startCoordinator } from '../cluster.js';
+import { newToken } from '../token.js';
+import { epochLine } from '../progress.js';
+import { summaryTable } from './train.js';
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/ringtrain.mjs');
+
+export interface LocalOptions {
+  /** Extra environment for the worker processes. */
+  readonly workerEnv?: NodeJS.ProcessEnv;
+}
+
+/** Starts one `ringtrain worker` process against `url`. */
+export function spawnWorker(url: string, token: string, id: string, level: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, '--log-level', level, 'worker'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      RINGTRAIN_COORDINATOR: url,
+      RINGTRAIN_TOKEN: token,
+      RINGTRAIN_ADVERTISE_HOST: '127.0.0.1',
+      RINGTRAIN_BIND_HOST: '127.0.0.1',
+      RINGTRAIN_WORKER_ID: id,
+      // glibc otherwise returns the ring's freed buffers to the OS after every step and
+      // faults them in again (docs/allreduce.md, Performance).
+      MALLOC_TRIM_THRESHOLD_: '268435456',
+      MALLOC_MMAP_THRESHOLD_: '33554432',
+      ...env,
+    },
+  });
+}
+
+export async function localCommand(argv: string[], log: Logger, onStop: (stop: () => void) => void, options: LocalOptions = {}): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      job: { type: 'string' },
+      out: { type: 'string' },
+      workers: { type: 'string', default: '2' },
+      port: { type: 'string', default: '0' },
+      backend: { type: 'string' },
+      resume: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const n = Number(values.workers);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--workers must be an integer in 1..64, got "${values.workers}"`);
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got "${values.port}"`);
+  const job = await resolveJob({ job: values.job, out: values.out, backend: values.backend, resume: values.resume ? 'required' : 'never' }, log);
+  await mkdir(job.outDir, { recursive: true });
+  if (!job.checkpoint) {
+    // A fresh run: its step log and generation numbers start afresh.
+    await rm(join(job.outDir, STEP_LOG_FILE), { force: true });
+    await rm(join(job.outDir, 'coordinator.json'), { force: true });
+  }
+  const token = newToken();
+  const tokenFile = join(job.outDir, 'token');
+  await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+  const c = await startCoordinator(job, { log, token, host: '127.0.0.1', port, startWorkers: n });
+  const url = c.server.url.replace(/^http/, 'ws');
+  process.stderr.write(`coordinator: ${c.server.url} (status: ${c.server.url}/api/status; control token in ${tokenFile})\n`);
+  const childLevel = ['trace', 'debug'].includes(log.level) ? log.level : 'warn';
+  const children = Array.from({ length: n }, (_, i) => spawnWorker(url, token, `local-${i}`, childLevel, options.workerEnv));
+  onStop(() => c.runtime.stop('interrupted', true));
+
+  const stopProgress = showProgress(c.runtime, log, job.spec.training.epochs);
+  try {
+    const outcome = await c.runtime.outcome;
+    stopProgress();
+    await exited(children, 15_000);
+    if (outcome.kind === 'completed') {
+      const summary = JSON.parse(readFileSync(join(job.outDir, 'metrics.json'), 'utf8')) as RunSummary;
+      process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${summaryTable(summary)}\noutput: ${job.outDir}\n`);
+    } else {
+      log.warn({ checkpoint: outcome.checkpoint }, 'stopped: checkpoint saved; continue with ringtrain local --resume');
+    }
+  } finally {
+    stopProgress();
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await c.close();
+  }
+}
+
+/** Waits for the workers to exit after the job's end, at most `ms`. */
+async function exited(children: readonly ChildProcess[], ms: number): Promise<void> {
+  const deadline = new Promise<void>((r) => setTimeout(r, ms).unref());
+  await Promise.race([Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()))))), deadline]);
+}
+
+/** A status line on a terminal (redrawn at most ten times a second) and a line per epoch; log records elsewhere. */
+function showProgress(runtime: import('@ringtrain/coordinator').JobRuntime, log: Logger, epochs: number): () => void {
+  const tty = process.stderr.isTTY === true;
+  let shownEpochs = 0;
+  let lastDraw = 0;
+  let lastState = '';
+  const onUpdate = () => {
+    const s = runtime.status();
+    const history = runtime.metrics().epochs;
+    for (const r of history.slice(shownEpochs)) {
+      if (tty) process.stderr.write(`\r\x1b[K${epochLine(r, epochs)}\n`);
+      else log.info({ epoch: r.epoch, loss: r.train.loss, accuracy: r.train.accuracy, validation: r.validation, seconds: r.seconds }, 'epoch');
+    }
+    shownEpochs = history.length;
+    if (!tty && s.state !== lastState) log.info({ state: s.state, reason: s.reason, generation: s.generation }, 'job');
+    lastState = s.state;
+    if (tty && Date.now() - lastDraw > 100) {
+      lastDraw = Date.now();
+      const total = s.stepsPerEpoch * s.epochs;
+      const rate = s.samplesPerSecond ? ` ${Math.round(s.samplesPerSecond).toLocaleString('en-US')} samples/s` : '';
+      process.stderr.write(`\r\x1b[K${s.state} gen ${s.generation} [${s.ring.length} workers] step ${s.step}/${total} epoch ${s.epoch}/${s.epochs}${rate}`);
+    }
+  };
+  runtime.on('update', onUpdate);
+  return () => {
+    runtime.off('update', onUpdate);
+    if (tty) process.stderr.write('\r\x1b[K');
+  };
+}

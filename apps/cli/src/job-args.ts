@@ -1,0 +1,73 @@
+/**
+ * From command-line options to a resolved job: the spec (default: the built-in Iris
+ * example), its output directory, and the checkpoint to continue from. Shared by
+ * `train`, `local` and `coordinator`, which differ only in when they resume.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { absoluteSource } from '@ringtrain/data';
+import { BACKEND_NAMES, type BackendName } from '@ringtrain/model';
+import { type Checkpoint, latestCheckpoint, loadJobSpec, resolveInit, resumeMismatches, TrainError, type JobSpec } from '@ringtrain/train';
+import { UsageError } from './errors.js';
+
+/** The repository's examples/ folder, found from this file. */
+export const EXAMPLES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../examples');
+
+export interface JobArgs {
+  readonly job?: string | undefined;
+  readonly out?: string | undefined;
+  readonly data?: string | undefined;
+  readonly label?: string | undefined;
+  readonly backend?: string | undefined;
+  /** required: fail without a checkpoint (--resume); if-present: use one when there is one (the coordinator); never: start afresh. */
+  readonly resume: 'required' | 'if-present' | 'never';
+}
+
+export interface ResolvedJob {
+  readonly spec: JobSpec;
+  readonly outDir: string;
+  readonly checkpoint: Checkpoint | null;
+}
+
+export function checkBackend(backend: string | undefined): void {
+  if (backend !== undefined && !BACKEND_NAMES.includes(backend as BackendName)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
+  }
+}
+
+export async function resolveJob(args: JobArgs, log: Logger): Promise<ResolvedJob> {
+  checkBackend(args.backend);
+  const jobPath = resolve(args.job ?? resolve(EXAMPLES_DIR, 'iris.yaml'));
+  const given = await loadJobSpec(jobPath);
+  const outDir = resolve(args.out ?? `runs/${given.name}`);
+
+  // Resuming without --job continues with the checkpoint's own spec.
+  let checkpoint: Checkpoint | null = null;
+  if (args.resume !== 'never') {
+    checkpoint = await latestCheckpoint(outDir, (dir, err) => log.warn({ dir, code: err.code, reason: err.message }, 'skipping an invalid checkpoint'));
+    if (!checkpoint && args.resume === 'required') {
+      throw new TrainError('CHECKPOINT_NONE', `${outDir}: no valid checkpoint to resume from (looked in ${outDir}/checkpoints)`);
+    }
+    if (checkpoint) log.info({ checkpoint: checkpoint.dir, step: checkpoint.snapshot.loop.globalStep, reason: checkpoint.reason }, 'resuming');
+  }
+  let spec: JobSpec = checkpoint && !args.job ? checkpoint.spec : given;
+  // A relative path in the spec is relative to the spec; one given with --data, to the
+  // cwd. Recorded absolute, so the run's job.yaml names the same data from anywhere.
+  const specDir = checkpoint && !args.job ? process.cwd() : dirname(jobPath);
+  const source = args.data ? absoluteSource(args.data) : absoluteSource(spec.data.source, specDir);
+  spec = resolveInit({ ...spec, data: { ...spec.data, source } }, specDir);
+  if (args.data || args.label) {
+    // Other data: the spec's label column belongs to the spec's source.
+    const { label: _label, ...rest } = spec.data;
+    spec = { ...spec, data: { ...rest, ...(args.label ? { label: args.label } : {}) } };
+  }
+  if (args.backend) spec = { ...spec, training: { ...spec.training, backend: args.backend as BackendName } };
+  if (checkpoint) {
+    const problems = resumeMismatches(checkpoint.spec, spec);
+    if (problems.length > 0) {
+      throw new TrainError('RESUME_MISMATCH', `the spec no longer matches the checkpoint in ${checkpoint.dir}:\n  ${problems.join('\n  ')}`, problems);
+    }
+  }
+  return { spec, outDir, checkpoint };
+}

@@ -1,0 +1,75 @@
+/**
+ * What the coordinator tells the world about its job: the HTTP API's /api/status and
+ * /api/metrics bodies, the WebSocket stream's updates, and the Prometheus gauges all
+ * come from these shapes.
+ */
+import type { EpochReport, Timing } from '@ringtrain/protocol';
+
+export type JobState = 'waiting' | 'running' | 'recovering' | 'paused' | 'completed' | 'stopped' | 'failed';
+
+export interface WorkerStatus {
+  readonly id: string;
+  /** Rank in the current generation; null when not in the ring. */
+  readonly rank: number | null;
+  readonly address: string;
+  readonly backend: string;
+  /** Committed steps of the state it holds or is training. */
+  readonly step: number | null;
+  /** Mean step times over its last heartbeat period. */
+  readonly timing: Timing | null;
+  /** Milliseconds since its last message. */
+  readonly lastHeartbeatMs: number;
+}
+
+export interface JobEvent {
+  readonly time: string;
+  readonly kind: 'join' | 'leave' | 'lost' | 'generation' | 'stopping' | 'waiting' | 'paused' | 'checkpoint' | 'completed' | 'stopped' | 'error';
+  readonly generation: number;
+  readonly message: string;
+}
+
+export interface CheckpointInfo {
+  readonly step: number;
+  readonly epoch: number;
+  readonly reason: string;
+  readonly time: string;
+  readonly dir: string;
+  readonly bytes: number;
+  /** Its manifest's SHA-256 sums were checked after writing. */
+  readonly verified: boolean;
+}
+
+export interface JobStatus {
+  readonly job: string;
+  readonly state: JobState;
+  readonly reason: string;
+  readonly generation: number;
+  /** Committed global steps (0-based count). */
+  readonly step: number;
+  /** 1-based epoch in progress. */
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly stepsPerEpoch: number;
+  readonly startedAt: string;
+  readonly elapsedSeconds: number;
+  readonly etaSeconds: number | null;
+  readonly samplesPerSecond: number | null;
+  readonly workers: readonly WorkerStatus[];
+  /** Member ids of the current generation, by rank. */
+  readonly ring: readonly string[];
+  readonly checkpoints: readonly CheckpointInfo[];
+  /** Messages received from workers, by type: the hot path has none per step but heartbeats. */
+  readonly messages: Readonly<Record<string, number>>;
+  readonly events: readonly JobEvent[];
+  readonly spec: unknown;
+  /** Path of the trained model once written. */
+  readonly model: string | null;
+}
+
+export interface MetricHistory {
+  /** [global step, mean loss of the step's batch], in step order. */
+  readonly steps: readonly (readonly [number, number])[];
+  readonly epochs: readonly EpochReport[];
+  /** Steps at which a new generation began. */
+  readonly generations: readonly { readonly generation: number; readonly step: number; readonly time: string; readonly world: number }[];
+}
