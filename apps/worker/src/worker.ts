@@ -460,8 +460,11 @@ export class TrainingWorker {
         run.steps += 1;
         this.live = { step: p.globalStep + 1, epochs };
         this.timing.steps += 1;
+        // The all-reduce's time splits into waiting for the slowest peer to arrive and moving data.
+        const waited = Math.min(p.commMs, ring.stats.lastOpWaitMs);
         this.timing.computeMs += p.computeMs;
-        this.timing.commMs += p.commMs;
+        this.timing.commMs += p.commMs - waited;
+        this.timing.waitMs += waited;
         if (rank0) this.steps.push({ step: p.globalStep, epoch: p.epoch, loss: p.stepLoss, samples: p.stepSamples });
         if (this.leaving) this.stopRunning('worker leaving');
       },

@@ -87,6 +87,12 @@ export interface RingStats {
   readonly framesDropped: number;
   readonly framesSent: number;
   readonly framesReceived: number;
+  /**
+   * Of the last completed operation, milliseconds from its call here to its first frame
+   * from the predecessor: time spent waiting for slower peers rather than moving data
+   * (0 when the predecessor was ahead and its frames were already queued).
+   */
+  readonly lastOpWaitMs: number;
 }
 
 export interface Ring {
@@ -260,7 +266,9 @@ class RingImpl implements Ring {
   private active: Pending | undefined;
   private _state: RingState = 'open';
   private _failure: RingError | undefined;
-  private readonly counters = { ops: 0, framesDropped: 0, framesSent: 0, framesReceived: 0 };
+  private readonly counters = { ops: 0, framesDropped: 0, framesSent: 0, framesReceived: 0, lastOpWaitMs: 0 };
+  /** performance.now() when the active operation was called; null once its first frame came. */
+  private opCalledAt: number | null = null;
   private readonly sendDone = (err?: Error | null): void => {
     if (err) this.log.debug({ err }, 'send failed');
   };
@@ -383,6 +391,7 @@ class RingImpl implements Ring {
         reject(asRingError(err));
         return;
       }
+      this.opCalledAt = performance.now();
       this.active.collective.start();
       this.drainEarly();
     });
@@ -444,6 +453,10 @@ class RingImpl implements Ring {
     }
     const a = this.active;
     if (a && h.op === a.op) {
+      if (this.opCalledAt !== null) {
+        this.counters.lastOpWaitMs = performance.now() - this.opCalledAt;
+        this.opCalledAt = null;
+      }
       try {
         a.collective.onFrame(frame, h);
       } catch (err) {
