@@ -1,4 +1,5 @@
 /** Starting a coordinator in this process: shared by `ringtrain coordinator` and `ringtrain local`. */
+import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { JobRuntime, startServer, type CoordinatorServer } from '@ringtrain/coordinator';
 import { openJob } from '@ringtrain/train';
@@ -18,6 +19,7 @@ export async function startCoordinator(
   // The coordinator does little tensor work (initial weights, saving the model): the
   // portable backends are enough, whatever the workers use.
   const backend = await useBackend(job.spec.training.backend === 'tensorflow' ? 'auto' : job.spec.training.backend, o.log);
+  await mkdir(job.outDir, { recursive: true });
   const opened = await openJob(job.spec, job.checkpoint);
   const { data } = opened;
   o.log.info(

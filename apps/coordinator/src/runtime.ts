@@ -71,6 +71,7 @@ export type Outcome = { readonly kind: 'completed'; readonly model: string } | {
 /** The persisted part of the coordinator's own state: generations only ever grow. */
 const STATE_FILE = 'coordinator.json';
 const MAX_EVENTS = 200;
+export const CLUSTER_LOG = 'cluster.json';
 
 function progressOf(s: TrainSnapshot): Progress {
   return { step: s.loop.globalStep, epochs: s.loop.history.length };
@@ -455,6 +456,7 @@ export class JobRuntime extends EventEmitter {
       this.modelPath = join(this.outDir, 'model');
       this.apply({ type: 'finished' });
       this.event('completed', `training complete: ${m.result.steps} steps; model written to ${this.modelPath}`);
+      await this.writeClusterLog();
       for (const id of this.byId.keys()) this.send(id, { type: 'finished', reason: 'training complete' });
       this.resolveOutcome({ kind: 'completed', model: this.modelPath });
     } finally {
@@ -484,8 +486,17 @@ export class JobRuntime extends EventEmitter {
     await this.writes;
     this.stepLog.flush();
     this.event('stopped', `stopped (${reason})${dir ? `; checkpoint ${dir}` : ''}`);
+    await this.writeClusterLog();
     if (this.releaseOnStop) for (const id of this.byId.keys()) this.send(id, { type: 'finished', reason: `job stopped: ${reason}` });
     this.resolveOutcome({ kind: 'stopped', checkpoint: dir, reason });
+  }
+
+  /** cluster.json: what happened to the cluster during this coordinator's run (generations, events, checkpoints, message counts). */
+  private async writeClusterLog(): Promise<void> {
+    const body = { generations: this.generations, events: this.events, checkpoints: this.checkpoints, messages: this.messages };
+    await writeFileAtomic(join(this.outDir, CLUSTER_LOG), `${JSON.stringify(body, null, 2)}\n`).catch((err: Error) =>
+      this.log.error({ err: err.message }, 'cannot write cluster.json'),
+    );
   }
 
   // ---- control -------------------------------------------------------------------

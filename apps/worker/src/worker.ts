@@ -385,6 +385,9 @@ export class TrainingWorker {
         params: bytesOf(Float32Array.from(result.mlp.params)),
       });
       log.info({ steps: result.steps }, 'training complete');
+      // Keep the ring open until the job is over: a peer may still be finishing the last
+      // evaluation, and closing our links now would fail its ring.
+      while (this.exitCode === null && run.stop === null) await new Promise((r) => setTimeout(r, 50));
     } catch (err) {
       if (err instanceof CollectiveAborted) this.held = err.snapshot;
       const reason = err instanceof CollectiveAborted ? ((err.cause as Error)?.message ?? err.message) : (err as Error).message;

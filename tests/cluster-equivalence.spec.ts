@@ -1,0 +1,97 @@
+/**
+ * Invariant 1 of DESIGN.md on real processes: the same job (dropout and input noise on)
+ * trained by `ringtrain train`, by `ringtrain local` with 2 and 3 workers, and by a
+ * world that grows from 1 to 3 and shrinks to 2 mid-run, has the same loss at every
+ * step and the same final weights up to float summation order (TOLERANCE, with its
+ * reasoning, in cluster-harness.ts); the same worker count twice is bit-identical.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  Cluster,
+  clusterLog,
+  exited,
+  killAll,
+  relativeL2,
+  run,
+  STEPS_PER_EPOCH,
+  stepLosses,
+  tempDir,
+  TOLERANCE,
+  weights,
+  worstStepDifference,
+  writeJob,
+} from './cluster-harness.js';
+
+const EPOCHS = 12;
+
+
+describe('a cluster trains the same model as one process', () => {
+  let dir = '';
+  let job = '';
+  let reference = '';
+
+  before(async () => {
+    dir = await tempDir('equivalence');
+    job = await writeJob(dir, { epochs: EPOCHS });
+    reference = join(dir, 'train');
+    await run(['train', '--job', job, '--out', reference]);
+  });
+  after(killAll);
+
+  for (const workers of [2, 3]) {
+    test(`local --workers ${workers}: every step's loss and the final weights match`, async () => {
+      const out = join(dir, `local-${workers}`);
+      await run(['local', '--job', job, '--workers', String(workers), '--out', out]);
+      const losses = stepLosses(out);
+      assert.equal(losses.size, EPOCHS * STEPS_PER_EPOCH);
+      const worst = worstStepDifference(stepLosses(reference), losses);
+      assert.ok(worst < TOLERANCE, `step losses differ by ${worst}`);
+      const diff = relativeL2(weights(reference), weights(out));
+      assert.ok(diff < TOLERANCE, `weights differ by ${diff}`);
+      const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { steps: number; history: unknown[] };
+      assert.equal(metrics.steps, EPOCHS * STEPS_PER_EPOCH);
+      assert.equal(metrics.history.length, EPOCHS);
+    });
+  }
+
+  test('the same worker count twice gives bit-identical weights', async () => {
+    const again = join(dir, 'local-2-again');
+    await run(['local', '--job', job, '--workers', '2', '--out', again]);
+    assert.deepEqual(readFileSync(join(again, 'model', 'weights.bin')), readFileSync(join(dir, 'local-2', 'model', 'weights.bin')));
+  });
+
+  test('a world that grows from 1 to 3 and shrinks to 2 mid-run follows the same trajectory', async () => {
+    const epochs = EPOCHS;
+    const elasticReference = reference;
+    const out = join(dir, 'elastic');
+    const cluster = new Cluster(job, out);
+    await cluster.start();
+    cluster.addWorker('a');
+    await cluster.waitFor('one worker training past step 40', (s) => s.state === 'running' && s.ring.length === 1 && s.step >= 40);
+    cluster.addWorker('b');
+    const c = cluster.addWorker('c');
+    await cluster.waitFor('three workers training', (s) => s.state === 'running' && s.ring.length === 3);
+    const grown = (await cluster.status()).step;
+    await cluster.waitFor('progress with three', (s) => s.step >= grown + 30 && s.ring.length === 3);
+    c.kill('SIGTERM'); // a graceful leave: c finishes its step and hands over
+    assert.equal(await exited(c, 30_000), 0);
+    const shrunk = await cluster.waitFor('two workers training', (s) => s.state === 'running' && s.ring.length === 2);
+    assert.ok(shrunk.step < epochs * STEPS_PER_EPOCH, 'the world changed before the end');
+    await cluster.completed();
+
+    const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { steps: number };
+    assert.equal(metrics.steps, epochs * STEPS_PER_EPOCH);
+    const worlds = clusterLog(out).generations.map((g) => g.world);
+    assert.deepEqual([worlds[0], worlds.at(-1)], [1, 2], `worlds ${worlds.join(' -> ')}`);
+    assert.ok(worlds.includes(3), `worlds ${worlds.join(' -> ')}`);
+    const losses = stepLosses(out);
+    assert.equal(losses.size, epochs * STEPS_PER_EPOCH, 'every step was reported');
+    const worst = worstStepDifference(stepLosses(elasticReference), losses);
+    assert.ok(worst < TOLERANCE, `step losses differ by ${worst}`);
+    const diff = relativeL2(weights(elasticReference), weights(out));
+    assert.ok(diff < TOLERANCE, `weights differ by ${diff}`);
+  });
+});

@@ -1,0 +1,257 @@
+/**
+ * Real processes for the cluster tests: `ringtrain train`, `ringtrain local`, and a
+ * coordinator with workers started one by one, so that a test can add, stop, pause and
+ * kill them while the job runs. Everything listens on loopback; every process is
+ * killed at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../apps/cli/bin/ringtrain.mjs', import.meta.url));
+export const TOKEN = 'cluster-test-token-0123456789abcdef';
+
+/**
+ * Summation order is the only thing a worker count may change (invariant 1): every
+ * all-reduce adds the same float32 values in another order (the loss of step 0 already
+ * differs by about 1e-6 relative), and training carries the difference along. How far
+ * it grows depends on the job and its length: for this job, measured against `train`
+ * over 1,000 steps (the tests run 600), at most 2.6e-6 for step losses and 3.6e-7 for the weights
+ * (other jobs amplify it much more: the same MLP with 512 units reaches 1e-1 by step
+ * 1,000, which is why the tests use this one). 1e-4 leaves a margin of 40x and still
+ * catches any real error: a step lost or applied twice moves every weight by one Adam
+ * update (up to 1e-3 each, 1e-2 relative here), and a sample missed or counted twice
+ * changes that step's loss by about 1/48.
+ */
+export const TOLERANCE = 1e-4;
+
+export interface JobOptions {
+  readonly epochs: number;
+  readonly everySteps?: number;
+}
+
+/** A small classification job with dropout and input noise on, so randomness is exercised. */
+export function jobYaml(o: JobOptions): string {
+  return `name: cluster-test
+data:
+  source: synthetic:rows=3000,features=32,classes=4,seed=3
+  split: { validation: 0.1, test: 0.1, seed: 2 }
+  augment: { noise: 0.05 }
+model:
+  hidden:
+    - { units: 256, activation: relu, dropout: 0.1 }
+    - { units: 256, activation: tanh, dropout: 0.1 }
+  l2: 0.0001
+training:
+  optimizer: { name: adam, learningRate: 0.001 }
+  batchSize: 48
+  epochs: ${o.epochs}
+  seed: 5
+  backend: wasm
+checkpoint: { everySteps: ${o.everySteps ?? 20}, keep: 2 }
+cluster: { heartbeatMs: 250, heartbeatTimeoutMs: 3000, stopTimeoutMs: 5000, ringHeartbeatTimeoutMs: 1500 }
+`;
+}
+
+export const STEPS_PER_EPOCH = 50; // 2,400 training rows / 48
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `ringtrain-${prefix}-`));
+}
+
+export async function writeJob(dir: string, o: JobOptions): Promise<string> {
+  const path = join(dir, 'job.yaml');
+  await writeFile(path, jobYaml(o));
+  return path;
+}
+
+const children = new Set<ChildProcess>();
+
+export function ringtrain(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(process.execPath, [BIN, '--log-level', 'warn', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', ...env },
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-20_000);
+  });
+  (child as ChildProcess & { stderrTail: () => string }).stderrTail = () => err;
+  return child;
+}
+
+export function stderrOf(child: ChildProcess): string {
+  return (child as ChildProcess & { stderrTail?: () => string }).stderrTail?.() ?? '';
+}
+
+export function exited(child: ChildProcess, timeoutMs = 120_000): Promise<number> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process ${child.pid} still running after ${timeoutMs} ms:\n${stderrOf(child)}`)), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}
+
+/** Runs a command to completion; rejects on a non-zero exit, with its stderr. */
+export async function run(args: readonly string[], timeoutMs = 120_000): Promise<void> {
+  const child = ringtrain(args);
+  const code = await exited(child, timeoutMs);
+  if (code !== 0) throw new Error(`ringtrain ${args.join(' ')} exited ${code}:\n${stderrOf(child)}`);
+}
+
+export async function killAll(): Promise<void> {
+  await Promise.all(
+    [...children].map(async (c) => {
+      const done = exited(c, 10_000).catch(() => 0);
+      c.kill('SIGCONT');
+      c.kill('SIGKILL');
+      await done;
+    }),
+  );
+}
+
+export interface Status {
+  readonly state: string;
+  readonly reason: string;
+  readonly generation: number;
+  readonly step: number;
+  readonly ring: readonly string[];
+  readonly workers: readonly { id: string; rank: number | null }[];
+  readonly messages: Record<string, number>;
+  readonly events: readonly { kind: string; message: string; generation: number }[];
+}
+
+/** A coordinator process on loopback and the workers a test adds to it. */
+export class Cluster {
+  private coordinator: ChildProcess | null = null;
+  readonly workers = new Map<string, ChildProcess>();
+  port = 0;
+
+  constructor(
+    readonly job: string,
+    readonly out: string,
+  ) {}
+
+  /** Starts (or restarts, on the same port) the coordinator; resolves once it listens. */
+  async start(): Promise<void> {
+    const child = ringtrain(['coordinator', '--job', this.job, '--out', this.out, '--host', '127.0.0.1', '--port', String(this.port)], { RINGTRAIN_TOKEN: TOKEN });
+    this.coordinator = child;
+    const url = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${stderrOf(child)}`)), 60_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        text += d.toString();
+        const m = /coordinator: (http:\/\/\S+)/.exec(text);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`coordinator exited ${code}:\n${stderrOf(child)}`)));
+    });
+    this.port = Number(new URL(url).port);
+  }
+
+  get coordinatorProcess(): ChildProcess {
+    return this.coordinator!;
+  }
+
+  addWorker(id: string): ChildProcess {
+    const child = ringtrain(['worker'], {
+      RINGTRAIN_COORDINATOR: `http://127.0.0.1:${this.port}`,
+      RINGTRAIN_TOKEN: TOKEN,
+      RINGTRAIN_ADVERTISE_HOST: '127.0.0.1',
+      RINGTRAIN_BIND_HOST: '127.0.0.1',
+      RINGTRAIN_WORKER_ID: id,
+    });
+    this.workers.set(id, child);
+    return child;
+  }
+
+  async status(): Promise<Status> {
+    const res = await fetch(`http://127.0.0.1:${this.port}/api/status`);
+    return (await res.json()) as Status;
+  }
+
+  /** Polls the status until `pred` holds; rejects after `timeoutMs` with the last status. */
+  async waitFor(what: string, pred: (s: Status) => boolean, timeoutMs = 60_000): Promise<Status> {
+    const deadline = Date.now() + timeoutMs;
+    let last: Status | null = null;
+    for (;;) {
+      try {
+        last = await this.status();
+        if (pred(last)) return last;
+      } catch {
+        // not listening (yet, or any more)
+      }
+      if (this.coordinator?.exitCode !== null) throw new Error(`coordinator exited while waiting for ${what}:\n${stderrOf(this.coordinator!)}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-8) })}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits for the coordinator to exit 0 (the job completed). */
+  async completed(timeoutMs = 180_000): Promise<void> {
+    const code = await exited(this.coordinator!, timeoutMs);
+    if (code !== 0) throw new Error(`coordinator exited ${code}:\n${stderrOf(this.coordinator!)}`);
+  }
+}
+
+/** Final weights of a run (model/weights.bin). */
+export function weights(out: string): Float32Array {
+  const b = readFileSync(join(out, 'model', 'weights.bin'));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+export function relativeL2(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += a[i]! ** 2;
+  }
+  return Math.sqrt(d / n);
+}
+
+/** steps.jsonl as loss by step (the last line of a step wins). */
+export function stepLosses(out: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const line of readFileSync(join(out, 'steps.jsonl'), 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    const r = JSON.parse(line) as { step: number; loss: number };
+    m.set(r.step, r.loss);
+  }
+  return m;
+}
+
+/** The largest relative difference of step losses; Infinity if a step is missing on either side. */
+export function worstStepDifference(a: Map<number, number>, b: Map<number, number>): number {
+  if (a.size !== b.size) return Infinity;
+  let worst = 0;
+  for (const [step, loss] of a) {
+    const other = b.get(step);
+    if (other === undefined) return Infinity;
+    worst = Math.max(worst, Math.abs(loss - other) / Math.abs(loss));
+  }
+  return worst;
+}
+
+export interface ClusterLog {
+  readonly generations: readonly { generation: number; step: number; world: number }[];
+  readonly events: readonly { kind: string; message: string }[];
+  readonly messages: Record<string, number>;
+}
+
+/** The coordinator's cluster.json, written when the job ends. */
+export function clusterLog(out: string): ClusterLog {
+  return JSON.parse(readFileSync(join(out, 'cluster.json'), 'utf8')) as ClusterLog;
+}
