@@ -306,9 +306,13 @@ export class JobRuntime extends EventEmitter {
 
   private record(steps: readonly { step: number; epoch: number; loss: number; samples: number }[], epochs: readonly EpochReport[]): void {
     for (const s of steps) {
+      // Replays (workers resend recent steps on joining) repeat what is known already.
+      if (this.stepLosses.get(s.step) === s.loss) continue;
       this.stepLosses.set(s.step, s.loss);
       this.stepLog.add(s);
     }
+    // On disk at once: a coordinator killed with -9 keeps every step it was told of.
+    this.stepLog.flush();
     for (const e of epochs) this.epochRecords.set(e.epoch, e);
     const last = steps.at(-1);
     if (last) {

@@ -90,6 +90,10 @@ interface Running {
   steps: number;
 }
 
+/** Step records kept, and replayed to a coordinator on joining. */
+const HISTORY_STEPS = 10_000;
+const REPLAY_STEPS = 2_000;
+
 /** At most this many bytes of features per fetch. */
 const FETCH_BYTES = 16 * 1024 * 1024;
 
@@ -117,6 +121,13 @@ export class TrainingWorker {
   private readonly fetches = new Map<number, { resolve: (m: Extract<CoordinatorMessage, { type: 'rows' }>) => void; reject: (e: Error) => void }>();
   private readonly fetchChain: Record<Split, Promise<void>> = { train: Promise.resolve(), validation: Promise.resolve(), test: Promise.resolve() };
   private steps: StepReport[] = [];
+  /**
+   * Every rank's record of recent step losses (the all-reduced sums are the same on every
+   * rank). Rank 0 reports them as they come; all ranks replay the tail when they join a
+   * coordinator or a generation, so a coordinator restarted after a crash, or the death
+   * of rank 0 before its next heartbeat, loses no step's record while a worker survives.
+   */
+  private readonly history = new Map<number, StepReport>();
   private epochs: EpochReport[] = [];
   private timing = { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 };
 
@@ -313,6 +324,22 @@ export class TrainingWorker {
     this.timing = { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 };
   }
 
+
+  /** Sends the recent step history (see `history`); called as each generation starts. */
+  private replay(): void {
+    const c = this.channel;
+    if (!c?.isOpen || this.history.size === 0) return;
+    const tail = [...this.history.values()].slice(-REPLAY_STEPS);
+    c.send({
+      type: 'heartbeat',
+      generation: this.newestGeneration,
+      progress: this.live ?? progressOf(this.held),
+      timing: { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 },
+      steps: tail,
+      epochs: [],
+    });
+  }
+
   private reportStopped(generation: number, reason: string): void {
     this.heartbeat();
     this.channel?.send({ type: 'stopped', generation, progress: progressOf(this.held), reason });
@@ -376,6 +403,7 @@ export class TrainingWorker {
       this.held = synced;
       this.live = progressOf(synced);
       log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source }, 'generation started');
+      this.replay();
       const result = await this.trainIn(job, ring, m, run, synced);
       this.heartbeat(); // the last step reports go before the result
       this.channel?.send({
@@ -468,7 +496,10 @@ export class TrainingWorker {
         this.timing.computeMs += p.computeMs;
         this.timing.commMs += p.commMs - waited;
         this.timing.waitMs += waited;
-        if (rank0) this.steps.push({ step: p.globalStep, epoch: p.epoch, loss: p.stepLoss, samples: p.stepSamples });
+        const report = { step: p.globalStep, epoch: p.epoch, loss: p.stepLoss, samples: p.stepSamples };
+        this.history.set(report.step, report);
+        if (this.history.size > HISTORY_STEPS) this.history.delete(this.history.keys().next().value!);
+        if (rank0) this.steps.push(report);
         if (this.leaving) this.stopRunning('worker leaving');
       },
       onEpoch: (r) => {

@@ -1,0 +1,107 @@
+/**
+ * Faults on real processes: a worker killed with -9 at a random moment of a step, a
+ * worker stopped with SIGSTOP (and woken later), and the coordinator killed with -9 and
+ * restarted. Each time the job completes, loses no committed step (the next generation
+ * starts at or after the last step reported before the fault), and ends with the
+ * weights of an undisturbed `ringtrain train` run up to summation order.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import {
+  Cluster,
+  clusterLog,
+  killAll,
+  relativeL2,
+  run,
+  STEPS_PER_EPOCH,
+  stepLosses,
+  tempDir,
+  TOLERANCE,
+  weights,
+  worstStepDifference,
+  writeJob,
+} from './cluster-harness.js';
+
+const EPOCHS = 12;
+const TOTAL = EPOCHS * STEPS_PER_EPOCH;
+
+describe('the cluster survives faults', () => {
+  let dir = '';
+  let job = '';
+  let reference = '';
+
+  before(async () => {
+    dir = await tempDir('faults');
+    job = await writeJob(dir, { epochs: EPOCHS });
+    reference = join(dir, 'train');
+    await run(['train', '--job', job, '--out', reference]);
+  });
+  after(killAll);
+
+  /** Three workers training, past `step`. */
+  async function threeWorkers(name: string, step: number): Promise<Cluster> {
+    const cluster = new Cluster(job, join(dir, name));
+    await cluster.start();
+    for (const id of ['a', 'b', 'c']) cluster.addWorker(id);
+    await cluster.waitFor(`three workers past step ${step}`, (s) => s.state === 'running' && s.ring.length === 3 && s.step >= step);
+    return cluster;
+  }
+
+  /** The job completed with the reference's weights and every step's loss; no generation started before `committed`. */
+  async function sameAsReference(cluster: Cluster, committed: number, after: number): Promise<void> {
+    await cluster.completed();
+    const log = clusterLog(cluster.out);
+    const later = log.generations.filter((g) => g.generation > after);
+    assert.ok(later.length > 0, 'a new generation formed after the fault');
+    for (const g of later) assert.ok(g.step >= committed, `generation ${g.generation} started at step ${g.step}, before the committed step ${committed}`);
+    const losses = stepLosses(cluster.out);
+    assert.equal(losses.size, TOTAL, 'every step has its loss');
+    const worst = worstStepDifference(stepLosses(reference), losses);
+    assert.ok(worst < TOLERANCE, `step losses differ by ${worst}`);
+    const diff = relativeL2(weights(reference), weights(cluster.out));
+    assert.ok(diff < TOLERANCE, `weights differ by ${diff}`);
+  }
+
+  test('kill -9 of a worker mid-step: the survivors regroup within seconds and finish', async () => {
+    const at = 60 + Math.floor(Math.random() * 120);
+    const cluster = await threeWorkers('kill-worker', at);
+    const before = await cluster.status();
+    cluster.workers.get('c')!.kill('SIGKILL');
+    const t0 = Date.now();
+    const regrouped = await cluster.waitFor('two workers training', (s) => s.state === 'running' && s.ring.length === 2 && !s.ring.includes('c'));
+    const seconds = (Date.now() - t0) / 1000;
+    assert.ok(seconds < 5, `regrouped after ${seconds} s`);
+    assert.ok(regrouped.events.some((e) => e.kind === 'lost' && e.message.startsWith('c lost')), 'the loss of c is an event');
+    await sameAsReference(cluster, before.step, before.generation);
+  });
+
+  test('SIGSTOP of a worker: found by deadlines, the others go on; woken, it rejoins', async () => {
+    const cluster = await threeWorkers('stop-worker', 60);
+    const before = await cluster.status();
+    const c = cluster.workers.get('c')!;
+    c.kill('SIGSTOP');
+    try {
+      await cluster.waitFor('two workers training without c', (s) => s.state === 'running' && s.ring.length === 2 && !s.ring.includes('c'), 20_000);
+    } finally {
+      c.kill('SIGCONT');
+    }
+    await cluster.waitFor('c back in the ring', (s) => s.ring.length === 3 && s.ring.includes('c'), 20_000);
+    await sameAsReference(cluster, before.step, before.generation);
+  });
+
+  test('kill -9 of the coordinator: restarted with the same directory, it resumes and the workers rejoin by themselves', async () => {
+    const cluster = await threeWorkers('kill-coordinator', 100);
+    const before = await cluster.status();
+    cluster.coordinatorProcess.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    await cluster.start();
+    const back = await cluster.waitFor('three workers back', (s) => s.state === 'running' && s.ring.length === 3, 30_000);
+    assert.ok(back.generation > before.generation, `generation ${back.generation} follows ${before.generation}`);
+    assert.ok(
+      back.events.some((e) => e.kind === 'generation' && / \(state from [abc]\)$/.test(e.message)),
+      'the workers state, ahead of the last checkpoint, was used',
+    );
+    await sameAsReference(cluster, before.step, before.generation);
+  });
+});
