@@ -51,9 +51,20 @@ describe('a cluster trains the same model as one process', () => {
       assert.ok(worst < TOLERANCE, `step losses differ by ${worst}`);
       const diff = relativeL2(weights(reference), weights(out));
       assert.ok(diff < TOLERANCE, `weights differ by ${diff}`);
-      const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { steps: number; history: unknown[] };
+      const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')) as { steps: number; history: unknown[]; seconds: number };
       assert.equal(metrics.steps, EPOCHS * STEPS_PER_EPOCH);
       assert.equal(metrics.history.length, EPOCHS);
+      // Off the hot path (invariant 3): no message to the coordinator scales with the steps.
+      // Rows are fetched once per epoch (in chunks) plus once per split for evaluation,
+      // checkpoints come on schedule, heartbeats by the clock.
+      const m = clusterLog(out).messages;
+      const checkpoints = EPOCHS * STEPS_PER_EPOCH / 20 + EPOCHS;
+      assert.ok((m.fetch ?? 0) <= workers * (EPOCHS + 4), `fetch ${m.fetch}`);
+      assert.ok((m.checkpoint ?? 0) <= checkpoints, `checkpoint ${m.checkpoint}`);
+      const beats = workers * (metrics.seconds / 0.25 + 4); // heartbeatMs 250, plus one replay per generation
+      assert.ok((m.heartbeat ?? 0) <= beats, `heartbeat ${m.heartbeat} > ${beats}`);
+      const other = Object.entries(m).filter(([t]) => !['fetch', 'checkpoint', 'heartbeat'].includes(t));
+      assert.deepEqual(Object.fromEntries(other), { register: workers, done: workers });
     });
   }
 

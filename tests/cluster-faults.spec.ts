@@ -7,10 +7,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Cluster,
   clusterLog,
+  exited,
   killAll,
   relativeL2,
   run,
@@ -88,6 +90,20 @@ describe('the cluster survives faults', () => {
     }
     await cluster.waitFor('c back in the ring', (s) => s.ring.length === 3 && s.ring.includes('c'), 20_000);
     await sameAsReference(cluster, before.step, before.generation);
+  });
+
+  test('SIGTERM to the coordinator: it checkpoints the members state and exits 0; restarted, the job goes on', async () => {
+    const cluster = await threeWorkers('term-coordinator', 100);
+    const before = await cluster.status();
+    cluster.coordinatorProcess.kill('SIGTERM');
+    assert.equal(await exited(cluster.coordinatorProcess, 30_000), 0);
+    const newest = readdirSync(join(cluster.out, 'checkpoints')).sort().at(-1)!;
+    const state = JSON.parse(readFileSync(join(cluster.out, 'checkpoints', newest, 'state.json'), 'utf8')) as { reason: string; loop: { globalStep: number } };
+    assert.equal(state.reason, 'stop');
+    assert.ok(state.loop.globalStep >= before.step, `checkpoint at ${state.loop.globalStep}, workers were at ${before.step}`);
+    for (const w of cluster.workers.values()) assert.equal(w.exitCode, null, 'the workers wait for the coordinator');
+    await cluster.start();
+    await sameAsReference(cluster, state.loop.globalStep, before.generation);
   });
 
   test('kill -9 of the coordinator: restarted with the same directory, it resumes and the workers rejoin by themselves', async () => {

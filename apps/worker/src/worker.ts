@@ -113,6 +113,9 @@ export class TrainingWorker {
   private running: Running | null = null;
   private loopDone: Promise<void> = Promise.resolve();
   private newestGeneration = -1;
+  /** Generations told to stop before they started here, and the newest whose stop was reported. */
+  private cancelledUpTo = -1;
+  private reportedUpTo = -1;
   private backend: string | null = null;
   private leaving = false;
   private exitCode: number | null = null;
@@ -256,8 +259,15 @@ export class TrainingWorker {
         this.loopDone = this.loopDone.then(() => this.runGeneration(m));
         return;
       case 'stop':
-        if (this.running?.generation === m.generation) this.stopRunning(m.reason);
-        else this.loopDone = this.loopDone.then(() => this.reportStopped(m.generation, 'not running'));
+        if (this.running?.generation === m.generation) {
+          this.stopRunning(m.reason);
+        } else {
+          // Not started yet (its generation message waits behind the job's setup), or over.
+          this.cancelledUpTo = Math.max(this.cancelledUpTo, m.generation);
+          this.loopDone = this.loopDone.then(() => {
+            if (this.reportedUpTo < m.generation) this.reportStopped(m.generation, 'stopped before it started');
+          });
+        }
         return;
       case 'rows': {
         const f = this.fetches.get(m.id);
@@ -341,6 +351,7 @@ export class TrainingWorker {
   }
 
   private reportStopped(generation: number, reason: string): void {
+    this.reportedUpTo = Math.max(this.reportedUpTo, generation);
     this.heartbeat();
     this.channel?.send({ type: 'stopped', generation, progress: progressOf(this.held), reason });
   }
@@ -375,6 +386,7 @@ export class TrainingWorker {
   private async runGeneration(m: GenerationMessage): Promise<void> {
     const job = this.job;
     if (!job || this.exitCode !== null) return;
+    if (m.generation <= this.cancelledUpTo) return this.reportStopped(m.generation, 'stopped before it started');
     const run: Running = { generation: m.generation, rank: m.rank, ring: null, stop: this.leaving ? 'worker leaving' : null, steps: 0 };
     this.running = run;
     const log = this.log.child({ generation: m.generation, rank: m.rank, world: m.world });
