@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Cluster,
@@ -72,6 +73,34 @@ describe('a cluster trains the same model as one process', () => {
     const again = join(dir, 'local-2-again');
     await run(['local', '--job', job, '--workers', '2', '--out', again]);
     assert.deepEqual(readFileSync(join(again, 'model', 'weights.bin')), readFileSync(join(dir, 'local-2', 'model', 'weights.bin')));
+  });
+
+  test('fine-tuning (init from the run above: a new head, the first layer frozen) gives the same model on the cluster', async () => {
+    const ftJob = join(dir, 'finetune.yaml');
+    await writeFile(
+      ftJob,
+      `name: cluster-finetune
+data:
+  source: synthetic:rows=3000,features=32,classes=4,seed=3
+  classes: ["1", "2", "3"]
+  split: { validation: 0.1, test: 0.1, seed: 2 }
+  augment: { noise: 0.05 }
+init: { from: ${reference}, freeze: [0], replaceHead: true }
+training: { optimizer: { name: adam, learningRate: 0.001 }, batchSize: 48, epochs: 3, seed: 9, backend: wasm }
+cluster: { heartbeatMs: 250 }
+`,
+    );
+    const single = join(dir, 'finetune-train');
+    const cluster = join(dir, 'finetune-local');
+    await run(['train', '--job', ftJob, '--out', single]);
+    await run(['local', '--job', ftJob, '--workers', '2', '--out', cluster]);
+    const diff = relativeL2(weights(single), weights(cluster));
+    assert.ok(diff < TOLERANCE, `weights differ by ${diff}`);
+    // dense_0's kernel (32 x 256) and bias come first in weights.bin: frozen, bit for bit.
+    const frozen = 32 * 256 + 256;
+    assert.deepEqual(weights(cluster).subarray(0, frozen), weights(reference).subarray(0, frozen));
+    const head = weights(cluster).length - (256 * 3 + 3);
+    assert.equal(head, weights(reference).length - (256 * 4 + 4), 'a new three-class head replaced the four-class one');
   });
 
   test('a world that grows from 1 to 3 and shrinks to 2 mid-run follows the same trajectory', async () => {
