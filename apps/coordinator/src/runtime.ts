@@ -23,6 +23,7 @@ import {
   encodeMessage,
   float32s,
   type EpochReport,
+  ProtocolError,
   type Timing,
   uint32s,
   type WorkerMessage,
@@ -72,6 +73,16 @@ export type Outcome = { readonly kind: 'completed'; readonly model: string } | {
 const STATE_FILE = 'coordinator.json';
 const MAX_EVENTS = 200;
 export const CLUSTER_LOG = 'cluster.json';
+
+/** A close frame's reason is at most 123 bytes of UTF-8 (ws throws past that): cut at a character boundary. */
+function closeReason(reason: string): string {
+  let out = '';
+  for (const ch of reason) {
+    if (Buffer.byteLength(out + ch) > 123) break;
+    out += ch;
+  }
+  return out;
+}
 
 function progressOf(s: TrainSnapshot): Progress {
   return { step: s.loop.globalStep, epochs: s.loop.history.length };
@@ -183,15 +194,21 @@ export class JobRuntime extends EventEmitter {
         m = decodeWorkerMessage(data);
       } catch (err) {
         this.log.warn({ remote, worker: conn.id, err: (err as Error).message }, 'bad message from a worker; closing its connection');
-        return this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${(err as Error).message}`.slice(0, 120));
+        return this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${(err as Error).message}`);
       }
       this.messages[m.type] = (this.messages[m.type] ?? 0) + 1;
       conn.lastSeen = Date.now();
       try {
         this.onWorkerMessage(conn, m);
       } catch (err) {
-        this.log.error({ worker: conn.id, type: m.type, err: (err as Error).message }, 'failed to handle a worker message');
-        this.closeConn(conn, 1011, (err as Error).message.slice(0, 120));
+        // A message that decoded but asks for something impossible is the worker's fault (1008); anything else is ours (1011).
+        if (err instanceof ProtocolError) {
+          this.log.warn({ worker: conn.id, type: m.type, err: err.message }, 'bad request from a worker; closing its connection');
+          this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${err.message}`);
+        } else {
+          this.log.error({ worker: conn.id, type: m.type, err: (err as Error).message }, 'failed to handle a worker message');
+          this.closeConn(conn, 1011, (err as Error).message);
+        }
       }
     });
     ws.on('close', () => {
@@ -207,7 +224,7 @@ export class JobRuntime extends EventEmitter {
 
   private closeConn(conn: Conn, code: number, reason: string): void {
     try {
-      conn.ws.close(code, reason);
+      conn.ws.close(code, closeReason(reason));
     } catch {
       conn.ws.terminate();
     }
@@ -297,7 +314,7 @@ export class JobRuntime extends EventEmitter {
     const labels = table.labels instanceof Int32Array ? new Int32Array(indices.length) : new Float32Array(indices.length);
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k]!;
-      if (i >= table.rows) throw new Error(`fetch: ${split} row ${i} is past its ${table.rows} rows`);
+      if (i >= table.rows) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `fetch: ${split} row ${i} is past its ${table.rows} rows`);
       features.set(table.features.subarray(i * cols, (i + 1) * cols), k * cols);
       labels[k] = table.labels[i]!;
     }
@@ -381,7 +398,7 @@ export class JobRuntime extends EventEmitter {
       case 'drop': {
         const conn = this.byId.get(a.id);
         this.byId.delete(a.id);
-        if (conn) this.closeConn(conn, 4000, `lost: ${a.reason}`.slice(0, 120));
+        if (conn) this.closeConn(conn, 4000, `lost: ${a.reason}`);
         return;
       }
       case 'save-and-finish':
