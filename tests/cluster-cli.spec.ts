@@ -1,0 +1,60 @@
+/**
+ * The README's main command, `ringtrain local`, on the built-in Iris example: the same
+ * run as `ringtrain train` (early stopping included), the coordinator's URL printed,
+ * the run's token kept private; and the cluster commands' usage errors.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { exited, killAll, ringtrain, stderrOf, tempDir } from './cluster-harness.js';
+
+after(killAll);
+
+interface Summary {
+  steps: number;
+  bestEpoch: number;
+  stoppedEarly: boolean;
+  history: unknown[];
+  final: { test: { loss: number; accuracy: number } };
+}
+
+async function summaryOf(args: string[]): Promise<{ summary: Summary; stderr: string }> {
+  const child = ringtrain([...args, '--json']);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await exited(child);
+  assert.equal(code, 0, stderrOf(child));
+  return { summary: JSON.parse(out) as Summary, stderr: stderrOf(child) };
+}
+
+test('ringtrain local on the built-in example: the run ringtrain train makes, early stopping included', async () => {
+  const dir = await tempDir('cli');
+  const single = await summaryOf(['train', '--out', join(dir, 'train')]);
+  const cluster = await summaryOf(['local', '--out', join(dir, 'local')]);
+  const s = single.summary;
+  const c = cluster.summary;
+  assert.equal(s.stoppedEarly, true);
+  assert.deepEqual([c.steps, c.bestEpoch, c.stoppedEarly, c.history.length], [s.steps, s.bestEpoch, s.stoppedEarly, s.history.length]);
+  assert.equal(c.final.test.accuracy, s.final.test.accuracy);
+  assert.ok(Math.abs(c.final.test.loss - s.final.test.loss) / s.final.test.loss < 1e-4, `${c.final.test.loss} vs ${s.final.test.loss}`);
+  assert.match(cluster.stderr, /coordinator: http:\/\/127\.0\.0\.1:\d+ \(status: http:\/\/127\.0\.0\.1:\d+\/api\/status; control token in /);
+  assert.equal(statSync(join(dir, 'local', 'token')).mode & 0o777, 0o600);
+});
+
+test('the cluster commands refuse bad usage with CLI_USAGE and exit 2', async () => {
+  const noToken = { RINGTRAIN_TOKEN: '', RINGTRAIN_TOKEN_FILE: '' };
+  const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+    [['worker', '--coordinator', 'http://127.0.0.1:9'], noToken, /CLI_USAGE: no job token: set RINGTRAIN_TOKEN/],
+    [['worker'], { RINGTRAIN_TOKEN: 'x'.repeat(32), RINGTRAIN_COORDINATOR: '' }, /CLI_USAGE: no coordinator/],
+    [['worker', '--coordinator', 'ftp://x'], { RINGTRAIN_TOKEN: 'x'.repeat(32) }, /CLI_USAGE: --coordinator must be an http/],
+    [['coordinator'], { RINGTRAIN_TOKEN: 'short' }, /CLI_USAGE: the job token is too short/],
+    [['coordinator', '--token-file', '/nonexistent/token'], {}, /CLI_USAGE: cannot read the token file \/nonexistent\/token/],
+    [['local', '--workers', '0'], {}, /CLI_USAGE: --workers must be an integer in 1\.\.64, got "0"/],
+  ];
+  for (const [args, env, message] of cases) {
+    const child = ringtrain(args, env);
+    assert.equal(await exited(child, 30_000), 2, args.join(' '));
+    assert.match(stderrOf(child), message);
+  }
+});
