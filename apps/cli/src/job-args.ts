@@ -3,12 +3,14 @@
  * example), its output directory, and the checkpoint to continue from. Shared by
  * `train`, `local` and `coordinator`, which differ only in when they resume.
  */
-import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { absoluteSource } from '@ringtrain/data';
 import { BACKEND_NAMES, type BackendName } from '@ringtrain/model';
-import { type Checkpoint, latestCheckpoint, loadJobSpec, resolveInit, resumeMismatches, TrainError, type JobSpec } from '@ringtrain/train';
+import { type Checkpoint, CHECKPOINTS_DIR, latestCheckpoint, loadJobSpec, resolveInit, resumeMismatches, TrainError, type JobSpec } from '@ringtrain/train';
 import { UsageError } from './errors.js';
 
 /** The repository's examples/ folder, found from this file. */
@@ -34,6 +36,21 @@ export function checkBackend(backend: string | undefined): void {
   if (backend !== undefined && !BACKEND_NAMES.includes(backend as BackendName)) {
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
   }
+}
+
+/**
+ * A fresh run into a directory that holds checkpoints of an earlier run: its own
+ * checkpoints would mix with them (and be pruned as the oldest). The earlier ones move
+ * to checkpoints.previous/ (replacing an older set there), so a forgotten --resume
+ * costs nothing that cannot be moved back.
+ */
+async function setAsidePreviousCheckpoints(outDir: string, log: Logger): Promise<void> {
+  const dir = join(outDir, CHECKPOINTS_DIR);
+  if (!existsSync(dir)) return;
+  const aside = `${dir}.previous`;
+  await rm(aside, { recursive: true, force: true });
+  await rename(dir, aside);
+  log.warn({ moved: dir, to: aside }, 'a fresh run: the checkpoints of an earlier run in --out were set aside (to continue that run instead, move them back and use --resume)');
 }
 
 export async function resolveJob(args: JobArgs, log: Logger): Promise<ResolvedJob> {
@@ -63,6 +80,7 @@ export async function resolveJob(args: JobArgs, log: Logger): Promise<ResolvedJo
     spec = { ...spec, data: { ...rest, ...(args.label ? { label: args.label } : {}) } };
   }
   if (args.backend) spec = { ...spec, training: { ...spec.training, backend: args.backend as BackendName } };
+  if (args.resume === 'never') await setAsidePreviousCheckpoints(outDir, log);
   if (checkpoint) {
     const problems = resumeMismatches(checkpoint.spec, spec);
     if (problems.length > 0) {

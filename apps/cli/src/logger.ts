@@ -16,6 +16,7 @@ function humanLine(line: string): string {
 }
 
 export function createLogger(level: string, pretty = process.stderr.isTTY === true): Logger {
-  const destination = pretty ? { write: (line: string) => process.stderr.write(humanLine(line)) } : pino.destination({ fd: 2, sync: true });
+  // On a terminal a progress line may be showing: clear it first (it is redrawn on the next update).
+  const destination = pretty ? { write: (line: string) => process.stderr.write(`\r\x1b[K${humanLine(line)}`) } : pino.destination({ fd: 2, sync: true });
   return pino({ level, base: { pid: process.pid } }, destination);
 }

@@ -88,6 +88,8 @@ interface Running {
   /** Set when the generation must end; applied to the ring as soon as it exists. */
   stop: string | null;
   steps: number;
+  /** Training completed; the ring stays open only for slower peers. */
+  completed: boolean;
 }
 
 /** Step records kept, and replayed to a coordinator on joining. */
@@ -198,7 +200,7 @@ export class TrainingWorker {
       }
     } finally {
       clearInterval(heartbeat);
-      this.running?.ring?.abort('worker exiting');
+      this.stopRunning('worker exiting');
       await this.loopDone;
       this.channel?.close();
       await this.endpoint.close();
@@ -233,7 +235,7 @@ export class TrainingWorker {
     const r = this.running;
     if (!r) return;
     r.stop ??= reason;
-    r.ring?.abort(reason);
+    if (!r.completed) r.ring?.abort(reason);
   }
 
   private onMessage(m: CoordinatorMessage): void {
@@ -387,9 +389,9 @@ export class TrainingWorker {
     const job = this.job;
     if (!job || this.exitCode !== null) return;
     if (m.generation <= this.cancelledUpTo) return this.reportStopped(m.generation, 'stopped before it started');
-    const run: Running = { generation: m.generation, rank: m.rank, ring: null, stop: this.leaving ? 'worker leaving' : null, steps: 0 };
+    const run: Running = { generation: m.generation, rank: m.rank, ring: null, stop: this.leaving ? 'worker leaving' : null, steps: 0, completed: false };
     this.running = run;
-    const log = this.log.child({ generation: m.generation, rank: m.rank, world: m.world });
+    const log = this.log.child({ job: job.spec.name, generation: m.generation, rank: m.rank, world: m.world });
     const c = job.message.ring;
     let ring: Ring | null = null;
     try {
@@ -417,6 +419,7 @@ export class TrainingWorker {
       log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source }, 'generation started');
       this.replay();
       const result = await this.trainIn(job, ring, m, run, synced);
+      run.completed = true;
       this.heartbeat(); // the last step reports go before the result
       this.channel?.send({
         type: 'done',

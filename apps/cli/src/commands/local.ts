@@ -32,6 +32,10 @@ export interface LocalOptions {
 export function spawnWorker(url: string, token: string, id: string, level: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
   return spawn(process.execPath, [BIN, '--log-level', level, 'worker'], {
     stdio: ['ignore', 'ignore', 'inherit'],
+    // Their own process group: a Ctrl-C reaches only this process, which stops the job
+    // with a checkpoint and then releases them. RINGTRAIN_PARENT_PID ends them if this
+    // process dies without doing so.
+    detached: true,
     env: {
       ...process.env,
       RINGTRAIN_COORDINATOR: url,
@@ -39,6 +43,7 @@ export function spawnWorker(url: string, token: string, id: string, level: strin
       RINGTRAIN_ADVERTISE_HOST: '127.0.0.1',
       RINGTRAIN_BIND_HOST: '127.0.0.1',
       RINGTRAIN_WORKER_ID: id,
+      RINGTRAIN_PARENT_PID: String(process.pid),
       // glibc otherwise returns the ring's freed buffers to the OS after every step and
       // faults them in again (docs/allreduce.md, Performance).
       MALLOC_TRIM_THRESHOLD_: '268435456',

@@ -46,5 +46,22 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
     ...((values.id ?? env.RINGTRAIN_WORKER_ID) ? { id: (values.id ?? env.RINGTRAIN_WORKER_ID)! } : {}),
   });
   onStop(() => worker.leave());
-  return worker.run();
+  // Started by `ringtrain local`: end with it, even if it was killed without a word.
+  const parent = Number(env.RINGTRAIN_PARENT_PID ?? 0);
+  const watchdog =
+    parent > 0
+      ? setInterval(() => {
+          try {
+            process.kill(parent, 0);
+          } catch {
+            log.warn({ parent }, 'the ringtrain local process is gone; exiting');
+            process.exit(1);
+          }
+        }, 1000)
+      : null;
+  try {
+    return await worker.run();
+  } finally {
+    if (watchdog) clearInterval(watchdog);
+  }
 }
