@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { JobRuntime, startServer, type CoordinatorServer } from '@ringtrain/coordinator';
 import { openJob } from '@ringtrain/train';
 import { useBackend } from './backend.js';
+import { UsageError } from './errors.js';
 import type { ResolvedJob } from './job-args.js';
 
 export interface RunningCoordinator {
@@ -19,7 +20,9 @@ export async function startCoordinator(
   // The coordinator does little tensor work (initial weights, saving the model): the
   // portable backends are enough, whatever the workers use.
   const backend = await useBackend(job.spec.training.backend === 'tensorflow' ? 'auto' : job.spec.training.backend, o.log);
-  await mkdir(job.outDir, { recursive: true });
+  await mkdir(job.outDir, { recursive: true }).catch((err: Error) => {
+    throw new UsageError(`cannot create the output directory ${job.outDir}: ${err.message}`);
+  });
   const opened = await openJob(job.spec, job.checkpoint);
   const { data } = opened;
   o.log.info(

@@ -24,3 +24,14 @@ export function readToken(file: string | undefined, env: NodeJS.ProcessEnv = pro
 export function newToken(): string {
   return randomBytes(32).toString('hex');
 }
+
+/**
+ * RINGTRAIN_AFTER_JOB: `exit` (the default) ends a coordinator or worker when its job is
+ * over; `wait` keeps it until SIGTERM, as a Kubernetes Deployment needs (an exit there
+ * is a restart: the job would run its end again, the workers rejoin a finished job).
+ */
+export function afterJob(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.RINGTRAIN_AFTER_JOB ?? 'exit';
+  if (v !== 'exit' && v !== 'wait') throw new UsageError(`RINGTRAIN_AFTER_JOB must be exit or wait, got "${v}"`);
+  return v === 'wait';
+}

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
 import { startCoordinator } from '../cluster.js';
-import { readToken } from '../token.js';
+import { afterJob, readToken } from '../token.js';
 
 function port(v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -39,11 +39,23 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
   const job = await resolveJob({ job: values.job ?? env.RINGTRAIN_JOB, out: values.out ?? env.RINGTRAIN_OUT, backend: values.backend, resume: 'if-present' }, log);
   const c = await startCoordinator(job, { log, token, host: values.host ?? env.RINGTRAIN_HOST ?? '0.0.0.0', port: port(values.port ?? env.RINGTRAIN_PORT, 7070) });
   process.stdout.write(`coordinator: ${c.server.url} (job ${job.spec.name}, output ${job.outDir})\n`);
-  onStop(() => c.runtime.stop('coordinator shutting down (SIGTERM)', false));
+  const linger = afterJob(env);
+  let over = false;
+  let release = (): void => {};
+  onStop(() => {
+    if (over) release();
+    else c.runtime.stop('coordinator shutting down (SIGTERM)', false);
+  });
   try {
     const outcome = await c.runtime.outcome;
+    over = true;
     if (outcome.kind === 'completed') process.stdout.write(`model: ${outcome.model}\n`);
     else process.stdout.write(`stopped: ${outcome.reason}${outcome.checkpoint ? `; checkpoint ${outcome.checkpoint}` : ''}\n`);
+    if (linger && outcome.kind === 'completed') {
+      // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
+      log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');
+      await new Promise<void>((resolve) => (release = resolve));
+    }
   } finally {
     await c.close();
   }

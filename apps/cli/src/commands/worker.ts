@@ -10,7 +10,7 @@ import type { BackendName } from '@ringtrain/model';
 import { TrainingWorker } from '@ringtrain/worker';
 import { UsageError } from '../errors.js';
 import { checkBackend } from '../job-args.js';
-import { readToken } from '../token.js';
+import { afterJob, readToken } from '../token.js';
 
 export async function workerCommand(argv: string[], log: Logger, onStop: (stop: () => void) => void): Promise<number> {
   const { values } = parseArgs({
@@ -45,7 +45,10 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
     ...(backend ? { backend: backend as BackendName } : {}),
     ...((values.id ?? env.RINGTRAIN_WORKER_ID) ? { id: (values.id ?? env.RINGTRAIN_WORKER_ID)! } : {}),
   });
-  onStop(() => worker.leave());
+  const linger = afterJob(env);
+  let over = false;
+  let release = (): void => {};
+  onStop(() => (over ? release() : worker.leave()));
   // Started by `ringtrain local`: end with it, even if it was killed without a word.
   const parent = Number(env.RINGTRAIN_PARENT_PID ?? 0);
   const watchdog =
@@ -60,7 +63,13 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
         }, 1000)
       : null;
   try {
-    return await worker.run();
+    const code = await worker.run();
+    over = true;
+    if (linger && code === 0) {
+      log.info('job over; idle until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');
+      await new Promise<void>((resolve) => (release = resolve));
+    }
+    return code;
   } finally {
     if (watchdog) clearInterval(watchdog);
   }
