@@ -2,6 +2,11 @@
  * The worker's end of the control channel: one WebSocket to the coordinator's /worker
  * path, authenticated with the job's token as a bearer token on the upgrade request.
  * It never reconnects by itself; the worker does, with backoff, after each close.
+ *
+ * A partition is silence, not a close, and TCP would take many minutes to notice: the
+ * channel pings the coordinator (ws answers pings by itself) and gives up on a
+ * connection that has not answered within `silenceMs`, so a worker cut off from the
+ * network rejoins once it is reachable again.
  */
 import WebSocket from 'ws';
 import { type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type WorkerMessage } from '@ringtrain/protocol';
@@ -15,15 +20,32 @@ export interface ControlHandlers {
 export class ControlChannel {
   private readonly ws: WebSocket;
   private closed = false;
+  private lastHeard = Date.now();
+  private readonly pinger: NodeJS.Timeout;
+  /** Silence after which the connection is given up; the job's heartbeat timeout once known. */
+  silenceMs = 10_000;
 
   constructor(url: string, token: string, handlers: ControlHandlers) {
     this.ws = new WebSocket(`${url.replace(/\/$/, '')}/worker`, { headers: { authorization: `Bearer ${token}` }, maxPayload: 512 * 1024 * 1024 });
     const close = (reason: string) => {
       if (this.closed) return;
       this.closed = true;
+      clearInterval(this.pinger);
       handlers.onClose(reason);
     };
+    this.pinger = setInterval(() => {
+      if (this.ws.readyState !== WebSocket.OPEN) return;
+      if (Date.now() - this.lastHeard > this.silenceMs) {
+        close(`no answer from the coordinator for ${this.silenceMs} ms`);
+        this.ws.terminate();
+        return;
+      }
+      this.ws.ping();
+    }, 1000);
+    this.ws.on('pong', () => (this.lastHeard = Date.now()));
+    this.ws.on('open', () => (this.lastHeard = Date.now()));
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.lastHeard = Date.now();
       if (!isBinary) return this.fail('text frame on the control channel', close);
       let m: CoordinatorMessage;
       try {

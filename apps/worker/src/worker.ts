@@ -170,6 +170,7 @@ export class TrainingWorker {
           });
         });
         const channel = this.channel!;
+        if (this.job) channel.silenceMs = this.job.spec.cluster.heartbeatTimeoutMs;
         if (await channel.opened()) {
           backoff = minBackoff;
           channel.send({
@@ -315,6 +316,7 @@ export class TrainingWorker {
     };
     this.held = null;
     this.live = null;
+    if (this.channel) this.channel.silenceMs = spec.cluster.heartbeatTimeoutMs;
     this.log.info({ job: spec.name, jobId: m.jobId, parameters: mlp.layout.size, rows: m.dataset.rows }, 'job received');
   }
 
