@@ -255,6 +255,7 @@ export class JobRuntime extends EventEmitter {
     if (id === null) return this.closeConn(conn, 1008, 'PROTOCOL_BAD_MESSAGE: register first');
     switch (m.type) {
       case 'heartbeat':
+        if (m.backend) conn.backend = m.backend;
         conn.timing = m.timing.steps > 0 ? m.timing : conn.timing;
         conn.step = m.progress?.step ?? conn.step;
         this.record(m.steps, m.epochs);

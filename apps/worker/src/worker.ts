@@ -328,6 +328,7 @@ export class TrainingWorker {
     c.send({
       type: 'heartbeat',
       generation: this.newestGeneration,
+      ...(this.backend ? { backend: this.backend } : {}),
       progress: this.live ?? progressOf(this.held),
       timing: { steps: t.steps, computeMs: t.computeMs / n, commMs: t.commMs / n, waitMs: t.waitMs / n },
       steps: this.steps,
@@ -347,6 +348,7 @@ export class TrainingWorker {
     c.send({
       type: 'heartbeat',
       generation: this.newestGeneration,
+      ...(this.backend ? { backend: this.backend } : {}),
       progress: this.live ?? progressOf(this.held),
       timing: { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 },
       steps: tail,

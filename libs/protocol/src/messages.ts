@@ -55,6 +55,8 @@ export const WorkerMessage = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('heartbeat'),
     generation: z.number().int().min(-1),
+    /** The backend in use, once the job's first message chose it. */
+    backend: z.string().max(100).optional(),
     progress: Progress.nullable(),
     timing: Timing,
     /** Rank 0 only: the steps and epochs committed since its last heartbeat. */
