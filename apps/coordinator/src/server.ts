@@ -1,10 +1,12 @@
 /**
  * The coordinator's HTTP face, on one port:
+ *   GET  /, /assets/...             the dashboard (dashboard.ts)
+ *   GET  /api/model/...             the trained model's files, once written
  *   GET  /healthz, /readyz          probes
  *   GET  /api/status, /api/metrics  the job's state and metric history (JSON)
  *   GET  /metrics                   Prometheus
  *   POST /api/pause|resume|stop     control; need the token (Authorization: Bearer)
- *   WS   /api/stream                live status and new metrics, throttled; read-only, no token
+ *   WS   /api/stream                live status and new metrics, throttled, shared by all clients (stream.ts); read-only, no token
  *   WS   /worker                    workers' control channel; needs the token
  * A request without the right token gets 401 with code UNAUTHORIZED, before any upgrade.
  */
@@ -12,9 +14,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
+import { loadDashboard } from './dashboard.js';
 import { prometheusText } from './prometheus.js';
 import type { JobRuntime } from './runtime.js';
+import { StreamHub } from './stream.js';
 
 export interface ServerOptions {
   readonly runtime: JobRuntime;
@@ -22,7 +26,7 @@ export interface ServerOptions {
   readonly host?: string;
   readonly port?: number;
   readonly log: Logger;
-  /** Least time between two stream updates to one client. Default 250 ms. */
+  /** Least time between two stream updates. Default 250 ms. */
   readonly streamIntervalMs?: number;
 }
 
@@ -54,6 +58,8 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
   const interval = o.streamIntervalMs ?? 250;
   const workers = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   const streams = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  const hub = new StreamHub(runtime, interval);
+  const dashboard = loadDashboard(() => runtime.status().model);
 
   const control: Record<string, () => void> = {
     '/api/pause': () => runtime.pause(),
@@ -64,6 +70,7 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
   const http: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://coordinator');
     const path = url.pathname;
+    if (dashboard.handle(req, res, path)) return;
     if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
     if (req.method === 'GET' && path === '/readyz') return json(res, 200, { ready: true, state: runtime.status().state });
     if (req.method === 'GET' && path === '/api/status') return json(res, 200, runtime.status());
@@ -95,38 +102,9 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
       }
       return workers.handleUpgrade(req, socket, head, (ws) => runtime.attach(ws, `${socket.remoteAddress}:${socket.remotePort}`));
     }
-    if (path === '/api/stream') return streams.handleUpgrade(req, socket, head, (ws) => stream(ws));
+    if (path === '/api/stream') return streams.handleUpgrade(req, socket, head, (ws) => hub.add(ws));
     refuse(404, 'Not Found');
   });
-
-  /** One dashboard client: the whole picture first, then throttled updates with the new steps only. */
-  function stream(ws: WebSocket): void {
-    let sentSteps = 0;
-    let timer: NodeJS.Timeout | null = null;
-    let last = 0;
-    const push = (full: boolean) => {
-      timer = null;
-      last = Date.now();
-      const metrics = runtime.metrics();
-      const steps = full ? metrics.steps : metrics.steps.slice(sentSteps);
-      sentSteps = metrics.steps.length;
-      ws.send(JSON.stringify({ type: full ? 'snapshot' : 'update', status: runtime.status(), steps, epochs: metrics.epochs, generations: metrics.generations }));
-    };
-    const onUpdate = () => {
-      if (timer !== null || ws.readyState !== ws.OPEN) return;
-      timer = setTimeout(() => push(false), Math.max(0, interval - (Date.now() - last)));
-    };
-    const heartbeat = setInterval(onUpdate, 1000);
-    runtime.on('update', onUpdate);
-    ws.on('close', () => {
-      runtime.off('update', onUpdate);
-      clearInterval(heartbeat);
-      if (timer) clearTimeout(timer);
-    });
-    ws.on('message', () => {}); // read-only: input is ignored
-    ws.on('error', () => {});
-    push(true);
-  }
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -138,6 +116,7 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
     port,
     url: `http://${host}:${port}`,
     close: async () => {
+      hub.close();
       for (const c of [...workers.clients, ...streams.clients]) c.terminate();
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
