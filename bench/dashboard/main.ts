@@ -53,7 +53,9 @@ const JOB = {
   cluster: { heartbeatMs: 250 },
 };
 
-type Mode = 'closed' | 'open';
+/** closed: no browser; blank: chromium on about:blank (the browser's own cost); open: chromium on the dashboard. */
+type Mode = 'closed' | 'blank' | 'open';
+const MODES: readonly Mode[] = ['closed', 'blank', 'open'];
 
 interface RunResult {
   readonly mode: Mode;
@@ -88,7 +90,7 @@ process.on('exit', killGroup);
 
 async function run(mode: Mode, jobFile: string, outDir: string): Promise<RunResult> {
   let browser: Browser | null = null;
-  if (mode === 'open') browser = await chromium.launch({ executablePath: values.chromium, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  if (mode !== 'closed') browser = await chromium.launch({ executablePath: values.chromium, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   const args = [BIN, '--log-level', 'warn', 'local', '--job', jobFile, '--out', outDir, '--workers', String(workers), '--port', '0', '--json'];
   const child = spawn(process.execPath, args, { cwd: repoRoot, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   pgid = child.pid!;
@@ -105,7 +107,7 @@ async function run(mode: Mode, jobFile: string, outDir: string): Promise<RunResu
         const page = await browser!.newPage({ viewport: { width: 1366, height: 768 } });
         page.on('websocket', (ws) => ws.on('framereceived', () => frames++));
         openedAt = Date.now();
-        await page.goto(`${url}/`);
+        await page.goto(mode === 'open' ? `${url}/` : 'about:blank');
       })();
     }
   });
@@ -133,8 +135,8 @@ try {
   await writeFile(jobFile, `${JSON.stringify(JOB, null, 2)}\n`); // JSON is YAML
   const results: RunResult[] = [];
   for (let r = 0; r < rounds; r++) {
-    // Alternating the order each round, so a drift of the machine's speed falls on both.
-    for (const mode of r % 2 === 0 ? (['closed', 'open'] as const) : (['open', 'closed'] as const)) {
+    // Rotating the order each round, so a drift of the machine's speed falls on every mode.
+    for (const mode of [...MODES.slice(r % MODES.length), ...MODES.slice(0, r % MODES.length)]) {
       process.stderr.write(`round ${r + 1}/${rounds}: dashboard ${mode} ...\n`);
       const result = await run(mode, jobFile, join(tmp, `${mode}-${r}`));
       results.push(result);
@@ -143,10 +145,12 @@ try {
     }
   }
   const closed = median(results.filter((x) => x.mode === 'closed').map((x) => x.samplesPerSecond));
+  const blank = median(results.filter((x) => x.mode === 'blank').map((x) => x.samplesPerSecond));
   const open = median(results.filter((x) => x.mode === 'open').map((x) => x.samplesPerSecond));
   const ratio = open / closed;
   console.log(`synthetic MLP 32-256-256-4, batch 64, ${epochs} epochs, local --workers ${workers}; samples/s over epochs >= 2, median of ${rounds} run(s) each`);
   console.log(`dashboard closed: ${int(closed)} samples/s; open: ${int(open)} samples/s; open/closed: ${ratio.toFixed(3)} (${((1 - ratio) * 100).toFixed(1)}% slower; bound 2%)`);
+  console.log(`a blank chromium tab alone: ${int(blank)} samples/s (${((1 - blank / closed) * 100).toFixed(1)}% slower than closed); the dashboard against the blank tab: ${((1 - open / blank) * 100).toFixed(1)}%`);
 } catch (err) {
   console.error(err instanceof Error ? err.message : err);
   process.exitCode = 1;

@@ -1,5 +1,5 @@
-// The coordinator's dashboard: follows WS /api/stream (a snapshot, then at most four
-// updates a second), reconnects with backoff when the coordinator goes away, and sends
+// The coordinator's dashboard: follows WS /api/stream (a snapshot, then an update
+// a second), reconnects with backoff when the coordinator goes away, and sends
 // pause/resume/stop with the job token. Without the token it is read-only.
 
 import { createCharts } from './charts.js';
@@ -50,15 +50,15 @@ function receive(msg) {
 }
 
 /**
- * The page redraws at most every RENDER_MS (the stream brings up to four messages a
+ * The page redraws at most every RENDER_MS (the stream brings about one message a
  * second), the charts (the costly part: thousands of points) at most every CHART_MS,
  * each once more after the last message; a part of the page whose data did not change
  * is left alone, and a tab in the background draws nothing (no animation frames) until
  * it is shown again. On a machine that also trains, every millisecond the page takes
  * comes out of training: bench/dashboard measures it.
  */
-const RENDER_MS = 500;
-const CHART_MS = 1000;
+const RENDER_MS = 1000;
+const CHART_MS = 2000;
 const shown = new Map();
 
 /** Renders `part` of the status when its data changed since it was last rendered. */

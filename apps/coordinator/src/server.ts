@@ -26,7 +26,7 @@ export interface ServerOptions {
   readonly host?: string;
   readonly port?: number;
   readonly log: Logger;
-  /** Least time between two stream updates. Default 250 ms. */
+  /** Least time between two stream updates. Default 1 s: a browser on the same machine as the workers takes its CPU from training. */
   readonly streamIntervalMs?: number;
 }
 
@@ -55,7 +55,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export async function startServer(o: ServerOptions): Promise<CoordinatorServer> {
   const { runtime, token } = o;
   const log = o.log.child({ component: 'http' });
-  const interval = o.streamIntervalMs ?? 250;
+  const interval = o.streamIntervalMs ?? 1000;
   const workers = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
   const streams = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   const hub = new StreamHub(runtime, interval);

@@ -5,7 +5,7 @@
  * A client gets a `snapshot` when it connects (the status and the metric history, the
  * step losses thinned when there are many, see `thinSteps`), then `update`s: the status,
  * the step losses it has not seen, the epoch records and the generations. Updates go out
- * in ticks, at most one per `intervalMs` (250 ms: four a second) and at least one a
+ * in ticks, at most one per `intervalMs` (the server's default is 1 s) and at least one a
  * second while anyone listens (so ages and elapsed times move). A tick reads the
  * runtime's status and metrics once and serializes each part once; clients that have
  * seen the same number of steps (after their first tick, all of them) share one message
