@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { exited, killAll, ringtrain, stderrOf, tempDir } from './cluster-harness.js';
+import { Cluster, exited, killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
 
 after(killAll);
 
@@ -57,4 +57,19 @@ test('the cluster commands refuse bad usage with CLI_USAGE and exit 2', async ()
     assert.equal(await exited(child, 30_000), 2, args.join(' '));
     assert.match(stderrOf(child), message);
   }
+});
+
+test('RINGTRAIN_AFTER_JOB=wait keeps the coordinator serving and the workers idle after the job, until SIGTERM', async () => {
+  const dir = await tempDir('after-job');
+  const cluster = new Cluster(await writeJob(dir, { epochs: 2 }), join(dir, 'out'));
+  await cluster.start({ RINGTRAIN_AFTER_JOB: 'wait' });
+  const worker = cluster.addWorker('a', { RINGTRAIN_AFTER_JOB: 'wait' });
+  await cluster.waitFor('the job to complete', (s) => s.state === 'completed');
+  await new Promise((r) => setTimeout(r, 2000));
+  // A Deployment would restart an exited container (which once exited with code 13 here).
+  assert.equal(worker.exitCode, null, stderrOf(worker));
+  assert.equal((await cluster.status()).state, 'completed');
+  worker.kill('SIGTERM');
+  cluster.coordinatorProcess.kill('SIGTERM');
+  assert.deepEqual([await exited(worker, 15_000), await exited(cluster.coordinatorProcess, 15_000)], [0, 0]);
 });

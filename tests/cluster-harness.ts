@@ -141,8 +141,8 @@ export class Cluster {
   ) {}
 
   /** Starts (or restarts, on the same port) the coordinator; resolves once it listens. */
-  async start(): Promise<void> {
-    const child = ringtrain(['coordinator', '--job', this.job, '--out', this.out, '--host', '127.0.0.1', '--port', String(this.port)], { RINGTRAIN_TOKEN: TOKEN });
+  async start(env: NodeJS.ProcessEnv = {}): Promise<void> {
+    const child = ringtrain(['coordinator', '--job', this.job, '--out', this.out, '--host', '127.0.0.1', '--port', String(this.port)], { RINGTRAIN_TOKEN: TOKEN, ...env });
     this.coordinator = child;
     const url = await new Promise<string>((resolve, reject) => {
       let text = '';
@@ -164,8 +164,9 @@ export class Cluster {
     return this.coordinator!;
   }
 
-  addWorker(id: string): ChildProcess {
+  addWorker(id: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
     const child = ringtrain(['worker'], {
+      ...env,
       RINGTRAIN_COORDINATOR: `http://127.0.0.1:${this.port}`,
       RINGTRAIN_TOKEN: TOKEN,
       RINGTRAIN_ADVERTISE_HOST: '127.0.0.1',

@@ -58,5 +58,10 @@ test('podman kube play of the podman overlay: a coordinator and 3 workers train 
   const log = JSON.parse(await podman('exec', COORDINATOR, 'cat', '/data/run/cluster.json')) as { generations: { world: number }[] };
   assert.equal(log.generations.at(-1)?.world, 3, 'the last generation had the 3 workers');
   const workers = (await podman('ps', '--format', '{{.Names}}')).split('\n').filter((n) => /^ringtrain-worker-pod-\d-worker$/.test(n));
-  assert.equal(workers.length, 3, `worker containers still up (idle after the job): ${workers.join(', ')}`);
+  if (workers.length !== 3) {
+    const all = await podman('ps', '-a', '--format', '{{.Names}} {{.Status}}');
+    const gone = ['0', '1', '2'].map((i) => `ringtrain-worker-pod-${i}-worker`).filter((n) => !workers.includes(n));
+    const logs = await Promise.all(gone.map((n) => podman('logs', '--tail', '15', n).catch((e: Error) => e.message)));
+    assert.fail(`worker containers still up (idle after the job): ${workers.join(', ')}\n${all}\n${logs.join('\n---\n')}`);
+  }
 });

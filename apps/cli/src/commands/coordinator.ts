@@ -54,7 +54,9 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
     if (linger && outcome.kind === 'completed') {
       // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
       log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');
+      const keepAlive = setInterval(() => {}, 1 << 30); // the server alone would do; this says so
       await new Promise<void>((resolve) => (release = resolve));
+      clearInterval(keepAlive);
     }
   } finally {
     await c.close();

@@ -67,7 +67,11 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
     over = true;
     if (linger && code === 0) {
       log.info('job over; idle until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');
+      // Nothing else is left to keep the event loop alive: without this timer Node would
+      // end the process with exit code 13 (an unsettled top-level await).
+      const keepAlive = setInterval(() => {}, 1 << 30);
       await new Promise<void>((resolve) => (release = resolve));
+      clearInterval(keepAlive);
     }
     return code;
   } finally {
