@@ -31,6 +31,8 @@ export const TOLERANCE = 1e-4;
 export interface JobOptions {
   readonly epochs: number;
   readonly everySteps?: number;
+  /** cluster.startWorkers: the first generation waits for this many. */
+  readonly startWorkers?: number;
 }
 
 /** A small classification job with dropout and input noise on, so randomness is exercised. */
@@ -52,7 +54,7 @@ training:
   seed: 5
   backend: wasm
 checkpoint: { everySteps: ${o.everySteps ?? 20}, keep: 2 }
-cluster: { heartbeatMs: 250, heartbeatTimeoutMs: 3000, stopTimeoutMs: 5000, ringHeartbeatTimeoutMs: 1500 }
+cluster: { heartbeatMs: 250, heartbeatTimeoutMs: 3000, stopTimeoutMs: 5000, ringHeartbeatTimeoutMs: 1500${o.startWorkers ? `, startWorkers: ${o.startWorkers}` : ''} }
 `;
 }
 

@@ -127,12 +127,13 @@ export class JobRuntime extends EventEmitter {
     this.log = o.log.child({ component: 'coordinator', job: o.job.spec.name });
     this.backend = o.backend;
     const c = o.job.spec.cluster;
+    const startWorkers = o.startWorkers ?? c.startWorkers;
     this.policy = {
       minWorkers: c.minWorkers,
-      maxWorkers: Math.max(c.minWorkers, o.startWorkers ?? 0, c.maxWorkers),
+      maxWorkers: Math.max(c.minWorkers, startWorkers ?? 0, c.maxWorkers),
       heartbeatTimeoutMs: c.heartbeatTimeoutMs,
       stopTimeoutMs: c.stopTimeoutMs,
-      ...(o.startWorkers ? { startWorkers: o.startWorkers } : {}),
+      ...(startWorkers ? { startWorkers } : {}),
     };
     const { data, mlp, spec, checkpoint } = o.job;
     this.jobId = createHash('sha256')

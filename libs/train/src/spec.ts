@@ -103,6 +103,8 @@ export const jobSpecSchema = z.strictObject({
     .strictObject({
       /** Training starts, and goes on, only with at least this many workers. */
       minWorkers: positiveInt.default(1),
+      /** The first generation waits for this many workers (later ones need minWorkers); default minWorkers. */
+      startWorkers: positiveInt.optional(),
       /** More workers than this are refused (WORKER_LIMIT). */
       maxWorkers: positiveInt.default(64),
       /** How often workers report to the coordinator. */
