@@ -418,7 +418,10 @@ class RingImpl implements Ring {
     if (this._state !== 'open') return;
     this._state = 'failed';
     this._failure = err;
-    this.log.warn({ err, code: err.code }, 'ring failed');
+    // An abort is how a member ends a generation on purpose (and travels round the ring as
+    // the same code): expected, so not a warning.
+    if (err.code === 'RING_ABORTED') this.log.info({ code: err.code, reason: err.message }, 'ring aborted');
+    else this.log.warn({ err, code: err.code }, 'ring failed');
     this.rejectActive(err);
     this.inbound?.close(err);
     this.outbound?.close(err);
