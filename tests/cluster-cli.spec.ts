@@ -52,6 +52,9 @@ test('the cluster commands refuse bad usage with CLI_USAGE and exit 2', async ()
     [['coordinator', '--token-file', '/nonexistent/token'], {}, /CLI_USAGE: cannot read the token file \/nonexistent\/token/],
     [['local', '--workers', '0'], {}, /CLI_USAGE: --workers must be an integer in 1\.\.64, got "0"/],
   ];
+  // Workers that cannot start (tfjs-node is not installed on these machines) end `local` instead of leaving it waiting.
+  const dir = await tempDir('no-workers');
+  cases.push([['local', '--backend', 'tensorflow', '--out', join(dir, 'out')], {}, /CLI_WORKERS_EXITED: every worker process exited before the job completed/]);
   for (const [args, env, message] of cases) {
     const child = ringtrain(args, env);
     assert.equal(await exited(child, 30_000), 2, args.join(' '));

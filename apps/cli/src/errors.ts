@@ -10,6 +10,11 @@ export class UsageError extends Error {
   readonly code = 'CLI_USAGE';
 }
 
+/** `ringtrain local`: every worker process ended before the job did (each printed why). */
+export class WorkersExitedError extends Error {
+  readonly code = 'CLI_WORKERS_EXITED';
+}
+
 /** The code families of docs/errors.md; Node's own codes (ERR_*, EACCES, ...) are not ours. */
 const OURS = /^(CLI|SPEC|DATA|MODEL|EVAL|RING|CHECKPOINT|RESUME|INIT|SNAPSHOT|PROTOCOL)_[A-Z0-9_]+$/;
 

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import type { RunSummary } from '@ringtrain/train';
 import { STEP_LOG_FILE } from '@ringtrain/train';
-import { UsageError } from '../errors.js';
+import { UsageError, WorkersExitedError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
 import { startCoordinator } from '../cluster.js';
 import { newToken } from '../token.js';
@@ -90,15 +90,30 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   onStop(() => c.runtime.stop('interrupted', true));
 
   const stopProgress = showProgress(c.runtime, log, job.spec.training.epochs);
+  // Nothing trains without workers: if every one of them ends before the job (a backend
+  // that cannot load, a crash), stop rather than wait for them forever.
+  let exitedEarly = 0;
+  const allGone = new Promise<never>((_, reject) => {
+    for (const child of children) {
+      child.once('exit', (code, signal) => {
+        exitedEarly += 1;
+        if (exitedEarly === children.length) {
+          reject(new WorkersExitedError(`every worker process exited before the job completed (the last with ${signal ?? `code ${code}`}); their errors are above`));
+        }
+      });
+    }
+  });
+  allGone.catch(() => {}); // handled by the race below; no unhandled rejection once the job is over
   try {
-    const outcome = await c.runtime.outcome;
+    const outcome = await Promise.race([c.runtime.outcome, allGone]);
     stopProgress();
     await exited(children, 15_000);
     if (outcome.kind === 'completed') {
       const summary = JSON.parse(readFileSync(join(job.outDir, 'metrics.json'), 'utf8')) as RunSummary;
       process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${summaryTable(summary)}\noutput: ${job.outDir}\n`);
     } else {
-      log.warn({ checkpoint: outcome.checkpoint }, 'stopped: checkpoint saved; continue with ringtrain local --resume');
+      if (outcome.checkpoint) log.warn({ checkpoint: outcome.checkpoint }, 'stopped: checkpoint saved; continue with ringtrain local --resume');
+      else log.warn('stopped before any step was taken: nothing to resume');
     }
   } finally {
     stopProgress();
