@@ -202,10 +202,12 @@ export class JobRuntime extends EventEmitter {
       try {
         this.onWorkerMessage(conn, m);
       } catch (err) {
-        // A message that decoded but asks for something impossible is the worker's fault (1008); anything else is ours (1011).
-        if (err instanceof ProtocolError) {
-          this.log.warn({ worker: conn.id, type: m.type, err: err.message }, 'bad request from a worker; closing its connection');
-          this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${err.message}`);
+        // A message that decoded but asks for something impossible, or carries a state that
+        // does not fit this job, is the worker's fault (1008); anything else is ours (1011).
+        if (err instanceof ProtocolError || (err as { code?: unknown }).code === 'SNAPSHOT_INVALID') {
+          const message = (err as Error).message;
+          this.log.warn({ worker: conn.id, type: m.type, err: message }, 'bad request from a worker; closing its connection');
+          this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${message}`);
         } else {
           this.log.error({ worker: conn.id, type: m.type, err: (err as Error).message }, 'failed to handle a worker message');
           this.closeConn(conn, 1011, (err as Error).message);
@@ -275,9 +277,18 @@ export class JobRuntime extends EventEmitter {
       case 'state':
         this.uploadWaiter?.(m.snapshot);
         return;
-      case 'done':
-        if (m.generation === this.state.generation && !this.finishing) void this.finish(m);
+      case 'done': {
+        if (m.generation !== this.state.generation || this.finishing) return;
+        const size = float32s(m.params, 'params').length;
+        if (size !== this.job.mlp.layout.size) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${size} parameters; the model has ${this.job.mlp.layout.size}`);
+        void this.finish(m).catch((err: Error) => {
+          // The outputs could not be written (a full disk, say): say so, and let the next `done` try again.
+          this.finishing = false;
+          this.log.error({ err: err.message }, 'cannot write the run outputs');
+          this.event('error', `cannot write the run outputs: ${err.message}`);
+        });
         return;
+      }
       case 'leave':
         this.byId.delete(id);
         this.apply({ type: 'leave', id });

@@ -322,6 +322,33 @@ test('a registered worker gets the job, forms generation 1 alone, and fetches ro
   assert.ok(gone.events.some((e) => e.kind === 'lost' && e.message.startsWith('w1 lost')));
 });
 
+test('a state that does not fit the job is the worker\'s fault: a bad checkpoint or final weights close it with 1008, and the job is unharmed', async (t) => {
+  const h = await coordinator(t);
+  for (const [name, message, reason] of [
+    ['checkpoint', { type: 'checkpoint', generation: 1, reason: 'steps', snapshot: new Uint8Array(16) }, /^PROTOCOL_BAD_MESSAGE: .*(snapshot|magic)/i],
+    [
+      'done',
+      { type: 'done', generation: 1, result: { history: [], bestEpoch: 0, stoppedEarly: false, steps: 0, final: { train: { loss: 1, accuracy: null }, validation: null, test: null } }, params: new Uint8Array(4) },
+      /^PROTOCOL_BAD_MESSAGE: done: 1 parameters; the model has \d+/,
+    ],
+  ] as const) {
+    const w = await worker(h);
+    w.ws.send(encodeMessage(register()));
+    await w.next('job');
+    const gen = await w.next('generation');
+    const close = closed(w.ws);
+    w.ws.send(encodeMessage({ ...message, generation: gen.generation } as never));
+    const got = await close;
+    assert.equal(got.code, 1008, name);
+    assert.match(got.reason, reason, name);
+    await until(() => h.runtime.status().workers.length === 0, `the worker gone after its bad ${name}`);
+  }
+  const s = await status(h);
+  assert.equal(s.checkpoints.length, 0);
+  assert.equal(s.model, null);
+  assert.equal((await request(h, '/healthz')).status, 200);
+});
+
 test('/api/stream sends a snapshot, then an update after a state change', async (t) => {
   const h = await coordinator(t);
   const ws = new WebSocket(wsUrl(h, '/api/stream'));
