@@ -4,6 +4,7 @@
  * loss chart gains points, three worker rows; after a worker is killed the page shows
  * the next generation and the `lost` event within seconds; Pause with a wrong token is
  * refused with 401, with the run's token it pauses the job, and Resume continues it.
+ * And a page left open across a coordinator crash and restart comes back by itself.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
+import { Cluster, killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Generous for a loaded 2-core machine: start-up loads TensorFlow.js in four processes. */
@@ -165,4 +166,28 @@ test('the dashboard follows a 3-worker run: progress, a killed worker, pause and
   assert.deepEqual(errors, [], 'no script errors on the page');
   await browser.close();
   browser = null;
+});
+
+test('the page reconnects by itself after the coordinator is killed and restarted', { timeout: 300_000 }, async () => {
+  const dir = await tempDir('dashboard-restart');
+  const cluster = new Cluster(await writeJob(dir, { epochs: 200, everySteps: 100 }), join(dir, 'out'));
+  await cluster.start();
+  cluster.addWorker('a');
+  await cluster.waitFor('training', (s) => s.state === 'running' && s.step > 20, START_MS);
+  const page = await (browser ??= await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })).newPage();
+  await page.goto(`http://127.0.0.1:${cluster.port}/`);
+  const connection = () => page.locator('#connection').getAttribute('data-state');
+  await until(page, cluster.coordinatorProcess, 'live and running', (r) => r.state === 'running' && r.step > 0, STEP_MS);
+  assert.equal(await connection(), 'live');
+  const before = await readings(page);
+
+  cluster.coordinatorProcess.kill('SIGKILL');
+  const deadline = Date.now() + STEP_MS;
+  while ((await connection()) === 'live' && Date.now() < deadline) await page.waitForTimeout(100);
+  assert.notEqual(await connection(), 'live', 'the page shows that it lost the coordinator');
+
+  await cluster.start(); // same port, same directory: it resumes, and the worker rejoins
+  await until(page, cluster.coordinatorProcess, 'live again, in a later generation, past the old step', (r) => r.state === 'running' && r.generation > before.generation && r.step > before.step, START_MS);
+  assert.equal(await connection(), 'live');
+  await page.close();
 });
