@@ -19,7 +19,8 @@ let manifest = '';
 
 async function down(): Promise<void> {
   if (manifest) await podman('kube', 'down', manifest).catch(() => '');
-  await podman('volume', 'rm', '-f', 'ringtrain-data').catch(() => '');
+  // kube down leaves the claim's volume (and one for the job ConfigMap) behind.
+  await podman('volume', 'rm', '-f', 'ringtrain-data', 'ringtrain-job').catch(() => '');
 }
 
 before(async () => {
