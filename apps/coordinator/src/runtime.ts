@@ -38,13 +38,15 @@ import {
   optimizerSpec,
   readCheckpoint,
   type SnapshotShape,
+  snapshotProgress,
+  snapshotShape,
   StepLog,
   summarize,
   type TrainSnapshot,
   writeCheckpoint,
   writeRunOutput,
 } from '@ringtrain/train';
-import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress } from './membership.js';
+import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy } from './membership.js';
 import type { CheckpointInfo, JobEvent, JobState, JobStatus, MetricHistory, WorkerStatus } from './status.js';
 
 export interface RuntimeOptions {
@@ -82,10 +84,6 @@ function closeReason(reason: string): string {
     out += ch;
   }
   return out;
-}
-
-function progressOf(s: TrainSnapshot): Progress {
-  return { step: s.loop.globalStep, epochs: s.loop.history.length };
 }
 
 export class JobRuntime extends EventEmitter {
@@ -150,10 +148,10 @@ export class JobRuntime extends EventEmitter {
       bestParams: null,
       trainRows: data.train.rows,
     };
-    this.shape = { params: mlp.layout.size, slots: optimizer.exportState().slots.length, optimizer: spec.training.optimizer.name };
+    this.shape = snapshotShape(spec, mlp.layout.size);
     this.baseline = { bytes: encodeSnapshot(start), snapshot: start };
     const persisted = this.readPersisted();
-    this.state = { ...initialMembership(this.policy, progressOf(start)), generation: persisted };
+    this.state = { ...initialMembership(this.policy, snapshotProgress(start)), generation: persisted };
     this.stepLog = new StepLog(this.outDir);
     if (checkpoint) {
       for (const r of checkpoint.snapshot.loop.history) this.epochRecords.set(r.epoch, r);
@@ -457,7 +455,7 @@ export class JobRuntime extends EventEmitter {
       });
       if (this.checkpoints.length > 50) this.checkpoints.shift();
       this.event('checkpoint', `checkpoint at step ${snapshot.loop.globalStep} (${reason})`);
-      this.apply({ type: 'checkpointed', progress: progressOf(snapshot) });
+      this.apply({ type: 'checkpointed', progress: snapshotProgress(snapshot) });
       return dir;
     });
     this.writes = write.catch((err: Error) => this.log.error({ err: err.message }, 'checkpoint write failed'));
@@ -511,11 +509,8 @@ export class JobRuntime extends EventEmitter {
         this.send(source, { type: 'upload', generation: this.state.generation });
       });
       this.uploadWaiter = null;
-      if (bytes) {
-        this.finishing = false;
-        dir = await this.saveCheckpoint(bytes, 'stop');
-        this.finishing = true;
-      } else this.log.error({ source }, 'no state upload within 30 s; the latest checkpoint stands');
+      if (bytes) dir = await this.saveCheckpoint(bytes, 'stop');
+      else this.log.error({ source }, 'no state upload within 30 s; the latest checkpoint stands');
     }
     await this.writes;
     this.stepLog.flush();

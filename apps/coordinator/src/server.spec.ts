@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { type RawData, WebSocket } from 'ws';
-import { createOptimizer, selectBackend } from '@ringtrain/model';
+import { selectBackend } from '@ringtrain/model';
 import {
   bytesOf,
   type CoordinatorMessage,
@@ -21,7 +21,7 @@ import {
   uint32s,
   type WorkerMessage,
 } from '@ringtrain/protocol';
-import { decodeSnapshot, type OpenedJob, openJob, optimizerSpec, validateJobSpec } from '@ringtrain/train';
+import { decodeSnapshot, type OpenedJob, openJob, snapshotShape, validateJobSpec } from '@ringtrain/train';
 import { JobRuntime } from './runtime.js';
 import { type CoordinatorServer, startServer } from './server.js';
 import type { JobStatus, MetricHistory } from './status.js';
@@ -285,8 +285,7 @@ test('a registered worker gets the job, forms generation 1 alone, and fetches ro
   );
   // A fresh job: rank 0 takes the coordinator's starting weights.
   assert.ok(gen.state instanceof Uint8Array);
-  const slots = createOptimizer(optimizerSpec(spec), mlp.layout.size).exportState().slots.length;
-  const start = decodeSnapshot(gen.state, { params: mlp.layout.size, slots, optimizer: spec.training.optimizer.name });
+  const start = decodeSnapshot(gen.state, snapshotShape(spec, mlp.layout.size));
   assert.equal(start.loop.globalStep, 0);
   assert.deepEqual(start.params, mlp.params);
 

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
 import { createRing, listen, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
-import { type Architecture, type BackendName, createOptimizer, evaluate, type LossName, Mlp, selectBackend } from '@ringtrain/model';
+import { type Architecture, type BackendName, evaluate, type LossName, Mlp, selectBackend } from '@ringtrain/model';
 import {
   bytesOf,
   type CoordinatorMessage,
@@ -41,7 +41,8 @@ import {
   type SnapshotShape,
   train,
   type TrainSnapshot,
-  optimizerSpec,
+  snapshotProgress,
+  snapshotShape,
   validateJobSpec,
 } from '@ringtrain/train';
 import { ControlChannel } from './control.js';
@@ -90,6 +91,9 @@ interface Running {
   steps: number;
   /** Training completed; the ring stays open only for slower peers. */
   completed: boolean;
+  /** Resolves once the generation must end (stop was set). */
+  readonly ended: Promise<void>;
+  readonly end: () => void;
 }
 
 /** Step records kept, and replayed to a coordinator on joining. */
@@ -100,7 +104,7 @@ const REPLAY_STEPS = 2_000;
 const FETCH_BYTES = 16 * 1024 * 1024;
 
 function progressOf(s: TrainSnapshot | null): Progress | null {
-  return s ? { step: s.loop.globalStep, epochs: s.loop.history.length } : null;
+  return s ? snapshotProgress(s) : null;
 }
 
 export class TrainingWorker {
@@ -236,6 +240,7 @@ export class TrainingWorker {
     const r = this.running;
     if (!r) return;
     r.stop ??= reason;
+    r.end();
     if (!r.completed) r.ring?.abort(reason);
   }
 
@@ -302,8 +307,6 @@ export class TrainingWorker {
     this.job?.mlp.dispose();
     const arch = m.arch as unknown as Architecture;
     const mlp = Mlp.create(arch, spec.training.seed);
-    const optimizer = createOptimizer(optimizerSpec(spec), mlp.layout.size);
-    const slots = optimizer.exportState().slots.length;
     this.job = {
       id: m.jobId,
       spec,
@@ -311,7 +314,7 @@ export class TrainingWorker {
       mlp,
       loss: m.loss,
       frozenLayers: new Set(m.frozenLayers),
-      shape: { params: mlp.layout.size, slots, optimizer: spec.training.optimizer.name },
+      shape: snapshotShape(spec, mlp.layout.size),
       message: m,
     };
     this.held = null;
@@ -393,8 +396,11 @@ export class TrainingWorker {
     const job = this.job;
     if (!job || this.exitCode !== null) return;
     if (m.generation <= this.cancelledUpTo) return this.reportStopped(m.generation, 'stopped before it started');
-    const run: Running = { generation: m.generation, rank: m.rank, ring: null, stop: this.leaving ? 'worker leaving' : null, steps: 0, completed: false };
+    let end = (): void => {};
+    const ended = new Promise<void>((resolve) => (end = resolve));
+    const run: Running = { generation: m.generation, rank: m.rank, ring: null, stop: null, steps: 0, completed: false, ended, end };
     this.running = run;
+    if (this.leaving) this.stopRunning('worker leaving');
     const log = this.log.child({ job: job.spec.name, generation: m.generation, rank: m.rank, world: m.world });
     const c = job.message.ring;
     let ring: Ring | null = null;
@@ -434,7 +440,7 @@ export class TrainingWorker {
       log.info({ steps: result.steps }, 'training complete');
       // Keep the ring open until the job is over: a peer may still be finishing the last
       // evaluation, and closing our links now would fail its ring.
-      while (this.exitCode === null && run.stop === null) await new Promise((r) => setTimeout(r, 50));
+      await run.ended;
     } catch (err) {
       if (err instanceof CollectiveAborted) this.held = err.snapshot;
       const reason = err instanceof CollectiveAborted ? ((err.cause as Error)?.message ?? err.message) : (err as Error).message;

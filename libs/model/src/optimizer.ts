@@ -38,6 +38,11 @@ function slotCount(spec: OptimizerSpec): number {
   return (spec.momentum ?? 0) > 0 ? 1 : 0;
 }
 
+/** Length of the flat slot buffer an optimizer of `spec` keeps for `paramCount` parameters. */
+export function optimizerSlotCount(spec: OptimizerSpec, paramCount: number): number {
+  return slotCount(spec) * paramCount;
+}
+
 export function createOptimizer(spec: OptimizerSpec, paramCount: number): Optimizer {
   return new FlatOptimizer(spec, paramCount);
 }
@@ -50,7 +55,7 @@ class FlatOptimizer implements Optimizer {
     readonly spec: OptimizerSpec,
     private readonly paramCount: number,
   ) {
-    this.slots = new Float32Array(slotCount(spec) * paramCount);
+    this.slots = new Float32Array(optimizerSlotCount(spec, paramCount));
   }
 
   get iterations(): number {

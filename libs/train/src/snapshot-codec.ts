@@ -13,9 +13,10 @@
  * and optimizer sizes), so a malformed or foreign buffer is SNAPSHOT_INVALID, never
  * half-applied.
  */
-import type { OptimizerState } from '@ringtrain/model';
+import { optimizerSlotCount, type OptimizerState } from '@ringtrain/model';
 import { TrainError } from './errors.js';
-import type { LoopState, TrainSnapshot } from './trainer.js';
+import type { JobSpec } from './spec.js';
+import { type LoopState, optimizerSpec, type TrainSnapshot } from './trainer.js';
 
 const MAGIC = 0x31535452; // "RTS1" read as little-endian uint32
 
@@ -60,6 +61,16 @@ export interface SnapshotShape {
   readonly params: number;
   readonly slots: number;
   readonly optimizer: OptimizerState['name'];
+}
+
+/** What a snapshot of `spec`'s job holds for a model of `paramCount` parameters. */
+export function snapshotShape(spec: JobSpec, paramCount: number): SnapshotShape {
+  return { params: paramCount, slots: optimizerSlotCount(optimizerSpec(spec), paramCount), optimizer: spec.training.optimizer.name };
+}
+
+/** How far a snapshot has got: steps committed, then epochs recorded; membership compares states by it. */
+export function snapshotProgress(s: TrainSnapshot): { readonly step: number; readonly epochs: number } {
+  return { step: s.loop.globalStep, epochs: s.loop.history.length };
 }
 
 function isCount(v: unknown): v is number {

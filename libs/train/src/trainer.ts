@@ -282,8 +282,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const t2 = performance.now();
       const stepLoss = buffer[size + LOSS_SUM]!;
       const stepSamples = buffer[size + SAMPLE_COUNT]!;
-      lossSum += buffer[size + LOSS_SUM]!;
-      count += buffer[size + SAMPLE_COUNT]!;
+      lossSum += stepLoss;
+      count += stepSamples;
       correct += buffer[size + CORRECT_COUNT]!;
       learningRate = learningRateAt(spec.training.optimizer.learningRate, spec.training.optimizer.schedule, {
         step: globalStep,
@@ -295,7 +295,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         l2: spec.model.l2,
         ...(options.frozenLayers ? { frozenLayers: options.frozenLayers } : {}),
       });
-      samplesSeen += buffer[size + SAMPLE_COUNT]!;
+      samplesSeen += stepSamples;
       const t3 = performance.now();
       const elapsed = (t3 - epochStart) / 1000;
       options.onStep?.({
