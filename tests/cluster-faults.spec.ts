@@ -9,24 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  Cluster,
-  clusterLog,
-  exited,
-  killAll,
-  relativeL2,
-  run,
-  STEPS_PER_EPOCH,
-  stepLosses,
-  tempDir,
-  TOLERANCE,
-  weights,
-  worstStepDifference,
-  writeJob,
-} from './cluster-harness.js';
+import { assertNoStepLost, assertSameTraining, Cluster, clusterLog, exited, killAll, run, tempDir, writeJob } from './cluster-harness.js';
 
 const EPOCHS = 12;
-const TOTAL = EPOCHS * STEPS_PER_EPOCH;
 
 describe('the cluster survives faults', () => {
   let dir = '';
@@ -53,16 +38,9 @@ describe('the cluster survives faults', () => {
   /** The job completed with the reference's weights and every step's loss; no generation started before `committed`. */
   async function sameAsReference(cluster: Cluster, committed: number, after: number): Promise<void> {
     await cluster.completed();
-    const log = clusterLog(cluster.out);
-    const later = log.generations.filter((g) => g.generation > after);
-    assert.ok(later.length > 0, 'a new generation formed after the fault');
-    for (const g of later) assert.ok(g.step >= committed, `generation ${g.generation} started at step ${g.step}, before the committed step ${committed}`);
-    const losses = stepLosses(cluster.out);
-    assert.equal(losses.size, TOTAL, 'every step has its loss');
-    const worst = worstStepDifference(stepLosses(reference), losses);
-    assert.ok(worst < TOLERANCE, `step losses differ by ${worst}`);
-    const diff = relativeL2(weights(reference), weights(cluster.out));
-    assert.ok(diff < TOLERANCE, `weights differ by ${diff}`);
+    const { generations } = clusterLog(cluster.out);
+    assertNoStepLost(generations, after, committed);
+    assertSameTraining(reference, cluster.out, `fault at step ${committed}; generations ${JSON.stringify(generations)}`);
   }
 
   test('kill -9 of a worker mid-step: the survivors regroup within seconds and finish', async () => {

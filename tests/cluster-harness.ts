@@ -4,6 +4,7 @@
  * kill them while the job runs. Everything listens on loopback; every process is
  * killed at the end.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -258,4 +259,26 @@ export interface ClusterLog {
 /** The coordinator's cluster.json, written when the job ends. */
 export function clusterLog(out: string): ClusterLog {
   return JSON.parse(readFileSync(join(out, 'cluster.json'), 'utf8')) as ClusterLog;
+}
+
+/**
+ * `out` trained what `reference` did: every step has its loss, within TOLERANCE of the
+ * reference's, and the final weights are within TOLERANCE. The message says where a
+ * drift began, and `context` what happened to the run.
+ */
+export function assertSameTraining(reference: string, out: string, context = ''): void {
+  const ref = stepLosses(reference);
+  const got = stepLosses(out);
+  const worst = worstStepDifference(ref, got);
+  const diff = relativeL2(weights(reference), weights(out));
+  const firstOff = [...ref.keys()].find((k) => !(Math.abs((got.get(k) ?? Infinity) - ref.get(k)!) / Math.abs(ref.get(k)!) < TOLERANCE));
+  const why = `${got.size} of ${ref.size} steps; worst step loss difference ${worst} (first past ${TOLERANCE} at step ${firstOff ?? 'none'}); weights differ by ${diff}${context ? `; ${context}` : ''}`;
+  assert.ok(worst < TOLERANCE && diff < TOLERANCE, why);
+}
+
+/** No committed step was lost: every generation after `after` started at or past `committed`. */
+export function assertNoStepLost(generations: ClusterLog['generations'], after: number, committed: number): void {
+  const later = generations.filter((g) => g.generation > after);
+  assert.ok(later.length > 0, 'a new generation formed after the fault');
+  for (const g of later) assert.ok(g.step >= committed, `generation ${g.generation} started at step ${g.step}, before the committed step ${committed}`);
 }
