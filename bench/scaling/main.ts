@@ -15,19 +15,25 @@
  * from /api/status polled every 500 ms during epochs >= 2; and each process's CPU share
  * over the same epochs (Linux /proc), to show contention between them.
  *
- *   npm run scaling -w bench [-- --batch 512,2048 --epochs 4 --workers 2 --quick]
+ * Then, unless --skip-lockstep, the lockstep probe (lockstep.ts) on the same job, without
+ * a coordinator: one process, W independent processes, W processes in lockstep (a ring
+ * barrier per step) and W processes all-reducing the gradient; its table shows how much
+ * of the ideal W x each of these costs on this machine.
+ *
+ *   npm run scaling -w bench [-- --batch 512,2048 --epochs 4 --workers 2 --quick --skip-lockstep]
  *
  * --quick (or SCALING_QUICK=1): batch 2048, 3 epochs. Exits 0 whatever the ratio; not 0
  * when a run fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fashionMnistDir, jobSpec as benchJobSpec, repoRoot } from './job.js';
+import { runLockstep, type LockstepResult } from './lockstep.js';
 import { busyTicks, cpuShares, cpuTicks, pollStatus, StepSplit, type StatusView } from './probe.js';
 
 const { values } = parseArgs({
@@ -38,6 +44,7 @@ const { values } = parseArgs({
     backend: { type: 'string' },
     target: { type: 'string', default: '1.8' },
     quick: { type: 'boolean', default: false },
+    'skip-lockstep': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick || process.env['SCALING_QUICK'] === '1';
@@ -48,34 +55,10 @@ const target = Number(values.target);
 if (batches.some((b) => !Number.isInteger(b) || b < 1)) throw new Error(`--batch: positive integers, got "${values.batch}"`);
 if (!Number.isInteger(epochs) || epochs < 2) throw new Error(`--epochs: at least 2 (epoch 1 is warm-up), got "${values.epochs}"`);
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(repoRoot, 'apps/cli/bin/ringtrain.mjs');
-const dataDir = [resolve(repoRoot, '../shared/data/fashion-mnist'), '/usr/share/datasets/fashion-mnist'].find((d) => existsSync(d));
-if (!dataDir) throw new Error('Fashion-MNIST not found in ../shared/data/fashion-mnist or /usr/share/datasets/fashion-mnist');
+const dataDir = fashionMnistDir();
 
-/** examples/fashion-mnist.yaml with the batch size and epochs of this bench, no early stopping or per-epoch checkpoints. */
-function jobSpec(batchSize: number): object {
-  return {
-    name: 'fashion-mnist-scaling',
-    data: { source: `idx:${dataDir}`, split: { validation: 0.1, seed: 1 }, normalize: 'minmax' },
-    model: {
-      hidden: [
-        { units: 512, activation: 'relu', dropout: 0.2 },
-        { units: 256, activation: 'relu', dropout: 0.2 },
-      ],
-      l2: 0,
-    },
-    training: {
-      loss: 'cross-entropy',
-      optimizer: { name: 'adam', learningRate: 0.001, schedule: { kind: 'cosine', minLearningRate: 0.00002 } },
-      batchSize,
-      epochs,
-      seed: 1,
-      ...(values.backend ? { backend: values.backend } : {}),
-    },
-    checkpoint: { everyEpoch: false },
-  };
-}
+const jobSpec = (batchSize: number): object => benchJobSpec({ batchSize, epochs, dataDir, backend: values.backend });
 
 // ---- child processes: each run in its own process group, killed whole on any exit ----
 
@@ -217,6 +200,9 @@ const header = ['batch', 'train samples/s', `${local} samples/s`, 'ratio', `${wo
 const rows: string[][] = [header];
 const details: string[] = [];
 const verdicts: string[] = [];
+const probeHeader = ['batch', '1 process', `${workers} independent`, `${workers} lockstep, barrier`, `${workers} lockstep, all-reduce`];
+const probeRows: string[][] = [probeHeader];
+const probeSplits: string[] = [];
 /** Batch sizes whose runs shared the machine with other busy processes. */
 const contended: number[] = [];
 
@@ -268,12 +254,30 @@ try {
       const odd = many.last.events.filter((e) => ['leave', 'lost', 'stopping', 'error'].includes(e.kind));
       details.push(`  ${local}: generation ${many.last.generation} at the end${odd.length ? `; events: ${odd.map((e) => `${e.kind}: ${e.message}`).join('; ')}` : ''}`);
     }
+    if (!values['skip-lockstep']) {
+      const spec = jobSpec(batch);
+      const probe: LockstepResult[] = [];
+      for (const [mode, world] of [['single', 1], ['independent', workers], ['barrier', workers], ['allreduce', workers]] as const) {
+        process.stderr.write(`batch ${batch}: lockstep probe, ${mode} x ${world} ...\n`);
+        probe.push(await runLockstep(spec, mode, world));
+      }
+      const base = probe[0]!.samplesPerSecond;
+      probeRows.push([String(batch), ...probe.map((r) => `${int(r.samplesPerSecond)} ${(r.samplesPerSecond / base).toFixed(2)}x ${ms(r.msPerStep)} ms`)]);
+      for (const r of probe.slice(2)) {
+        probeSplits.push(`  batch ${batch}, ${r.mode}: compute ${ms(r.computeMs)} ms, comm ${ms(r.commMs)} ms, wait ${ms(r.waitMs)} ms per step (${r.steps} process-steps)`);
+      }
+    }
     verdicts.push(`scaling at batch ${batch}: ${ratio.toFixed(2)}x (target ${target}x; this machine's ceiling for ${workers} processes: ${ceiling.toFixed(2)}x)`);
   }
   console.log(`Fashion-MNIST MLP 784-512-256-10, Adam, ${epochs} epochs; samples/s = total samples / total seconds over epochs >= 2 of metrics.json`);
   console.log(`step split: mean over ${local}'s workers of /api/status timing (ms per step, weighted by steps) during epochs >= 2; other = ${local} ms/step - their sum`);
   console.log(table(rows));
   console.log(details.join('\n'));
+  if (probeRows.length > 1) {
+    console.log(`lockstep probe (no coordinator; samples/s, ratio to 1 process, ms per step; steps inside epochs >= 2 only):`);
+    console.log(table(probeRows));
+    console.log(probeSplits.join('\n'));
+  }
   if (contended.length > 0) {
     console.log(`WARNING: other processes used more than 0.2 cores during the runs at batch ${contended.join(', ')}: their ratios understate the cluster`);
   }
