@@ -119,6 +119,8 @@ describe('computeGradients', () => {
     // Dropout really is on: without it the gradient differs.
     const noDrop = computeGradients(mlp, batch, { ...ctx, dropout: false }, new Float32Array(len));
     assert.ok(relL2(noDrop, full, mlp.layout.size) > 1e-2);
+    // The dropout mask buffers are reused across calls of other sizes: the same bits again.
+    assert.deepEqual(computeGradients(mlp, batch, ctx, new Float32Array(len)), full);
     mlp.dispose();
   });
 

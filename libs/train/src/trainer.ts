@@ -27,7 +27,7 @@ import {
 } from '@ringtrain/model';
 import { TrainError } from './errors.js';
 import type { JobSpec } from './spec.js';
-import { evalData, trainingBatch } from './tensors.js';
+import { type BatchScratch, evalData, trainingBatch } from './tensors.js';
 
 /** How this worker takes part in each step. */
 export interface Collective {
@@ -218,6 +218,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const totalSteps = perEpoch * epochs;
   const optimizer = createOptimizer(optimizerSpec(spec), mlp.layout.size);
   const buffer = new Float32Array(gradientBufferLength(mlp));
+  const scratch: BatchScratch = {};
   const size = mlp.layout.size;
   const classify = data.task.kind === 'classification';
   const hasValidation = data.validation.rows > 0;
@@ -275,7 +276,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const globalStep = loop.globalStep + (step - loop.stepInEpoch);
       const t0 = performance.now();
       const indices = batchIndices({ n, batchSize, seed, epoch, step, rank: collective.rank, world: collective.world });
-      const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch });
+      const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch }, scratch);
       computeGradients(mlp, batch, { loss, seed, step: globalStep }, buffer);
       const t1 = performance.now();
       await collectively(here(step, (t1 - epochStart) / 1000), () => collective.allReduce(buffer, globalStep));
