@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertNoStepLost, assertSameTraining, Cluster, clusterLog, exited, killAll, run, tempDir, writeJob } from './cluster-harness.js';
+import { assertNoStepLost, assertSameTraining, Cluster, clusterLog, exited, killAll, run, stderrOf, tempDir, writeJob } from './cluster-harness.js';
 
 const EPOCHS = 12;
 
@@ -54,6 +54,22 @@ describe('the cluster survives faults', () => {
     assert.ok(seconds < 5, `regrouped after ${seconds} s`);
     assert.ok(regrouped.events.some((e) => e.kind === 'lost' && e.message.startsWith('c lost')), 'the loss of c is an event');
     await sameAsReference(cluster, before.step, before.generation);
+  });
+
+  test('a worker whose ring address nobody can reach: its peer reports it, the coordinator checks, excludes it, and the others finish', async () => {
+    const cluster = new Cluster(job, join(dir, 'unreachable'));
+    await cluster.start();
+    for (const id of ['a', 'b']) cluster.addWorker(id);
+    const before = await cluster.waitFor('two workers past step 40', (s) => s.state === 'running' && s.ring.length === 2 && s.step >= 40);
+    // c listens on 127.0.0.2 but advertises 127.0.0.1: whichever of a and b dials it is refused.
+    const c = cluster.addWorker('c', { RINGTRAIN_BIND_HOST: '127.0.0.2' });
+    const excluded = await cluster.waitFor('c excluded', (s) => s.events.some((e) => e.kind === 'excluded'), 30_000);
+    const event = excluded.events.find((e) => e.kind === 'excluded')!;
+    assert.match(event.message, /^c excluded: (a|b) could not connect to its ring address 127\.0\.0\.1:\d+, nor could the coordinator \(ECONNREFUSED\)$/);
+    assert.equal(await exited(c, 20_000), 2, 'the excluded worker exits 2');
+    assert.match(stderrOf(c), /PEER_UNREACHABLE/);
+    await sameAsReference(cluster, before.step, before.generation);
+    assert.equal(clusterLog(cluster.out).generations.at(-1)!.world, 2, 'a and b finished the job by themselves');
   });
 
   test('SIGSTOP of a worker: found by deadlines, the others go on; woken, it rejoins', async () => {

@@ -168,14 +168,15 @@ export class Cluster {
     return this.coordinator!;
   }
 
+  /** Starts worker `id` on loopback; `env` adds to or overrides its environment. */
   addWorker(id: string, env: NodeJS.ProcessEnv = {}): ChildProcess {
     const child = ringtrain(['worker'], {
-      ...env,
       RINGTRAIN_COORDINATOR: `http://127.0.0.1:${this.port}`,
       RINGTRAIN_TOKEN: TOKEN,
       RINGTRAIN_ADVERTISE_HOST: '127.0.0.1',
       RINGTRAIN_BIND_HOST: '127.0.0.1',
       RINGTRAIN_WORKER_ID: id,
+      ...env,
     });
     this.workers.set(id, child);
     return child;

@@ -127,3 +127,41 @@ test('startWorkers holds the first generation until that many have joined; after
   const shrunk = run([[0, join(1)], [0, join(2)], [0, join(3)], [5, { type: 'leave', id: 'w3' }], [6, stopped(1, 1, at(2))], [6, stopped(2, 1, at(2))]], policy);
   assert.deepEqual(shrunk.actions.at(-1), { type: 'form', generation: 2, ranks: ranks(1, 2), source: { kind: 'member', id: 'w1' } });
 });
+
+test('a member named unreachable is probed; if the coordinator cannot reach it either, it is excluded and the others go on', () => {
+  // Generation 2 of w1, w2, w3 never forms: w2 could not connect to w3's address.
+  const failed: [number, MembershipEvent][] = [
+    ...THREE,
+    [1000, { type: 'stopped', id: 'w2', generation: 2, held: null, reason: 'could not connect to rank 2', unreachable: 'w3' }],
+  ];
+  const reported = run(failed);
+  assert.deepEqual(reported.actions.at(-1), { type: 'probe', id: 'w3', address: addr(3), reporter: 'w2' });
+  assert.equal(reported.state.phase, 'stopping', 'the failed generation still ends as any other');
+  const stop = (n: number): [number, MembershipEvent] => [1100, stopped(n, 2, null)];
+  const probed = (reachable: boolean, address = addr(3)): [number, MembershipEvent] => [
+    1200,
+    { type: 'probed', id: 'w3', address, reachable, detail: reachable ? 'connected' : 'ECONNREFUSED' },
+  ];
+  // Reachable from the coordinator: the reporter's side may be at fault; nobody is excluded.
+  const reachable = run([...failed, stop(1), stop(3), probed(true)]);
+  assert.deepEqual(reachable.actions.at(-1), { type: 'form', generation: 3, ranks: ranks(1, 2, 3), source: { kind: 'coordinator' } });
+  // Unreachable: excluded (refused, dropped), and the next generation forms without it.
+  const excluded = run([...failed, stop(1), stop(3), probed(false)]);
+  const reason = 'its ring address w3:7003 cannot be reached (ECONNREFUSED)';
+  assert.deepEqual(excluded.actions.slice(-3), [
+    { type: 'reject', id: 'w3', code: 'PEER_UNREACHABLE', reason },
+    { type: 'drop', id: 'w3', reason: `excluded: ${reason}` },
+    { type: 'stop-ring', generation: 3, ids: ['w1', 'w2'], reason: `w3 excluded: ${reason}` },
+  ]);
+  const next = run([...failed, stop(1), stop(3), probed(false), [1300, stopped(1, 3, null)], [1300, stopped(2, 3, null)]]);
+  assert.deepEqual(next.actions.at(-1), { type: 'form', generation: 4, ranks: ranks(1, 2), source: { kind: 'coordinator' } });
+  // Joining again within the cool-off is refused; after it, admitted.
+  const again = run([...failed, stop(1), stop(3), probed(false), [1200 + 59_000, join(3)]]);
+  assert.deepEqual(again.actions.at(-1), { type: 'reject', id: 'w3', code: 'PEER_UNREACHABLE', reason: 'excluded for another 1 s: its ring address could not be reached' });
+  const later = run([...failed, stop(1), stop(3), probed(false), [1200 + 60_000, join(3)]]);
+  assert.ok(later.state.members.some((m) => m.id === 'w3'));
+  assert.deepEqual(later.state.excluded, {});
+  // A probe of an address the member no longer has (it re-registered) changes nothing.
+  const moved = run([...failed, stop(1), stop(3), probed(false, { host: 'elsewhere', port: 1 })]);
+  assert.ok(moved.state.members.some((m) => m.id === 'w3'));
+});

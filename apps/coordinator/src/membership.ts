@@ -14,6 +14,12 @@
  * survivors and newcomers, and the most advanced state (a member's, or the
  * coordinator's own checkpoint when it is ahead of every member) goes to everyone
  * (invariant 2 of DESIGN.md). Below minWorkers the job waits, and says why.
+ *
+ * A ring that cannot form because a member could not connect to another's advertised
+ * address would fail the same way every time (a wrong advertised host, a network policy
+ * closing the peer port). The reporter's word alone cannot tell whose side is broken, so
+ * the coordinator checks the address itself (a `probe`); if it cannot connect either,
+ * that member is excluded for unreachableCoolOffMs and the others go on without it.
  */
 
 export interface Address {
@@ -51,7 +57,11 @@ export interface Policy {
   readonly stopTimeoutMs: number;
   /** The first generation waits for this many workers (at least minWorkers); later ones need minWorkers. */
   readonly startWorkers?: number;
+  /** How long a member whose ring address could not be reached stays excluded; default 60 s. */
+  readonly unreachableCoolOffMs?: number;
 }
+
+export const DEFAULT_UNREACHABLE_COOL_OFF_MS = 60_000;
 
 /** What to do once the old generation has stopped. */
 export type AfterStop = 'regroup' | 'pause' | 'stop';
@@ -65,6 +75,8 @@ interface Common {
   readonly baseline: Progress;
   /** A generation has formed since this coordinator started. */
   readonly started: boolean;
+  /** Workers excluded as unreachable, with the time (ms) their exclusion ends. */
+  readonly excluded: Readonly<Record<string, number>>;
 }
 
 export type MembershipState = Common &
@@ -99,8 +111,20 @@ export type MembershipEvent =
       readonly seenGeneration?: number;
     }
   | { readonly type: 'heartbeat'; readonly id: string; readonly held: Progress | null }
-  /** The member's training loop for `generation` ended (told to, or its ring failed). */
-  | { readonly type: 'stopped'; readonly id: string; readonly generation: number; readonly held: Progress | null; readonly reason: string }
+  /**
+   * The member's training loop for `generation` ended (told to, or its ring failed).
+   * `unreachable`: the member its ring could not connect to at all, if that is why.
+   */
+  | {
+      readonly type: 'stopped';
+      readonly id: string;
+      readonly generation: number;
+      readonly held: Progress | null;
+      readonly reason: string;
+      readonly unreachable?: string;
+    }
+  /** The coordinator's own attempt to connect to `id`'s ring address. */
+  | { readonly type: 'probed'; readonly id: string; readonly address: Address; readonly reachable: boolean; readonly detail: string }
   /** A graceful exit: the worker finished its step and says goodbye. */
   | { readonly type: 'leave'; readonly id: string }
   /** Its connection closed, or it broke the protocol. */
@@ -130,7 +154,9 @@ export type Action =
   /** Form a ring; every member takes `source`'s state. */
   | { readonly type: 'form'; readonly generation: number; readonly ranks: readonly RankAssignment[]; readonly source: StateSource }
   | { readonly type: 'wait'; readonly reason: string }
-  | { readonly type: 'reject'; readonly id: string; readonly code: 'WORKER_LIMIT' | 'JOB_DONE'; readonly reason: string }
+  | { readonly type: 'reject'; readonly id: string; readonly code: 'WORKER_LIMIT' | 'JOB_DONE' | 'PEER_UNREACHABLE'; readonly reason: string }
+  /** Try to connect to `id`'s ring address, as `reporter` could not; answer with a `probed` event. */
+  | { readonly type: 'probe'; readonly id: string; readonly address: Address; readonly reporter: string }
   /** Close a lost member's connection: if it is alive after all, it reconnects and joins again. */
   | { readonly type: 'drop'; readonly id: string; readonly reason: string }
   /** Stopped for good: save `source`'s state as a checkpoint and release the workers. */
@@ -142,7 +168,7 @@ export interface Decision {
 }
 
 export function initialMembership(policy: Policy, baseline: Progress = { step: 0, epochs: 0 }): MembershipState {
-  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, started: false, reason: waitingReason(0, policy, false) };
+  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, started: false, excluded: {}, reason: waitingReason(0, policy, false) };
 }
 
 function needed(policy: Policy, started: boolean): number {
@@ -155,7 +181,7 @@ function waitingReason(alive: number, policy: Policy, started: boolean): string 
 }
 
 function common(s: MembershipState): Common {
-  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline, started: s.started };
+  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline, started: s.started, excluded: s.excluded };
 }
 
 /** The most advanced state among `members` and the coordinator's; ties go to members, then to the lowest rank. */
@@ -233,14 +259,22 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
   switch (event.type) {
     case 'join': {
       if (s.phase === 'done') return { state: s, actions: [{ type: 'reject', id: event.id, code: 'JOB_DONE', reason: 'the job has finished' }] };
+      const until = s.excluded[event.id];
+      if (until !== undefined && now < until) {
+        const reason = `excluded for another ${Math.ceil((until - now) / 1000)} s: its ring address could not be reached`;
+        return { state: s, actions: [{ type: 'reject', id: event.id, code: 'PEER_UNREACHABLE', reason }] };
+      }
       const known = s.members.find((m) => m.id === event.id);
       if (!known && s.members.length >= policy.maxWorkers) {
         return { state: s, actions: [{ type: 'reject', id: event.id, code: 'WORKER_LIMIT', reason: `the job already has maxWorkers ${policy.maxWorkers}` }] };
       }
       // A known id joining again restarted or reconnected: its old ring is gone.
       const member: Member = { id: event.id, address: event.address, joinOrder: known?.joinOrder ?? s.nextOrder, lastSeen: now, held: event.held };
+      const excluded = { ...s.excluded };
+      delete excluded[event.id]; // admitted: an exclusion, if any, has run out
       const c: Common = {
         ...common(s),
+        excluded,
         members: [...s.members.filter((m) => m.id !== event.id), member],
         nextOrder: known ? s.nextOrder : s.nextOrder + 1,
         generation: Math.max(s.generation, event.seenGeneration ?? 0),
@@ -267,6 +301,11 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
     }
     case 'stopped': {
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
+      const suspect = event.unreachable === event.id ? undefined : s.members.find((m) => m.id === event.unreachable);
+      if (suspect) {
+        const d = decide(s, { ...event, unreachable: undefined }, now, policy);
+        return { state: d.state, actions: [...d.actions, { type: 'probe', id: suspect.id, address: suspect.address, reporter: event.id }] };
+      }
       const c = withHeld(s, event.id, event.held, now);
       if (event.generation !== s.generation) return { state: { ...s, ...c }, actions: [] };
       if (s.phase === 'training' && s.ring.includes(event.id)) {
@@ -277,6 +316,19 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       }
       if (s.phase === 'stopping') return stoppedFrom({ state: { ...s, ...c }, actions: [] }, event.id, policy);
       return { state: { ...s, ...c }, actions: [] };
+    }
+    case 'probed': {
+      const m = s.members.find((x) => x.id === event.id);
+      // Reachable (then the reporter's side or a passing fault), or it has since
+      // re-registered elsewhere: nothing to do.
+      if (event.reachable || !m || m.address.host !== event.address.host || m.address.port !== event.address.port) return { state: s, actions: [] };
+      const reason = `its ring address ${event.address.host}:${event.address.port} cannot be reached (${event.detail})`;
+      const excludedState = { ...s, excluded: { ...s.excluded, [event.id]: now + (policy.unreachableCoolOffMs ?? DEFAULT_UNREACHABLE_COOL_OFF_MS) } };
+      const d = remove(excludedState, new Set([event.id]), now, `${event.id} excluded: ${reason}`, policy);
+      return {
+        state: d.state,
+        actions: [{ type: 'reject', id: event.id, code: 'PEER_UNREACHABLE', reason }, { type: 'drop', id: event.id, reason: `excluded: ${reason}` }, ...d.actions],
+      };
     }
     case 'leave':
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };

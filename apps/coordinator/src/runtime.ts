@@ -46,7 +46,8 @@ import {
   writeCheckpoint,
   writeRunOutput,
 } from '@ringtrain/train';
-import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy } from './membership.js';
+import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type RankAssignment } from './membership.js';
+import { probeAddress } from './probe.js';
 import type { CheckpointInfo, JobEvent, JobState, JobStatus, MetricHistory, WorkerStatus } from './status.js';
 
 export interface RuntimeOptions {
@@ -75,6 +76,8 @@ export type Outcome = { readonly kind: 'completed'; readonly model: string } | {
 const STATE_FILE = 'coordinator.json';
 const MAX_EVENTS = 200;
 export const CLUSTER_LOG = 'cluster.json';
+/** How long the end of a job waits for the other members' `done` before writing cluster.json. */
+const DONE_GRACE_MS = 5000;
 
 /** A close frame's reason is at most 123 bytes of UTF-8 (ws throws past that): cut at a character boundary. */
 function closeReason(reason: string): string {
@@ -103,6 +106,12 @@ export class JobRuntime extends EventEmitter {
   private readonly stepLosses = new Map<number, number>();
   private readonly epochRecords = new Map<number, EpochReport>();
   private readonly generations: { generation: number; step: number; time: string; world: number }[] = [];
+  /** The newest generation formed, by rank: a worker names the peer it could not reach by rank. */
+  private formed: { generation: number; ranks: readonly RankAssignment[] } | null = null;
+  /** Members that sent `done` for the current generation. */
+  private readonly doneFrom = new Set<string>();
+  /** Workers whose ring address the coordinator is checking now. */
+  private readonly probing = new Set<string>();
   private readonly events: JobEvent[] = [];
   private readonly checkpoints: CheckpointInfo[] = [];
   private readonly messages: Record<string, number> = {};
@@ -266,7 +275,7 @@ export class JobRuntime extends EventEmitter {
         return this.serveRows(id, m.id, m.split, uint32s(m.indices, 'indices'));
       case 'stopped':
         conn.step = m.progress?.step ?? conn.step;
-        this.apply({ type: 'stopped', id, generation: m.generation, held: m.progress, reason: m.reason });
+        this.apply({ type: 'stopped', id, generation: m.generation, held: m.progress, reason: m.reason, ...this.unreachableId(m.generation, m.unreachable) });
         return;
       case 'checkpoint':
         if (m.generation !== this.state.generation || this.finishing) return;
@@ -276,6 +285,7 @@ export class JobRuntime extends EventEmitter {
         this.uploadWaiter?.(m.snapshot);
         return;
       case 'done': {
+        if (m.generation === this.state.generation) this.doneFrom.add(id);
         if (m.generation !== this.state.generation || this.finishing) return;
         const size = float32s(m.params, 'params').length;
         if (size !== this.job.mlp.layout.size) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${size} parameters; the model has ${this.job.mlp.layout.size}`);
@@ -391,6 +401,7 @@ export class JobRuntime extends EventEmitter {
             ...(a.source.kind === 'coordinator' && r.rank === 0 ? { state: this.baseline.bytes } : {}),
           });
         }
+        this.formed = { generation: a.generation, ranks: a.ranks };
         const step = this.state.members.reduce((best, m) => Math.max(best, m.held?.step ?? 0), this.baseline.snapshot.loop.globalStep);
         this.generations.push({ generation: a.generation, step, time: new Date().toISOString(), world: a.ranks.length });
         this.event('generation', `generation ${a.generation}: ${a.ranks.map((r) => r.id).join(', ')} (state from ${a.source.kind === 'member' ? a.source.id : 'the coordinator'})`);
@@ -402,6 +413,19 @@ export class JobRuntime extends EventEmitter {
       case 'wait':
         this.event('waiting', a.reason);
         return;
+      case 'probe': {
+        if (this.probing.has(a.id)) return;
+        this.probing.add(a.id);
+        const where = `${a.address.host}:${a.address.port}`;
+        void probeAddress(a.address).then(({ reachable, detail }) => {
+          this.probing.delete(a.id);
+          if (this.state.phase === 'done') return;
+          if (reachable) this.log.info({ worker: a.id, reporter: a.reporter }, `${a.reporter} could not connect to ${a.id} at ${where}, but the coordinator can`);
+          else this.event('excluded', `${a.id} excluded: ${a.reporter} could not connect to its ring address ${where}, nor could the coordinator (${detail})`);
+          this.apply({ type: 'probed', id: a.id, address: a.address, reachable, detail });
+        });
+        return;
+      }
       case 'reject':
         this.send(a.id, { type: 'reject', code: a.code, reason: a.reason });
         this.event('error', `${a.id} refused: ${a.code} ${a.reason}`);
@@ -416,6 +440,13 @@ export class JobRuntime extends EventEmitter {
         void this.saveAndFinish(a.source.kind === 'member' ? a.source.id : null, a.reason);
         return;
     }
+  }
+
+  /** The `unreachable` field of a stopped event: the id of the rank a worker could not connect to. */
+  private unreachableId(generation: number, rank: number | undefined): { unreachable?: string } {
+    if (rank === undefined || this.formed?.generation !== generation) return {};
+    const id = this.formed.ranks.find((r) => r.rank === rank)?.id;
+    return id === undefined ? {} : { unreachable: id };
   }
 
   private event(kind: JobEvent['kind'], message: string): void {
@@ -486,8 +517,12 @@ export class JobRuntime extends EventEmitter {
       await mkdir(this.outDir, { recursive: true });
       await writeRunOutput(this.outDir, spec, data, summary, result, metadata);
       this.modelPath = join(this.outDir, 'model');
+      const ring = this.state.phase === 'training' ? this.state.ring : [];
       this.apply({ type: 'finished' });
       this.event('completed', `training complete: ${m.result.steps} steps; model written to ${this.modelPath}`);
+      // cluster.json counts every member's `done`: the others are at most moments behind.
+      const deadline = Date.now() + DONE_GRACE_MS;
+      while (ring.some((id) => !this.doneFrom.has(id) && this.byId.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await this.writeClusterLog();
       for (const id of this.byId.keys()) this.send(id, { type: 'finished', reason: 'training complete' });
       this.resolveOutcome({ kind: 'completed', model: this.modelPath });

@@ -23,7 +23,7 @@ export interface WorkerStatus {
 
 export interface JobEvent {
   readonly time: string;
-  readonly kind: 'join' | 'leave' | 'lost' | 'generation' | 'stopping' | 'waiting' | 'paused' | 'checkpoint' | 'completed' | 'stopped' | 'error';
+  readonly kind: 'join' | 'leave' | 'lost' | 'excluded' | 'generation' | 'stopping' | 'waiting' | 'paused' | 'checkpoint' | 'completed' | 'stopped' | 'error';
   readonly generation: number;
   readonly message: string;
 }

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
-import { createRing, listen, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
+import { createRing, isRingError, listen, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
 import { type Architecture, type BackendName, evaluate, type LossName, Mlp, selectBackend } from '@ringtrain/model';
 import {
@@ -359,10 +359,10 @@ export class TrainingWorker {
     });
   }
 
-  private reportStopped(generation: number, reason: string): void {
+  private reportStopped(generation: number, reason: string, unreachable?: number): void {
     this.reportedUpTo = Math.max(this.reportedUpTo, generation);
     this.heartbeat();
-    this.channel?.send({ type: 'stopped', generation, progress: progressOf(this.held), reason });
+    this.channel?.send({ type: 'stopped', generation, progress: progressOf(this.held), reason, ...(unreachable !== undefined ? { unreachable } : {}) });
   }
 
   /** Makes sure `indices` of `split` are held, fetching the missing ones; calls queue per split. */
@@ -451,7 +451,9 @@ export class TrainingWorker {
         this.exitCode = 0;
         this.channel?.close('leaving');
       } else {
-        this.reportStopped(m.generation, reason);
+        // A successor it could not connect to at all: the coordinator checks that address.
+        const unreachable = ring === null && isRingError(err) && err.details.unreachable ? err.details.peer : undefined;
+        this.reportStopped(m.generation, reason, unreachable);
       }
     } finally {
       this.live = null;

@@ -46,12 +46,14 @@ export async function dial(o: DialOptions): Promise<Link> {
   let delay = 20;
   let last: RingError | undefined;
   for (;;) {
-    const cancelled = o.cancelled?.();
-    if (cancelled) throw cancelled;
+    // The deadline first: the inbound side's deadline is the same instant, and a
+    // successor that never answered is the more useful verdict.
     const remaining = o.deadline - Date.now();
     if (remaining <= 0) {
-      throw new RingError('RING_TIMEOUT', `could not connect to rank ${o.to} at ${o.host}:${o.port}: ${last?.message ?? 'no answer'}`, { peer: o.to, generation: o.generation }, { cause: last });
+      throw new RingError('RING_TIMEOUT', `could not connect to rank ${o.to} at ${o.host}:${o.port}: ${last?.message ?? 'no answer'}`, { peer: o.to, generation: o.generation, unreachable: true }, { cause: last });
     }
+    const cancelled = o.cancelled?.();
+    if (cancelled) throw cancelled;
     try {
       return await attempt(o, remaining);
     } catch (err) {

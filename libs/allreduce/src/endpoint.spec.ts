@@ -7,6 +7,7 @@ import { decodeHandshake, encodeHandshake, newNonce, proof, tokenBytes } from '.
 import { silentLogger } from './logger.js';
 import { endpoints, isCode, TOKEN } from './ring.fixture.js';
 import { createRing } from './ring.js';
+import type { RingError } from './errors.js';
 
 /** A raw client: returns the close code and reason after `act` runs on the challenge. */
 async function rawClient(ep: RingEndpoint, act: (ws: WebSocket, challenge: Buffer) => void): Promise<{ code: number; reason: string }> {
@@ -81,6 +82,21 @@ describe('endpoint authentication', () => {
     const peers = eps.map((e, rank) => ({ rank, host: e.host, port: e.port }));
     await assert.rejects(createRing({ endpoint: eps[0]!, connectTimeoutMs: 300, membership: { generation: 1, rank: 0, world: 2, peers, token: TOKEN } }), isCode('RING_TIMEOUT'));
     await Promise.all(eps.map((e) => e.close()));
+  });
+
+  it('says which peer it could not reach at all, apart from one that never dialed in', async () => {
+    const eps = await endpoints(2);
+    const peers = eps.map((e, rank) => ({ rank, host: e.host, port: e.port }));
+    await eps[1]!.close(); // nobody listens at rank 1's address any more
+    const err = await createRing({ endpoint: eps[0]!, connectTimeoutMs: 300, membership: { generation: 1, rank: 0, world: 2, peers, token: TOKEN } }).then(
+      () => assert.fail('formed a ring with a closed peer'),
+      (e: unknown) => e,
+    );
+    assert.ok(isCode('RING_TIMEOUT')(err));
+    assert.equal((err as RingError).details.peer, 1);
+    assert.equal((err as RingError).details.unreachable, true);
+    assert.match((err as RingError).message, /could not connect to rank 1 at /);
+    await eps[0]!.close();
   });
 });
 

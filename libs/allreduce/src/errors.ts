@@ -61,6 +61,12 @@ const CLOSE_CODES: Readonly<Record<RingErrorCode, number>> = {
 export interface RingErrorDetails {
   /** The rank of the peer involved, where one is. */
   readonly peer?: number;
+  /**
+   * Set when this rank could not open a connection to `peer` at all (refused, or no
+   * answer until the deadline): evidence against the peer's advertised address, unlike
+   * a peer that never dialed in, which may as well be the dialer's fault.
+   */
+  readonly unreachable?: boolean;
   readonly generation?: number;
   readonly op?: number;
   /** Anything else worth logging; plain data only. */

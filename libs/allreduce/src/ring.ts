@@ -209,7 +209,11 @@ export async function createRing(options: RingOptions): Promise<Ring> {
   });
   let timer: NodeJS.Timeout | undefined;
   const inboundByDeadline = new Promise<Link>((resolve, reject) => {
-    timer = setTimeout(() => reject(new RingError('RING_TIMEOUT', `rank ${(m.rank + m.world - 1) % m.world} did not connect within ${settings.connectTimeoutMs} ms`, { generation: m.generation })), settings.connectTimeoutMs);
+    const predecessor = (m.rank + m.world - 1) % m.world;
+    timer = setTimeout(
+      () => reject(new RingError('RING_TIMEOUT', `rank ${predecessor} did not connect within ${settings.connectTimeoutMs} ms`, { peer: predecessor, generation: m.generation })),
+      settings.connectTimeoutMs,
+    );
     inbound.then(resolve, reject);
   });
   const [inb, outb] = await Promise.allSettled([
@@ -231,8 +235,11 @@ export async function createRing(options: RingOptions): Promise<Ring> {
   if (inb.status === 'fulfilled') inb.value.close(stop);
   if (outb.status === 'fulfilled') outb.value.close(stop);
   if (owned) await endpoint.close();
-  log.warn({ err: stop }, 'ring formation failed');
-  throw stop ?? new RingError('RING_TIMEOUT', 'ring formation failed');
+  // A successor this rank could not reach at all says the most about what went wrong.
+  const unreachable = outb.status === 'rejected' && isRingError(outb.reason) && outb.reason.details.unreachable ? outb.reason : null;
+  const failure = unreachable ?? stop ?? new RingError('RING_TIMEOUT', 'ring formation failed');
+  log.warn({ err: failure }, 'ring formation failed');
+  throw failure;
 }
 
 function asRingError(err: unknown): RingError {

@@ -64,8 +64,12 @@ export const WorkerMessage = z.discriminatedUnion('type', [
     epochs: z.array(EpochReport).max(10_000),
   }),
   z.object({ type: z.literal('fetch'), id: count, split: Split, indices: bytes }),
-  /** This worker's training loop for `generation` has ended; it holds the state at `progress`. */
-  z.object({ type: z.literal('stopped'), generation: count, progress: Progress.nullable(), reason: z.string().max(2000) }),
+  /**
+   * This worker's training loop for `generation` has ended; it holds the state at
+   * `progress`. `unreachable`: the ring never formed because this worker could not
+   * connect to that rank's advertised address at all.
+   */
+  z.object({ type: z.literal('stopped'), generation: count, progress: Progress.nullable(), reason: z.string().max(2000), unreachable: count.optional() }),
   /** Rank 0's checkpoint hook: an encoded snapshot (libs/train's codec). */
   z.object({ type: z.literal('checkpoint'), generation: count, reason: z.enum(['steps', 'epoch', 'end', 'stop']), snapshot: bytes }),
   /** Answer to `upload`. */
