@@ -108,7 +108,7 @@ export class JobRuntime extends EventEmitter {
   private readonly generations: { generation: number; step: number; time: string; world: number }[] = [];
   /** The newest generation formed, by rank: a worker names the peer it could not reach by rank. */
   private formed: { generation: number; ranks: readonly RankAssignment[] } | null = null;
-  /** Members that sent `done` for the current generation. */
+  /** Members that sent `done` for the newest generation formed. */
   private readonly doneFrom = new Set<string>();
   /** Workers whose ring address the coordinator is checking now. */
   private readonly probing = new Set<string>();
@@ -402,6 +402,7 @@ export class JobRuntime extends EventEmitter {
           });
         }
         this.formed = { generation: a.generation, ranks: a.ranks };
+        this.doneFrom.clear();
         const step = this.state.members.reduce((best, m) => Math.max(best, m.held?.step ?? 0), this.baseline.snapshot.loop.globalStep);
         this.generations.push({ generation: a.generation, step, time: new Date().toISOString(), world: a.ranks.length });
         this.event('generation', `generation ${a.generation}: ${a.ranks.map((r) => r.id).join(', ')} (state from ${a.source.kind === 'member' ? a.source.id : 'the coordinator'})`);
@@ -421,8 +422,12 @@ export class JobRuntime extends EventEmitter {
           this.probing.delete(a.id);
           if (this.state.phase === 'done') return;
           if (reachable) this.log.info({ worker: a.id, reporter: a.reporter }, `${a.reporter} could not connect to ${a.id} at ${where}, but the coordinator can`);
-          else this.event('excluded', `${a.id} excluded: ${a.reporter} could not connect to its ring address ${where}, nor could the coordinator (${detail})`);
+          const until = this.state.excluded[a.id];
           this.apply({ type: 'probed', id: a.id, address: a.address, reachable, detail });
+          // Not when it left or moved meanwhile: membership decides, the event follows.
+          if (this.state.excluded[a.id] !== until) {
+            this.event('excluded', `${a.id} excluded: ${a.reporter} could not connect to its ring address ${where}, nor could the coordinator (${detail})`);
+          }
         });
         return;
       }
