@@ -134,6 +134,26 @@ export interface Status {
 }
 
 /** A coordinator process on loopback and the workers a test adds to it. */
+/** The URL a `coordinator` (on stdout) or `local` (on stderr) prints once it listens; rejects if it exits first. */
+export function coordinatorUrl(child: ChildProcess, stream: 'stdout' | 'stderr', timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`no coordinator URL within ${timeoutMs} ms:\n${stderrOf(child)}`)), timeoutMs);
+    child[stream]!.on('data', (d: Buffer) => {
+      text += d.toString();
+      const m = /coordinator: (http:\/\/\S+)/.exec(text);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code} before printing its URL:\n${stderrOf(child)}`));
+    });
+  });
+}
+
 export class Cluster {
   private coordinator: ChildProcess | null = null;
   readonly workers = new Map<string, ChildProcess>();
@@ -148,20 +168,7 @@ export class Cluster {
   async start(env: NodeJS.ProcessEnv = {}): Promise<void> {
     const child = ringtrain(['coordinator', '--job', this.job, '--out', this.out, '--host', '127.0.0.1', '--port', String(this.port)], { RINGTRAIN_TOKEN: TOKEN, ...env });
     this.coordinator = child;
-    const url = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${stderrOf(child)}`)), 60_000);
-      child.stdout!.on('data', (d: Buffer) => {
-        text += d.toString();
-        const m = /coordinator: (http:\/\/\S+)/.exec(text);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`coordinator exited ${code}:\n${stderrOf(child)}`)));
-    });
-    this.port = Number(new URL(url).port);
+    this.port = Number(new URL(await coordinatorUrl(child, 'stdout', 60_000)).port);
   }
 
   get coordinatorProcess(): ChildProcess {

@@ -12,7 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { Cluster, killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
+import { Cluster, coordinatorUrl, killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Generous for a loaded 2-core machine: start-up loads TensorFlow.js in four processes. */
@@ -34,22 +34,6 @@ after(async () => {
   }
   await killAll();
 });
-
-function coordinatorUrl(local: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const timer = setTimeout(() => reject(new Error(`no coordinator URL:\n${stderrOf(local)}`)), START_MS);
-    local.stderr!.on('data', (d: Buffer) => {
-      text += d.toString();
-      const m = /coordinator: (http:\/\/\S+)/.exec(text);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    local.once('exit', (code) => reject(new Error(`ringtrain local exited ${code}:\n${stderrOf(local)}`)));
-  });
-}
 
 interface Readings {
   readonly state: string;
@@ -117,7 +101,7 @@ test('the dashboard follows a 3-worker run: progress, a killed worker, pause and
   const job = await writeJob(dir, { epochs: 200, everySteps: 500 });
   const out = join(dir, 'out');
   const local = ringtrain(['local', '--workers', '3', '--job', job, '--out', out, '--port', '0']);
-  const url = await coordinatorUrl(local);
+  const url = await coordinatorUrl(local, 'stderr', START_MS);
   const token = readFileSync(join(out, 'token'), 'utf8').trim();
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
