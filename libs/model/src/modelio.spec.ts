@@ -1,6 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,7 +10,7 @@ import { selectBackend } from './backend.js';
 import { ModelError } from './errors.js';
 import { predict } from './forward.js';
 import { Mlp } from './mlp.js';
-import { loadModel, type ModelMetadata, saveModel } from './modelio.js';
+import { loadModel, type ModelMetadata, saveModel, writeFileAtomic } from './modelio.js';
 
 const ARCH: Architecture = {
   inputs: 4,
@@ -94,4 +94,26 @@ test('malformed ringtrain metadata is MODEL_FILE_INVALID, naming what is wrong',
     await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_INVALID' && message.test(e.message));
   }
   mlp.dispose();
+});
+
+test('concurrent writeFileAtomic calls on one path all succeed; the file is one whole value and no temporary file is left', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ringtrain-atomic-'));
+  const path = join(dir, 'coordinator.json');
+  // Values of different lengths: a torn or interleaved write would not be any one of them.
+  const values = Array.from({ length: 200 }, (_, i) => `${JSON.stringify({ generation: i, pad: 'x'.repeat(i * 37) })}\n`);
+  const results = await Promise.allSettled(values.map((v) => writeFileAtomic(path, v)));
+  assert.deepEqual(
+    results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)),
+    [],
+  );
+  assert.ok(values.includes(await readFile(path, 'utf8')), 'the file holds one of the written values, whole');
+  assert.deepEqual(await readdir(dir), ['coordinator.json']);
+});
+
+test('a writeFileAtomic that fails removes its temporary file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ringtrain-atomic-'));
+  const path = join(dir, 'taken');
+  await mkdir(join(path, 'inside'), { recursive: true }); // a non-empty directory: the rename onto it fails
+  await assert.rejects(writeFileAtomic(path, 'data'));
+  assert.deepEqual(await readdir(dir), ['taken']);
 });

@@ -8,7 +8,8 @@
  * Files are written to temporary names and renamed into place, so a crash mid-save
  * never leaves a model.json that points at half a weights file.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -99,11 +100,24 @@ export function toLayersModel(mlp: Mlp): tfl.LayersModel {
   return model;
 }
 
-/** Writes to a temporary name, flushes, then renames: readers see the old file or the whole new one. */
+let temporaries = 0;
+
+/**
+ * Writes to a temporary name, flushes, then renames: readers see the old file or the
+ * whole new one. Each call has a temporary name of its own (pid, a counter, random
+ * bytes), so concurrent writes of one path never rename each other's file away; the
+ * last rename wins. A failed write removes its temporary file.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data, { flush: true });
-  await rename(tmp, path);
+  temporaries += 1;
+  const tmp = `${path}.tmp-${process.pid}-${temporaries}-${randomBytes(4).toString('hex')}`;
+  try {
+    await writeFile(tmp, data, { flush: true });
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw err;
+  }
 }
 
 export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata): Promise<void> {
