@@ -106,6 +106,55 @@ test('a label column that is not the last is remembered: eval reads the same col
   assert.ok(result.loss < 0.01, `eval loss ${result.loss}`);
 });
 
+test('a headerless CSV of integer labels with cross-entropy trains a classifier, says so once, and eval reads it back', async () => {
+  const dir = await tmp();
+  // Three separable classes 0, 1, 2 and no header, as numpy.savetxt writes a data set.
+  const rows: string[] = [];
+  for (let i = 0; i < 90; i++) {
+    const c = i % 3;
+    rows.push(`${c * 3 + ((i * 7) % 10) / 10},${(c === 1 ? 3 : 0) + ((i * 3) % 10) / 10},${c}`);
+  }
+  const file = join(dir, 'ints.csv');
+  await writeFile(file, `${rows.join('\n')}\n`);
+  // Taken as a header, the first row (0,0,0) names a column twice: the error says why.
+  const refused = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${file}`, '--out', join(dir, 'refused'));
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /error DATA_HEADER_INVALID: .*ints\.csv:1: header names column "0" twice; the first row is all numbers: if the file has no header, set data\.header: false/);
+
+  // The Iris example's loss is cross-entropy: the integer labels are its classes.
+  const out = join(dir, 'run');
+  const r = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${file}`, '--no-header', '--out', out, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.equal(summary.loss, 'cross-entropy');
+  assert.ok(summary.final.test.accuracy >= 0.9, `test accuracy ${summary.final.test.accuracy}`);
+  const logs = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const inferred = logs.filter((l) => /holds integers/.test(l.msg));
+  assert.equal(inferred.length, 1, 'logged once');
+  assert.equal(inferred[0].msg, 'label column "c2" holds integers and the loss is cross-entropy: classification with classes 0, 1, 2');
+  assert.deepEqual(inferred[0].classes, ['0', '1', '2']);
+  assert.equal(logs.find((l) => l.msg === 'data ready').task, 'classification');
+  const model = JSON.parse(await readFile(join(out, 'model', 'model.json'), 'utf8'));
+  assert.deepEqual(model.userDefinedMetadata.ringtrain.task, { kind: 'classification', classes: ['0', '1', '2'] });
+  assert.deepEqual(model.userDefinedMetadata.ringtrain.featureNames, ['c0', 'c1']);
+  assert.equal(parse(await readFile(join(out, 'job.yaml'), 'utf8')).data.header, false);
+
+  // eval: the run's own test rows (job.yaml says there is no header), then the whole file.
+  const held = ringtrain('eval', '--model', join(out, 'model'), '--json');
+  assert.equal(held.code, 0, held.stderr);
+  assert.equal(JSON.parse(held.stdout).count, 18);
+  assert.equal(JSON.parse(held.stdout).accuracy, summary.final.test.accuracy);
+  const all = ringtrain('eval', '--model', join(out, 'model'), '--data', `csv:${file}`, '--no-header', '--json');
+  assert.equal(all.code, 0, all.stderr);
+  assert.equal(JSON.parse(all.stdout).count, 90);
+
+  // Fractions are no classes: refused, naming one and its line.
+  await writeFile(join(dir, 'floats.csv'), '0.1,0\n0.2,1.5\n0.3,1\n0.4,2\n0.5,0\n');
+  const floats = ringtrain('train', '--job', IRIS_SPEC, '--data', `csv:${join(dir, 'floats.csv')}`, '--no-header', '--out', join(dir, 'floats'));
+  assert.equal(floats.code, 2);
+  assert.match(floats.stderr, /error SPEC_INVALID: training\.loss: cross-entropy needs class labels, but label column "c1" of .*floats\.csv holds non-integer numbers \(e\.g\. 1\.5 on line 2\): use mse/);
+});
+
 test('a malformed spec: exit 2, SPEC_INVALID, every bad field named', async () => {
   const dir = await tmp();
   const spec = (await readFile(IRIS_SPEC, 'utf8')).replace('batchSize: 16', 'batchSize: 0').replace('activation: relu }', 'activation: relux }');

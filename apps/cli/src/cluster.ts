@@ -29,6 +29,7 @@ export async function startCoordinator(
     { source: data.source, train: data.train.rows, validation: data.validation.rows, test: data.test.rows, features: data.train.cols, ms: Math.round(opened.dataMs) },
     'data ready',
   );
+  if (opened.taskInference) o.log.info({ label: opened.taskInference.label, classes: opened.taskInference.classes }, opened.taskInference.message);
   const runtime = new JobRuntime({ job: opened, outDir: job.outDir, log: o.log, backend: backend.name, ...(o.startWorkers ? { startWorkers: o.startWorkers } : {}) });
   const server = await startServer({ runtime, token: o.token, host: o.host, port: o.port, log: o.log });
   o.log.info({ url: server.url, job: job.spec.name, parameters: opened.mlp.layout.size }, 'coordinator listening');

@@ -21,6 +21,8 @@ export interface JobArgs {
   readonly out?: string | undefined;
   readonly data?: string | undefined;
   readonly label?: string | undefined;
+  /** false (--no-header): the CSV file has no header; replaces data.header. */
+  readonly header?: false | undefined;
   readonly backend?: string | undefined;
   /** required: fail without a checkpoint (--resume); if-present: use one when there is one (the coordinator); never: start afresh. */
   readonly resume: 'required' | 'if-present' | 'never';
@@ -74,11 +76,13 @@ export async function resolveJob(args: JobArgs, log: Logger): Promise<ResolvedJo
   const specDir = checkpoint && !args.job ? process.cwd() : dirname(jobPath);
   const source = args.data ? absoluteSource(args.data) : absoluteSource(spec.data.source, specDir);
   spec = resolveInit({ ...spec, data: { ...spec.data, source } }, specDir);
-  if (args.data || args.label) {
-    // Other data: the spec's label column belongs to the spec's source.
-    const { label: _label, ...rest } = spec.data;
-    spec = { ...spec, data: { ...rest, ...(args.label ? { label: args.label } : {}) } };
+  if (args.data) {
+    // Other data: the spec's label column and header setting belong to the spec's source.
+    const { label: _label, header: _header, ...rest } = spec.data;
+    spec = { ...spec, data: rest };
   }
+  if (args.label) spec = { ...spec, data: { ...spec.data, label: args.label } };
+  if (args.header === false) spec = { ...spec, data: { ...spec.data, header: false } };
   if (args.backend) spec = { ...spec, training: { ...spec.training, backend: args.backend as BackendName } };
   if (args.resume === 'never') await setAsidePreviousCheckpoints(outDir, log);
   if (checkpoint) {

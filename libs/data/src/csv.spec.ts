@@ -29,6 +29,28 @@ describe('parseCsv', () => {
     assert.deepEqual([...t.labels], [2, 1, 2, 0]);
   });
 
+  it('makes integer labels classes with integerClasses, and reports what the label column holds', () => {
+    const text = 'x,y\n1,2\n2,0\n3,1\n4,2.0\n';
+    const t = parseCsv(text, 'i.csv', { integerClasses: true });
+    assert.deepEqual(t.task, { kind: 'classification', classes: ['0', '1', '2'] });
+    assert.ok(t.labels instanceof Int32Array);
+    assert.deepEqual([...t.labels], [2, 0, 1, 2]);
+    // Without it, the same column is a regression target.
+    assert.deepEqual(parseCsv(text, 'i.csv').task, { kind: 'regression', target: 'y' });
+    // A forced task wins over integerClasses.
+    assert.deepEqual(parseCsv(text, 'i.csv', { integerClasses: true, task: 'regression' }).task, { kind: 'regression', target: 'y' });
+  });
+
+  it('keeps non-integer numbers a regression target with integerClasses, naming the first fraction and its line', async () => {
+    const dir = await tmpDir();
+    const file = await writeFixture(dir, 'f.csv', 'x,y\n1,2\n\n2,0\n3,0.5\n4,1.5\n');
+    const { table, labelColumn } = await loadCsv(file, { integerClasses: true });
+    assert.deepEqual(table.task, { kind: 'regression', target: 'y' });
+    assert.deepEqual(labelColumn, { name: 'y', file, values: { kind: 'numbers', nonInteger: '0.5', line: 5 } });
+    assert.deepEqual((await loadCsv(await writeFixture(dir, 'i.csv', 'x,y\n1,-3\n2,7\n'))).labelColumn.values, { kind: 'integers' });
+    assert.deepEqual((await loadCsv(await writeFixture(dir, 't.csv', 'x,y\n1,3\n2,cat\n'), { integerClasses: true })).labelColumn.values, { kind: 'text' });
+  });
+
   it('picks the label column by name from anywhere in the header', () => {
     const t = parseCsv('y,a,b\nu,1,2\nv,3,4\n', 'l.csv', { label: 'y' });
     assert.deepEqual(t.featureNames, ['a', 'b']);
@@ -87,6 +109,49 @@ describe('parseCsv', () => {
     assert.throws(() => parseCsv('a,l\n1,"x"y\n', 'h.csv'), dataError('DATA_RAGGED_ROW', { row: 2 }));
   });
 
+  it('reads a file without a header: columns c0, c1, ..., the label last unless named', () => {
+    const text = '5.1,3.5,0\n4.9,3.0,1\n6.2,2.9,0\n';
+    const t = parseCsv(text, 'n.csv', { header: false });
+    assert.equal(t.rows, 3);
+    assert.deepEqual(t.featureNames, ['c0', 'c1']);
+    assert.deepEqual([...t.features], [5.1, 3.5, 4.9, 3.0, 6.2, 2.9].map(Math.fround));
+    assert.deepEqual(t.task, { kind: 'regression', target: 'c2' });
+    const byName = parseCsv(text, 'n.csv', { header: false, label: 'c0', integerClasses: true });
+    assert.deepEqual(byName.featureNames, ['c1', 'c2']);
+    assert.deepEqual(byName.task, { kind: 'regression', target: 'c0' });
+    // Errors count lines from the first row, which is data.
+    assert.throws(() => parseCsv('1,2,x\n3,4\n', 'n.csv', { header: false }), dataError('DATA_RAGGED_ROW', { row: 2, message: /row has 2 fields, the first row has 3$/ }));
+    assert.throws(() => parseCsv('1,a,x\n', 'n.csv', { header: false }), dataError('DATA_NOT_NUMERIC', { row: 1, column: 'c1' }));
+    assert.throws(() => parseCsv('1,2\n', 'n.csv', { header: false, label: 'y' }), dataError('DATA_UNKNOWN_LABEL', { column: 'y', message: /no header, so the columns are c0 to c1$/ }));
+    assert.throws(() => parseCsv('1\n2\n', 'n.csv', { header: false }), dataError('DATA_HEADER_INVALID', { message: /the first row has 1 column/ }));
+    assert.throws(() => parseCsv('\n\n', 'n.csv', { header: false }), dataError('DATA_FILE_EMPTY'));
+  });
+
+  it('refuses a header that looks like data, suggesting header: false; header: true accepts it', () => {
+    const numbers = '5.1,3.5,1.4,0\n4.9,3.0,1.4,1\n';
+    assert.throws(
+      () => parseCsv(numbers, 'n.csv'),
+      dataError('DATA_HEADER_INVALID', { row: 1, message: /^n\.csv:1: the first row is all numbers, so it is data rather than a header: if the file has no header, set data\.header: false .*; if these are the column names, set data\.header: true$/ }),
+    );
+    // Text labels: every name but the label column's is a number.
+    assert.throws(() => parseCsv('5.1,3.5,setosa\n4.9,3.0,virginica\n', 'n.csv'), dataError('DATA_HEADER_INVALID', { message: /all numbers except its label column "setosa"/ }));
+    assert.throws(() => parseCsv('setosa,5.1,3.5\n', 'n.csv', { label: 'setosa' }), dataError('DATA_HEADER_INVALID', { message: /all numbers except its label column "setosa"/ }));
+    const t = parseCsv(numbers, 'n.csv', { header: true });
+    assert.deepEqual(t.featureNames, ['5.1', '3.5', '1.4']);
+    assert.equal(t.rows, 1);
+    // A feature name that is not a number makes it a header.
+    assert.deepEqual(parseCsv('400,410,ratio,y\n1,2,3,4\n', 'n.csv').featureNames, ['400', '410', 'ratio']);
+  });
+
+  it('adds the header: false hint to header errors when the first row is all numbers', () => {
+    const hint = /; the first row is all numbers: if the file has no header, set data\.header: false/;
+    assert.throws(() => parseCsv('0,0,1\n1,0,0\n', 'n.csv'), dataError('DATA_HEADER_INVALID', { column: '0', message: /header names column "0" twice; the first row is all numbers: if the file has no header/ }));
+    assert.throws(() => parseCsv('0,0,1\n', 'n.csv', { header: true }), dataError('DATA_HEADER_INVALID', { message: hint }));
+    assert.throws(() => parseCsv('1,2,3\n', 'n.csv', { label: 'c2' }), dataError('DATA_UNKNOWN_LABEL', { column: 'c2', message: /the header has 1, 2, 3; the first row is all numbers/ }));
+    // A header that is not numbers gets no hint.
+    assert.throws(() => parseCsv('a,a,l\n1,2,x\n', 'h.csv'), dataError('DATA_HEADER_INVALID', { message: /twice$/ }));
+  });
+
   it('rejects empty input', () => {
     assert.throws(() => parseCsv(' \n\n', 'e.csv'), dataError('DATA_FILE_EMPTY', { file: 'e.csv' }));
     assert.throws(() => parseCsv('a,l\n\n', 'e.csv'), dataError('DATA_FILE_EMPTY', { message: /no data rows/ }));
@@ -98,7 +163,7 @@ describe('loadCsv', () => {
     const dir = await tmpDir();
     const text = 'a,l\n1,x\n2,y\n';
     for (const [name, content] of [['p.csv', text], ['g.csv.gz', gzipSync(text)]] as const) {
-      const t = await loadCsv(await writeFixture(dir, name, content));
+      const { table: t } = await loadCsv(await writeFixture(dir, name, content));
       assert.deepEqual([...t.features], [1, 2]);
     }
   });

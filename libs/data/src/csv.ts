@@ -1,7 +1,8 @@
 /**
  * CSV to Table. The format accepted is the common one: a header row naming the
- * columns, comma-separated fields, optional "double quotes" around a field (with ""
- * for a literal quote, and commas or line breaks inside), LF or CRLF line ends, an
+ * columns (or, with header: false, none: the columns are then c0, c1, ...),
+ * comma-separated fields, optional "double quotes" around a field (with "" for a
+ * literal quote, and commas or line breaks inside), LF or CRLF line ends, an
  * optional UTF-8 byte-order mark. Whitespace around fields is trimmed and blank lines
  * are skipped, wherever they are, the way pandas does by default.
  *
@@ -9,15 +10,23 @@
  * label column (named in the options, else the last) decides the task:
  * - any non-numeric value -> classification; classes are the distinct texts in
  *   sorted (code unit) order, so the class index of a text does not depend on row order;
- * - all numeric -> regression, unless task === 'classification': then the classes are
- *   the distinct values in numeric order, each named by its first spelling in the file.
+ * - all numeric -> regression, unless task === 'classification', or no task is given,
+ *   integerClasses is set and every value is an integer (Keras's sparse labels): then the
+ *   classes are the distinct values in numeric order, each named by its first spelling.
+ * What the column held is reported beside the table (LabelColumn), for the caller to
+ * explain the task it got.
+ *
+ * A first row whose names are all numbers (but perhaps the label column's) is most
+ * likely data in a file without a header. Taking it as a header would silently drop
+ * a row, so it is refused unless header: true says that those are the names; every
+ * other header error says so too when the first row looks like data.
  *
  * Errors name the file, the 1-based line number (of the record's first line) and the
  * column, because a 100k-line file is fixed by going to the line, not by reading code.
  */
 import { DataError } from './errors.js';
 import { readBytes } from './files.js';
-import type { Table, Task } from './types.js';
+import type { LabelColumn, Table, Task } from './types.js';
 
 export type TaskKind = 'classification' | 'regression';
 
@@ -26,12 +35,25 @@ export interface CsvOptions {
   readonly label?: string;
   /** Force the task; by default it follows from the label values (see above). */
   readonly task?: TaskKind;
+  /** Without task: numeric labels that are all integers are classes (see above). */
+  readonly integerClasses?: boolean;
+  /**
+   * false: the file has no header and its columns are named c0, c1, ...; true: the first
+   * row names the columns, even if they are numbers; default: a header, unless it looks
+   * like data (see above).
+   */
+  readonly header?: boolean;
 }
 
-/** Reads a CSV file (plain or gzip) into a Table. */
-export async function loadCsv(file: string, options: CsvOptions = {}): Promise<Table> {
+export interface ParsedCsv {
+  readonly table: Table;
+  readonly labelColumn: LabelColumn;
+}
+
+/** Reads a CSV file (plain or gzip) into a Table, with what its label column holds. */
+export async function loadCsv(file: string, options: CsvOptions = {}): Promise<ParsedCsv> {
   const bytes = await readBytes(file);
-  return parseCsv(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), file, options);
+  return readCsv(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), file, options);
 }
 
 interface CsvRecord {
@@ -42,17 +64,21 @@ interface CsvRecord {
 
 /** Parses CSV text into a Table; `file` is only used in error messages. */
 export function parseCsv(text: string, file: string, options: CsvOptions = {}): Table {
+  return readCsv(text, file, options).table;
+}
+
+function readCsv(text: string, file: string, options: CsvOptions): ParsedCsv {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = text.split('\n');
+  const hasHeader = options.header !== false;
   let dataLines = 0;
   for (const l of lines) if (!isBlank(l)) dataLines++;
-  dataLines--; // the header
+  if (hasHeader) dataLines--;
 
   const reader = new RecordReader(lines, file);
-  const header = reader.next();
-  if (header === undefined) throw new DataError('DATA_FILE_EMPTY', `${file}: file is empty`, { file });
-  const names = checkHeader(header, file);
-  const labelIndex = findLabel(names, options.label, file);
+  const first = reader.next();
+  if (first === undefined) throw new DataError('DATA_FILE_EMPTY', `${file}: file is empty`, { file });
+  const { names, labelIndex } = hasHeader ? readHeader(first, file, options) : numberedColumns(first, file, options.label);
   const featureNames = names.filter((_, i) => i !== labelIndex);
   const cols = featureNames.length;
 
@@ -61,10 +87,11 @@ export function parseCsv(text: string, file: string, options: CsvOptions = {}): 
   const labelText: string[] = [];
   const labelLine: number[] = [];
   let rows = 0;
-  for (let rec = reader.next(); rec !== undefined; rec = reader.next()) {
+  for (let rec = hasHeader ? reader.next() : first; rec !== undefined; rec = reader.next()) {
     const { fields, line } = rec;
     if (fields.length !== names.length) {
-      throw new DataError('DATA_RAGGED_ROW', `${file}:${line}: row has ${fields.length} fields, header has ${names.length}`, { file, row: line });
+      const expected = hasHeader ? 'header has' : 'the first row has';
+      throw new DataError('DATA_RAGGED_ROW', `${file}:${line}: row has ${fields.length} fields, ${expected} ${names.length}`, { file, row: line });
     }
     let o = rows * cols;
     for (let c = 0; c < fields.length; c++) {
@@ -80,35 +107,75 @@ export function parseCsv(text: string, file: string, options: CsvOptions = {}): 
   if (rows === 0) throw new DataError('DATA_FILE_EMPTY', `${file}: has a header but no data rows`, { file });
   if (features.length !== rows * cols) features = features.slice(0, rows * cols);
 
-  const { labels, task } = makeLabels(labelText, labelLine, names[labelIndex]!, file, options.task);
-  return { features, rows, cols, featureNames, labels, task };
+  const name = names[labelIndex]!;
+  const { labels, task, values } = makeLabels(labelText, labelLine, name, file, options);
+  return { table: { features, rows, cols, featureNames, labels, task }, labelColumn: { name, file, values } };
 }
 
 function isBlank(line: string): boolean {
   return line.length === 0 || line.trim().length === 0;
 }
 
-function checkHeader(rec: CsvRecord, file: string): string[] {
-  const names = rec.fields;
-  const seen = new Set<string>();
-  names.forEach((n, i) => {
-    if (n === '') throw new DataError('DATA_HEADER_INVALID', `${file}:${rec.line}: header column ${i + 1} has no name`, { file, row: rec.line });
-    if (seen.has(n)) throw new DataError('DATA_HEADER_INVALID', `${file}:${rec.line}: header names column "${n}" twice`, { file, row: rec.line, column: n });
-    seen.add(n);
-  });
-  if (names.length < 2) {
-    throw new DataError('DATA_HEADER_INVALID', `${file}:${rec.line}: header has ${names.length} column, expected at least one feature column and a label column`, { file, row: rec.line });
-  }
-  return names;
+interface Columns {
+  readonly names: readonly string[];
+  readonly labelIndex: number;
 }
 
-function findLabel(names: readonly string[], label: string | undefined, file: string): number {
+/** The first row as a header: its names, checked, and the label column among them. */
+function readHeader(rec: CsvRecord, file: string, options: CsvOptions): Columns {
+  const names = rec.fields;
+  const at = { file, row: rec.line };
+  const hint = noHeaderHint(names, options.label);
+  const seen = new Set<string>();
+  names.forEach((n, i) => {
+    if (n === '') throw new DataError('DATA_HEADER_INVALID', `${file}:${rec.line}: header column ${i + 1} has no name${hint}`, at);
+    if (seen.has(n)) throw new DataError('DATA_HEADER_INVALID', `${file}:${rec.line}: header names column "${n}" twice${hint}`, { ...at, column: n });
+    seen.add(n);
+  });
+  checkWidth(names.length, 'header has', at);
+  const labelIndex = findLabel(names, options.label, file, `the header has ${names.join(', ')}${hint}`);
+  if (hint !== '' && options.header === undefined) {
+    const why = `${firstRowIsNumbers(names, labelIndex)}, so it is data rather than a header`;
+    const fix = 'if the file has no header, set data.header: false (or --no-header); if these are the column names, set data.header: true';
+    throw new DataError('DATA_HEADER_INVALID', `${file}:${rec.line}: ${why}: ${fix}`, at);
+  }
+  return { names, labelIndex };
+}
+
+/** A file without a header: its columns are c0, c1, ... */
+function numberedColumns(rec: CsvRecord, file: string, label: string | undefined): Columns {
+  const names = rec.fields.map((_, i) => `c${i}`);
+  checkWidth(names.length, 'the first row has', { file, row: rec.line });
+  return { names, labelIndex: findLabel(names, label, file, `the file has no header, so the columns are c0 to c${names.length - 1}`) };
+}
+
+function checkWidth(count: number, what: string, at: { file: string; row: number }): void {
+  if (count < 2) {
+    throw new DataError('DATA_HEADER_INVALID', `${at.file}:${at.row}: ${what} ${count} column, expected at least one feature column and a label column`, at);
+  }
+}
+
+function findLabel(names: readonly string[], label: string | undefined, file: string, columns: string): number {
   if (label === undefined) return names.length - 1;
   const i = names.indexOf(label);
-  if (i < 0) {
-    throw new DataError('DATA_UNKNOWN_LABEL', `${file}: no column "${label}" for the label; the header has ${names.join(', ')}`, { file, column: label });
-  }
+  if (i < 0) throw new DataError('DATA_UNKNOWN_LABEL', `${file}: no column "${label}" for the label; ${columns}`, { file, column: label });
   return i;
+}
+
+/** True when every name but the label column's is a number: the row is data, not names. */
+function looksLikeData(names: readonly string[], labelIndex: number): boolean {
+  return names.every((n, i) => i === labelIndex || isDecimal(n));
+}
+
+function firstRowIsNumbers(names: readonly string[], labelIndex: number): string {
+  return names.every(isDecimal) ? 'the first row is all numbers' : `the first row is all numbers except its label column "${names[labelIndex]}"`;
+}
+
+/** For a header error: the suggestion that the file has none, when its first row looks like data; else ''. */
+function noHeaderHint(names: readonly string[], label: string | undefined): string {
+  const labelIndex = label === undefined ? names.length - 1 : names.indexOf(label);
+  if (!looksLikeData(names, labelIndex)) return '';
+  return `; ${firstRowIsNumbers(names, labelIndex)}: if the file has no header, set data.header: false (or --no-header)`;
 }
 
 /** Plain decimal notation only: Number() would also take '', '0x1f', 'Infinity' and ' '. */
@@ -135,17 +202,20 @@ function makeLabels(
   lines: readonly number[],
   column: string,
   file: string,
-  forced: TaskKind | undefined,
-): { labels: Int32Array | Float32Array; task: Task } {
+  options: CsvOptions,
+): { labels: Int32Array | Float32Array; task: Task; values: LabelColumn['values'] } {
   const firstText = text.findIndex((t) => !isDecimal(t));
   if (firstText >= 0) {
-    if (forced === 'regression') parseNumber(text[firstText]!, file, lines[firstText]!, column); // throws
+    if (options.task === 'regression') parseNumber(text[firstText]!, file, lines[firstText]!, column); // throws
     const classes = [...new Set(text)].sort();
     const index = new Map(classes.map((c, i) => [c, i]));
-    return { labels: Int32Array.from(text, (t) => index.get(t)!), task: { kind: 'classification', classes } };
+    return { labels: Int32Array.from(text, (t) => index.get(t)!), task: { kind: 'classification', classes }, values: { kind: 'text' } };
   }
-  const values = Float32Array.from(text, Number);
-  if (forced !== 'classification') return { labels: values, task: { kind: 'regression', target: column } };
+  const firstFraction = text.findIndex((t) => !Number.isInteger(Number(t)));
+  const values: LabelColumn['values'] =
+    firstFraction < 0 ? { kind: 'integers' } : { kind: 'numbers', nonInteger: text[firstFraction]!, line: lines[firstFraction]! };
+  const classify = options.task === 'classification' || (options.task === undefined && options.integerClasses === true && firstFraction < 0);
+  if (!classify) return { labels: Float32Array.from(text, Number), task: { kind: 'regression', target: column }, values };
   // Numeric class labels: keyed by value so that "1" and "1.0" are one class.
   const spelling = new Map<number, string>();
   text.forEach((t) => {
@@ -157,6 +227,7 @@ function makeLabels(
   return {
     labels: Int32Array.from(text, (t) => index.get(Number(t))!),
     task: { kind: 'classification', classes: sorted.map((v) => spelling.get(v)!) },
+    values,
   };
 }
 

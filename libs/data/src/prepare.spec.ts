@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { prepareDataset } from './prepare.js';
-import { dataError } from './testing.js';
+import { dataError, tmpDir, writeFixture } from './testing.js';
 import type { Table } from './types.js';
 
 function columnMean(t: Table, c: number): number {
@@ -29,6 +29,18 @@ describe('prepareDataset', () => {
     assert.deepEqual([d.train.rows, d.validation.rows, d.test.rows], [100, 50, 50]);
     assert.equal(d.task.kind, 'regression');
     assert.ok(d.train.features.every((v) => v >= 0 && v <= 1));
+  });
+
+  it('classifies a headerless CSV of integer labels with integerClasses, stratified, reporting the label column', async () => {
+    const dir = await tmpDir();
+    const rows = Array.from({ length: 30 }, (_, i) => `${i},${(i * 7) % 5},${i % 3}`);
+    const file = await writeFixture(dir, 'n.csv', rows.join('\n'));
+    const d = await prepareDataset({ source: `csv:${file}`, header: false, integerClasses: true, split: { validation: 0.2, test: 0.2, seed: 0 }, normalize: 'none' });
+    assert.deepEqual(d.task, { kind: 'classification', classes: ['0', '1', '2'] });
+    assert.deepEqual([d.train.rows, d.validation.rows, d.test.rows], [18, 6, 6]);
+    assert.deepEqual([...d.test.labels].sort(), [0, 0, 1, 1, 2, 2], 'stratified by class');
+    assert.deepEqual(d.train.featureNames, ['c0', 'c1']);
+    assert.deepEqual(d.labelColumn, { name: 'c2', file, values: { kind: 'integers' } });
   });
 
   it('passes split errors through', async () => {

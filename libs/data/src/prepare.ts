@@ -22,8 +22,8 @@ export interface PrepareOptions extends LoadOptions {
 }
 
 export async function prepareDataset(options: PrepareOptions): Promise<PreparedDataset> {
-  const { source, split, normalize, label, task, baseDir } = options;
-  const loaded = await loadSource(source, { label, task, baseDir });
+  const { source, split, normalize, label, task, baseDir, integerClasses, header } = options;
+  const loaded = await loadSource(source, { label, task, baseDir, integerClasses, header });
   const chosen = options.classes;
   const selected = chosen
     ? { train: selectClasses(loaded.train, chosen, source), ...(loaded.test ? { test: selectClasses(loaded.test, chosen, source) } : {}) }
@@ -37,5 +37,6 @@ export async function prepareDataset(options: PrepareOptions): Promise<PreparedD
     normalizer,
     task: parts.train.task,
     source,
+    ...(loaded.labelColumn ? { labelColumn: loaded.labelColumn } : {}),
   };
 }

@@ -60,7 +60,26 @@ describe('loadSource', () => {
     await assert.rejects(loadSource('synthetic:classes=0', { task: 'classification' }), dataError('DATA_SOURCE_INVALID'));
   });
 
+  it('passes header and integerClasses to CSV files and reports the label column', async () => {
+    const dir = await tmpDir();
+    const file = await writeFixture(dir, 'n.csv', '1,2,0\n3,4,2\n5,6,1\n');
+    const { train, labelColumn } = await loadSource('csv:n.csv', { baseDir: dir, header: false, integerClasses: true });
+    assert.deepEqual(train.featureNames, ['c0', 'c1']);
+    assert.deepEqual(train.task, { kind: 'classification', classes: ['0', '1', '2'] });
+    assert.deepEqual(labelColumn, { name: 'c2', file, values: { kind: 'integers' } });
+    // Other sources keep their tasks: Iris has text labels, synthetic and IDX report no label column.
+    const iris = await loadSource('builtin:iris', { integerClasses: true });
+    assert.deepEqual(iris.labelColumn?.values, { kind: 'text' });
+    const synthetic = await loadSource('synthetic:rows=10,classes=0', { integerClasses: true });
+    assert.equal(synthetic.train.task.kind, 'regression');
+    assert.equal(synthetic.labelColumn, undefined);
+  });
+
   it('rejects options that do not fit the source', async () => {
+    for (const source of ['builtin:iris', 'synthetic:', 'idx:/nowhere']) {
+      await assert.rejects(loadSource(source, { header: false }), dataError('DATA_SOURCE_INVALID', { message: /only a csv: source has a header option/ }), source);
+    }
+    await assert.rejects(loadSource('csv:x.csv', { header: 'no' as unknown as boolean }), dataError('DATA_SOURCE_INVALID', { message: /header must be true or false/ }));
     await assert.rejects(loadSource('synthetic:', { label: 'y' }), dataError('DATA_SOURCE_INVALID'));
     await assert.rejects(loadSource('idx:/nowhere', { label: 'y' }), dataError('DATA_SOURCE_INVALID'));
     await assert.rejects(loadSource('idx:/nowhere', { task: 'regression' }), dataError('DATA_SOURCE_INVALID'));

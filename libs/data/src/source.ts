@@ -14,7 +14,7 @@ import { loadCsv, type TaskKind } from './csv.js';
 import { DataError } from './errors.js';
 import { loadIdxDir } from './idx.js';
 import { parseSyntheticSpec, type SyntheticSpec, syntheticTable } from './synthetic.js';
-import type { Table } from './types.js';
+import type { LabelColumn, Table } from './types.js';
 
 export type SourceRef =
   | { readonly kind: 'builtin'; readonly name: BuiltinName }
@@ -34,6 +34,10 @@ export interface LoadOptions {
   readonly label?: string;
   /** Force classification or regression; see csv.ts and synthetic.ts. */
   readonly task?: TaskKind;
+  /** Without task, CSV labels that are all integers are classes (csv.ts); the other sources ignore it. */
+  readonly integerClasses?: boolean;
+  /** Whether a csv: file's first row names the columns (csv.ts); an error for other sources. */
+  readonly header?: boolean;
   /** Directory that relative paths resolve against; default: the working directory. */
   readonly baseDir?: string;
 }
@@ -42,6 +46,8 @@ export interface LoadedSource {
   readonly train: Table;
   /** Present only when the source has its own test split (IDX). */
   readonly test?: Table;
+  /** The label column of a CSV source (csv:, builtin:), and what its values are. */
+  readonly labelColumn?: LabelColumn;
 }
 
 const KINDS = ['builtin', 'csv', 'idx', 'synthetic'] as const;
@@ -92,17 +98,23 @@ export function builtinPath(name: BuiltinName): string {
 /** Loads a source into memory: its training rows, and its own test rows when it has them. */
 export async function loadSource(source: string, options: LoadOptions = {}): Promise<LoadedSource> {
   const ref = parseSource(source);
-  const { label, task } = options;
+  const { label, task, integerClasses, header } = options;
   // Options may come from a JSON job file, so the types are not to be trusted here.
   if (task !== undefined && task !== 'classification' && task !== 'regression') {
     throw invalid(source, `task must be "classification" or "regression", got ${JSON.stringify(task)}`);
   }
+  if (header !== undefined && typeof header !== 'boolean') throw invalid(source, `header must be true or false, got ${JSON.stringify(header)}`);
+  if (header !== undefined && ref.kind !== 'csv') throw invalid(source, 'only a csv: source has a header option; drop it');
   const at = (p: string) => (isAbsolute(p) ? p : resolve(options.baseDir ?? process.cwd(), p));
+  const csv = async (file: string): Promise<LoadedSource> => {
+    const { table, labelColumn } = await loadCsv(file, { label, task, integerClasses, header });
+    return { train: table, labelColumn };
+  };
   switch (ref.kind) {
     case 'builtin':
-      return { train: await loadCsv(builtinPath(ref.name), { label, task }) };
+      return csv(builtinPath(ref.name));
     case 'csv':
-      return { train: await loadCsv(at(ref.path), { label, task }) };
+      return csv(at(ref.path));
     case 'idx':
       if (label !== undefined) throw invalid(source, 'IDX data has no label column; drop the label option');
       if (task === 'regression') throw invalid(source, 'IDX data is for classification only');

@@ -22,6 +22,21 @@ export interface Table {
   readonly imageShape?: { readonly height: number; readonly width: number };
 }
 
+/**
+ * What a CSV source's label column holds, which is what decides its task (see csv.ts).
+ * Reported so that a job can say why it trains a classifier, or why it cannot.
+ */
+export interface LabelColumn {
+  readonly name: string;
+  /** The file it was read from. */
+  readonly file: string;
+  readonly values:
+    | { readonly kind: 'text' }
+    | { readonly kind: 'integers' }
+    /** Numbers, not all integers: the first that is not one, and its 1-based line. */
+    | { readonly kind: 'numbers'; readonly nonInteger: string; readonly line: number };
+}
+
 export type NormalizeMethod = 'standardize' | 'minmax' | 'none';
 
 /** Per-column statistics from the training split only; saved with the model. */
@@ -54,4 +69,6 @@ export interface PreparedDataset {
   readonly task: Task;
   /** The source string it came from, for logs and checkpoints. */
   readonly source: string;
+  /** The label column of a CSV source (csv:, builtin:), and what its values are. */
+  readonly labelColumn?: LabelColumn;
 }

@@ -4,7 +4,9 @@
  * its workers). Prepares the data (a fine-tuning run reuses its source model's
  * normalization statistics, a resume checks that the data is what the checkpoint was
  * trained on), resolves the loss, and builds the starting model: from the checkpoint,
- * from a fine-tuning source, or fresh from the seed.
+ * from a fine-tuning source, or fresh from the seed. An explicit cross-entropy loss
+ * without data.task makes integer CSV labels classes; the job says so (taskInference)
+ * for the app to log, since the task then follows from more than the data.
  */
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
 import { type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
@@ -14,7 +16,7 @@ import { TrainError } from './errors.js';
 import { fineTuneStart, inheritedNormalizer, loadInitialModel } from './init.js';
 import { modelMetadata } from './output.js';
 import type { JobSpec } from './spec.js';
-import { architectureFor, resolveLoss } from './tensors.js';
+import { architectureFor, integerLabelsAreClasses, resolveLoss, type TaskInference, taskInference } from './tensors.js';
 
 export interface OpenedJob {
   readonly spec: JobSpec;
@@ -26,6 +28,8 @@ export interface OpenedJob {
   readonly lineage: readonly LineageEntry[];
   /** What the saved model and checkpoints record about the data. */
   readonly metadata: ModelMetadata;
+  /** Set when the task followed from the loss too (integer labels with cross-entropy): for the app to log. */
+  readonly taskInference: TaskInference | null;
   /** Set when continuing from a checkpoint. */
   readonly checkpoint: Checkpoint | null;
   readonly dataMs: number;
@@ -51,7 +55,9 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Pro
     const data = await prepareDataset({
       source: spec.data.source,
       ...(spec.data.label ? { label: spec.data.label } : {}),
+      ...(spec.data.header !== undefined ? { header: spec.data.header } : {}),
       ...(spec.data.task ? { task: spec.data.task } : {}),
+      ...(integerLabelsAreClasses(spec) ? { integerClasses: true } : {}),
       ...(spec.data.classes ? { classes: spec.data.classes } : {}),
       ...(inherited ? { normalizer: inherited } : {}),
       split: spec.data.split,
@@ -59,7 +65,7 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Pro
     });
     const dataMs = performance.now() - loadStart;
     if (checkpoint) checkSameData(checkpoint, data);
-    const loss = resolveLoss(spec, data.task);
+    const loss = resolveLoss(spec, data.task, data.labelColumn);
     let mlp: Mlp;
     let frozenLayers: ReadonlySet<number> = new Set();
     let lineage: readonly LineageEntry[] = [];
@@ -80,7 +86,7 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Pro
       ...(spec.data.label ? { label: spec.data.label } : {}),
       ...(lineage.length ? { lineage } : {}),
     };
-    return { spec, data, loss, mlp, frozenLayers, lineage, metadata, checkpoint, dataMs };
+    return { spec, data, loss, mlp, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
   } finally {
     init?.base.dispose();
   }

@@ -12,6 +12,8 @@ import type { JobSpec } from './spec.js';
 
 const FIXED: readonly [string, (s: JobSpec) => unknown][] = [
   ['data.label', (s) => s.data.label],
+  // Left out and true read a checkpointed file alike: left out refuses only what true accepts.
+  ['data.header', (s) => s.data.header ?? true],
   ['data.task', (s) => s.data.task],
   ['data.classes', (s) => s.data.classes],
   ['data.split', (s) => s.data.split],

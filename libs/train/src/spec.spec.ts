@@ -61,6 +61,17 @@ test('cross-field rules: early stopping needs validation rows; splits leave trai
   assert.match(specError(() => parseJobSpec(noTrain)).issues[0]!, /^data\.split:/);
 });
 
+test('data.header: a boolean for csv: sources, left out by default, refused elsewhere naming the field', () => {
+  assert.equal(parseJobSpec('name: t\ndata: { source: csv:x.csv }\n').data.header, undefined, 'not filled in: left out differs from true');
+  assert.equal(parseJobSpec('name: t\ndata: { source: csv:x.csv, header: false }\n').data.header, false);
+  for (const source of ['builtin:iris', 'idx:fm', 'synthetic:rows=5']) {
+    const err = specError(() => parseJobSpec(`name: t\ndata: { source: "${source}", header: false }\n`, 'h.yaml'));
+    assert.equal(err.code, 'SPEC_INVALID');
+    assert.deepEqual(err.issues, [`data.header: only a csv: source has a header setting; drop it for ${source} (got false)`]);
+  }
+  assert.match(specError(() => parseJobSpec('name: t\ndata: { source: csv:x.csv, header: no }\n')).issues[0]!, /^data\.header: .*\(got "no"\)$/);
+});
+
 test('broken YAML and a missing file get their own codes', async () => {
   assert.equal(specError(() => parseJobSpec('name: [unclosed\n')).code, 'SPEC_YAML_INVALID');
   await assert.rejects(loadJobSpec('/nonexistent/job.yaml'), (err: unknown) => {

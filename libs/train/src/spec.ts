@@ -59,6 +59,11 @@ export const jobSpecSchema = z.strictObject({
   data: z.strictObject({
     source: z.string().min(1),
     label: z.string().min(1).optional(),
+    /**
+     * csv: sources only. false: no header, the columns are c0, c1, ...; true: the first row
+     * names the columns even if they are numbers; left out: a header, unless it is numbers.
+     */
+    header: z.boolean().optional(),
     task: z.enum(['classification', 'regression']).optional(),
     /** Keep only these classes, in this order (e.g. ["0", "1"] of an IDX source). */
     classes: z.array(z.string().min(1)).min(2).optional(),
@@ -163,6 +168,10 @@ export function validateJobSpec(raw: unknown, where = 'job spec'): JobSpec {
   }
   if (spec.init && spec.model.hidden.length > 0) {
     const issue = 'model.hidden: must be left out with init (the layers come from init.from)';
+    throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
+  }
+  if (spec.data.header !== undefined && !spec.data.source.startsWith('csv:')) {
+    const issue = `data.header: only a csv: source has a header setting; drop it for ${spec.data.source} (got ${spec.data.header})`;
     throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
   }
   if (spec.data.split.validation + spec.data.split.test >= 1) {

@@ -50,7 +50,7 @@ async function runSpec(modelDir: string): Promise<JobSpec | null> {
 
 /** Rows to evaluate, raw (not yet normalized), with where they came from. */
 async function evaluationRows(
-  values: { data?: string | undefined; label?: string | undefined },
+  values: { data?: string | undefined; label?: string | undefined; 'no-header'?: boolean | undefined },
   modelDir: string,
   meta: ModelMetadata,
 ): Promise<{ table: Table; source: string; split: string; normalized: boolean }> {
@@ -62,6 +62,7 @@ async function evaluationRows(
     const data = await prepareDataset({
       source: spec.data.source,
       ...(spec.data.label ? { label: spec.data.label } : {}),
+      ...(spec.data.header !== undefined ? { header: spec.data.header } : {}),
       task: meta.task.kind,
       ...(spec.data.classes ? { classes: spec.data.classes } : {}),
       normalizer: meta.normalizer,
@@ -73,7 +74,8 @@ async function evaluationRows(
   // A CSV source is read with the model's label column unless --label says otherwise.
   const kind = parseSource(values.data).kind;
   const label = values.label ?? (kind === 'csv' || kind === 'builtin' ? meta.label : undefined);
-  const loaded = await loadSource(values.data, { ...(label ? { label } : {}), task: meta.task.kind, baseDir: process.cwd() });
+  const header = values['no-header'] ? { header: false } : {};
+  const loaded = await loadSource(values.data, { ...(label ? { label } : {}), ...header, task: meta.task.kind, baseDir: process.cwd() });
   return loaded.test
     ? { table: loaded.test, source: values.data, split: 'test', normalized: false }
     : { table: loaded.train, source: values.data, split: 'all rows', normalized: false };
@@ -86,6 +88,7 @@ export async function evalCommand(argv: string[], log: Logger): Promise<EvalResu
       model: { type: 'string' },
       data: { type: 'string' },
       label: { type: 'string' },
+      'no-header': { type: 'boolean', default: false },
       backend: { type: 'string', default: 'auto' },
       json: { type: 'boolean', default: false },
     },
