@@ -6,6 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster, exited, killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
 
@@ -42,6 +43,23 @@ test('ringtrain local on the built-in example: the run ringtrain train makes, ea
   assert.equal(statSync(join(dir, 'local', 'token')).mode & 0o777, 0o600);
 });
 
+test('ringtrain local on a headerless CSV of integer labels: the coordinator infers the classes, says so, the workers train them', async () => {
+  const dir = await tempDir('ints');
+  const rows = Array.from({ length: 90 }, (_, i) => `${(i % 3) * 3 + ((i * 7) % 10) / 10},${((i * 3) % 10) / 10},${i % 3}`);
+  await writeFile(join(dir, 'ints.csv'), `${rows.join('\n')}\n`);
+  await writeFile(
+    join(dir, 'job.yaml'),
+    'name: ints\ndata: { source: csv:ints.csv, header: false, split: { validation: 0.2, test: 0.2 } }\nmodel: { hidden: [{ units: 8 }] }\n' +
+      'training: { loss: cross-entropy, optimizer: { learningRate: 0.05 }, epochs: 15, batchSize: 16, backend: wasm }\n',
+  );
+  const { summary, stderr } = await summaryOf(['--log-level', 'info', 'local', '--job', join(dir, 'job.yaml'), '--workers', '2', '--out', join(dir, 'out')]);
+  assert.ok(summary.final.test.accuracy >= 0.9, `test accuracy ${summary.final.test.accuracy}`);
+  const said = stderr.split('\n').filter((l) => l.includes('holds integers')).map((l) => JSON.parse(l));
+  assert.equal(said.length, 1, stderr);
+  assert.equal(said[0].msg, 'label column "c2" holds integers and the loss is cross-entropy: classification with classes 0, 1, 2');
+  assert.deepEqual(said[0].classes, ['0', '1', '2']);
+});
+
 test('the cluster commands refuse bad usage with CLI_USAGE and exit 2', async () => {
   const noToken = { RINGTRAIN_TOKEN: '', RINGTRAIN_TOKEN_FILE: '' };
   const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
@@ -51,10 +69,12 @@ test('the cluster commands refuse bad usage with CLI_USAGE and exit 2', async ()
     [['coordinator'], { RINGTRAIN_TOKEN: 'short' }, /CLI_USAGE: the job token is too short/],
     [['coordinator', '--token-file', '/nonexistent/token'], {}, /CLI_USAGE: cannot read the token file \/nonexistent\/token/],
     [['local', '--workers', '0'], {}, /CLI_USAGE: --workers must be an integer in 1\.\.64, got "0"/],
+    [['local', '--max-restarts=-1'], {}, /CLI_USAGE: --max-restarts must be an integer in 0\.\.1000, got "-1"/],
   ];
-  // Workers that cannot start (tfjs-node is not installed on these machines) end `local` instead of leaving it waiting.
+  // Workers that cannot start (tfjs-node is not installed on these machines) exit 2 with a
+  // coded error, which a restart would repeat: `local` ends at once instead of waiting or restarting them.
   const dir = await tempDir('no-workers');
-  cases.push([['local', '--backend', 'tensorflow', '--out', join(dir, 'out')], {}, /CLI_WORKERS_EXITED: every worker process exited before the job completed/]);
+  cases.push([['local', '--backend', 'tensorflow', '--out', join(dir, 'out')], {}, /CLI_WORKERS_EXITED: worker local-[01] exited with code 2 before the job completed/]);
   for (const [args, env, message] of cases) {
     const child = ringtrain(args, env);
     assert.equal(await exited(child, 30_000), 2, args.join(' '));

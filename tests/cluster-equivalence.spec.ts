@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertSameTraining, Cluster, clusterLog, exited, killAll, run, STEPS_PER_EPOCH, tempDir, weights, writeJob } from './cluster-harness.js';
+import { assertSameTraining, Cluster, clusterLog, exited, killAll, referenceRun, run, STEPS_PER_EPOCH, weights } from './cluster-harness.js';
 
 const EPOCHS = 12;
 
@@ -21,10 +21,7 @@ describe('a cluster trains the same model as one process', () => {
   let reference = '';
 
   before(async () => {
-    dir = await tempDir('equivalence');
-    job = await writeJob(dir, { epochs: EPOCHS });
-    reference = join(dir, 'train');
-    await run(['train', '--job', job, '--out', reference]);
+    ({ dir, job, reference } = await referenceRun('equivalence', EPOCHS));
   });
   after(killAll);
 

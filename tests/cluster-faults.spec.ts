@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertNoStepLost, assertSameTraining, Cluster, clusterLog, exited, killAll, run, stderrOf, tempDir, writeJob } from './cluster-harness.js';
+import { assertNoStepLost, assertSameTraining, Cluster, clusterLog, exited, killAll, referenceRun, stderrOf } from './cluster-harness.js';
 
 const EPOCHS = 12;
 
@@ -19,10 +19,7 @@ describe('the cluster survives faults', () => {
   let reference = '';
 
   before(async () => {
-    dir = await tempDir('faults');
-    job = await writeJob(dir, { epochs: EPOCHS });
-    reference = join(dir, 'train');
-    await run(['train', '--job', job, '--out', reference]);
+    ({ dir, job, reference } = await referenceRun('faults', EPOCHS));
   });
   after(killAll);
 

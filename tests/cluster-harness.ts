@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,6 +74,15 @@ export async function writeJob(dir: string, o: JobOptions): Promise<string> {
 
 const children = new Set<ChildProcess>();
 
+/** A temporary directory with the test job of `epochs` epochs, and an undisturbed `ringtrain train` run of it in `train/`. */
+export async function referenceRun(prefix: string, epochs: number): Promise<{ dir: string; job: string; reference: string }> {
+  const dir = await tempDir(prefix);
+  const job = await writeJob(dir, { epochs });
+  const reference = join(dir, 'train');
+  await run(['train', '--job', job, '--out', reference]);
+  return { dir, job, reference };
+}
+
 export function ringtrain(args: readonly string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const child = spawn(process.execPath, [BIN, '--log-level', 'warn', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -133,7 +142,53 @@ export interface Status {
   readonly events: readonly { kind: string; message: string; generation: number }[];
 }
 
-/** A coordinator process on loopback and the workers a test adds to it. */
+/** The status of the coordinator listening on `port` (its own process, or `local`'s). */
+export async function statusAt(port: number): Promise<Status> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/status`);
+  return (await res.json()) as Status;
+}
+
+/** Polls the status on `port` until `pred` holds; rejects if `owner` (the process serving it) exits, or after `timeoutMs`, with the last status. */
+export async function waitForStatus(port: number, owner: ChildProcess, what: string, pred: (s: Status) => boolean, timeoutMs = 60_000): Promise<Status> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Status | null = null;
+  for (;;) {
+    try {
+      last = await statusAt(port);
+      if (pred(last)) return last;
+    } catch {
+      // not listening (yet, or any more)
+    }
+    if (owner.exitCode !== null || owner.signalCode !== null) throw new Error(`coordinator exited while waiting for ${what}:\n${stderrOf(owner)}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-8) })}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * The worker processes `ringtrain local` (process `localPid`) runs now, by worker id:
+ * its children, read from /proc (Linux), each with its RINGTRAIN_WORKER_ID.
+ */
+export function localWorkers(localPid: number): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The fields after the command's closing parenthesis: state, then the parent's pid.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== localPid) continue;
+      const id = readFileSync(`/proc/${entry}/environ`, 'utf8')
+        .split('\0')
+        .find((v) => v.startsWith('RINGTRAIN_WORKER_ID='))
+        ?.slice('RINGTRAIN_WORKER_ID='.length);
+      if (id) found.set(id, Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 /** The URL a `coordinator` (on stdout) or `local` (on stderr) prints once it listens; rejects if it exits first. */
 export function coordinatorUrl(child: ChildProcess, stream: 'stdout' | 'stderr', timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -154,6 +209,7 @@ export function coordinatorUrl(child: ChildProcess, stream: 'stdout' | 'stderr',
   });
 }
 
+/** A coordinator process on loopback and the workers a test adds to it. */
 export class Cluster {
   private coordinator: ChildProcess | null = null;
   readonly workers = new Map<string, ChildProcess>();
@@ -190,25 +246,12 @@ export class Cluster {
   }
 
   async status(): Promise<Status> {
-    const res = await fetch(`http://127.0.0.1:${this.port}/api/status`);
-    return (await res.json()) as Status;
+    return statusAt(this.port);
   }
 
   /** Polls the status until `pred` holds; rejects after `timeoutMs` with the last status. */
   async waitFor(what: string, pred: (s: Status) => boolean, timeoutMs = 60_000): Promise<Status> {
-    const deadline = Date.now() + timeoutMs;
-    let last: Status | null = null;
-    for (;;) {
-      try {
-        last = await this.status();
-        if (pred(last)) return last;
-      } catch {
-        // not listening (yet, or any more)
-      }
-      if (this.coordinator?.exitCode !== null) throw new Error(`coordinator exited while waiting for ${what}:\n${stderrOf(this.coordinator!)}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-8) })}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    return waitForStatus(this.port, this.coordinator!, what, pred, timeoutMs);
   }
 
   /** Waits for the coordinator to exit 0 (the job completed). */

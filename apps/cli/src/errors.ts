@@ -10,9 +10,14 @@ export class UsageError extends Error {
   readonly code = 'CLI_USAGE';
 }
 
-/** `ringtrain local`: every worker process ended before the job did (each printed why). */
+/** `ringtrain local`: a worker process exited with a coded error (it printed why) before the job was over. */
 export class WorkersExitedError extends Error {
   readonly code = 'CLI_WORKERS_EXITED';
+}
+
+/** `ringtrain local`: a worker process kept exiting and its restarts (--max-restarts) are spent. */
+export class WorkerRestartsError extends Error {
+  readonly code = 'CLI_WORKER_RESTARTS';
 }
 
 /** The code families of docs/errors.md; Node's own codes (ERR_*, EACCES, ...) are not ours. */

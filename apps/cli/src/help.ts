@@ -19,24 +19,30 @@ Global options:
 Run 'ringtrain <command> --help' for a command's options.
 `;
 
-export const TRAIN_HELP = `Usage: ringtrain train [--job FILE.yaml] [--out DIR] [--data SOURCE] [--label NAME] [--resume] [--backend NAME]
+export const TRAIN_HELP = `Usage: ringtrain train [--job FILE.yaml] [--out DIR] [--data SOURCE] [--label NAME] [--no-header] [--resume] [--backend NAME]
 
 Trains a model in this process.
 
   --job FILE     the job spec (YAML); default: the built-in Iris example
                  (examples/iris.yaml)
-  --out DIR      where to write model/, metrics.json and job.yaml;
-                 default: runs/<job name>
+  --out DIR      where to write model/, metrics.json, job.yaml and report.html
+                 (the run's charts, one file to open in a browser); default: runs/<job name>
   --data SOURCE  replaces data.source: builtin:iris, csv:PATH, idx:DIR, synthetic:...
-                 (the spec's data.label is dropped: the label is then the last column)
+                 (the spec's data.label and data.header are dropped: the label is
+                 then the last column, and the first row the header)
   --label NAME   replaces data.label: the label column of a CSV source
+  --no-header    data.header: false: the CSV file has no header; its columns are
+                 c0, c1, ... (the label is the last unless --label names one, e.g. c4)
   --resume       continue from the newest valid checkpoint in --out (without --job,
                  with the checkpoint's own spec)
   --backend NAME replaces training.backend: auto, tensorflow, wasm, cpu
   --json         print the final summary as JSON on stdout
+
+Ctrl-C or SIGTERM stops between steps: a checkpoint is saved, the final evaluation
+skipped, and the process exits 0; --resume continues bit for bit.
 `;
 
-export const EVAL_HELP = `Usage: ringtrain eval --model DIR [--data SOURCE] [--label NAME] [--backend NAME] [--json]
+export const EVAL_HELP = `Usage: ringtrain eval --model DIR [--data SOURCE] [--label NAME] [--no-header] [--backend NAME] [--json]
 
 Evaluates a saved model (the model/ folder of a run, or its model.json): loss, accuracy
 and a confusion matrix, on data normalized with the model's own statistics.
@@ -46,22 +52,32 @@ and a confusion matrix, on data normalized with the model's own statistics.
                  source, classes and split seed in the job.yaml beside model/).
                  A source with its own test split (idx:) uses that split; others all rows.
   --label NAME   the label column of a CSV source (default: the one used in training)
+  --no-header    the CSV file given with --data has no header (columns c0, c1, ...)
   --backend NAME auto, tensorflow, wasm, cpu (default auto)
   --json         print the result as JSON
 `;
 
-export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--out DIR] [--port P] [--resume] [--backend NAME] [--json]
+export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--max-restarts N] [--out DIR] [--port P] [--resume] [--backend NAME] [--json]
 
 Runs the cluster on this machine: a coordinator in this process and N worker processes
 (ringtrain worker) over loopback. The same outputs as ringtrain train.
 
-  --job FILE     the job spec (YAML); default: the built-in Iris example
-  --workers N    worker processes (default 2); the first generation waits for all N
-  --out DIR      output directory; default: runs/<job name>
-  --port P       the coordinator's HTTP port (default: any free one; the URL is printed)
-  --resume       continue from the newest valid checkpoint in --out
-  --backend NAME the workers' backend: auto, tensorflow, wasm, cpu
-  --json         print the final summary as JSON on stdout
+A worker process that exits while the job runs (a crash, kill -9) is started again under
+its id (local-0, local-1, ...) after 1 s, doubling with each restart in a row up to 30 s,
+and the job regroups to N workers. When a worker's restarts are spent, or it exits with
+code 2 (a coded error it printed, which a restart would repeat), the job stops at a step
+boundary with a checkpoint (--resume continues) and local exits 2 (CLI_WORKER_RESTARTS,
+CLI_WORKERS_EXITED).
+
+  --job FILE        the job spec (YAML); default: the built-in Iris example
+  --workers N       worker processes (default 2); the first generation waits for all N
+  --max-restarts N  restarts in a row of one worker before giving up (default 3; 0: none).
+                    A worker that ran 10 minutes before exiting starts its count afresh
+  --out DIR         output directory; default: runs/<job name>
+  --port P          the coordinator's HTTP port (default: any free one; the URL is printed)
+  --resume          continue from the newest valid checkpoint in --out
+  --backend NAME    the workers' backend: auto, tensorflow, wasm, cpu
+  --json            print the final summary as JSON on stdout
 `;
 
 export const COORDINATOR_HELP = `Usage: ringtrain coordinator --job FILE.yaml --out DIR [--port P] [--host H] [--token-file F]

@@ -1,17 +1,18 @@
-// The loss and accuracy charts (uPlot, loaded as the global `uPlot` by index.html).
-// Both share the x axis, the global step (steps done), and its range, and mark each
-// generation's first step with a dashed line. Step losses are drawn thinned to at most
-// MAX_DRAWN points (every k-th, the last ones all) so a long run stays cheap to redraw.
+// The loss and accuracy charts (uPlot, loaded as the global `uPlot` by index.html, and
+// inlined in report.html). Both share the x axis, the global step (steps done), and its
+// range, and mark each generation's first step with a dashed line (and, in a report,
+// the best epoch's end). Step losses are drawn thinned to at most MAX_DRAWN points
+// (every k-th, the last ones all) so a long run stays cheap to redraw.
 
 const MAX_DRAWN = 1500;
-const COLORS = { step: '#93b4e8', train: '#1d4ed8', validation: '#c2410c', generation: '#7c3aed' };
+const COLORS = { step: '#93b4e8', train: '#1d4ed8', validation: '#c2410c', generation: '#7c3aed', best: '#15803d' };
 
 /** The step losses to draw: all of them, or every k-th plus the newest 300. */
-function thin(xs, ys) {
-  if (xs.length <= MAX_DRAWN) return [xs, ys];
+function thin(xs, ys, max) {
+  if (xs.length <= max) return [xs, ys];
   const recent = 300;
   const older = xs.length - recent;
-  const k = Math.ceil(older / (MAX_DRAWN - recent));
+  const k = Math.ceil(older / (max - recent));
   const x = [];
   const y = [];
   for (let i = 0; i < older; i += k) x.push(xs[i]), y.push(ys[i]);
@@ -46,27 +47,28 @@ function alignLoss(stepX, stepY, epochs, perEpoch) {
   return [x, step, train, validation];
 }
 
-function generationMarkers(getGenerations) {
+/** Dashed vertical lines with a label: { step, label, color } each. */
+function markers(getMarks) {
   return (u) => {
-    const gens = getGenerations();
-    if (gens.length === 0) return;
+    const marks = getMarks();
+    if (marks.length === 0) return;
     const { ctx } = u;
     const dpr = window.devicePixelRatio || 1;
     const { left, top, width, height } = u.bbox;
     ctx.save();
-    ctx.strokeStyle = COLORS.generation;
-    ctx.fillStyle = COLORS.generation;
     ctx.lineWidth = dpr;
     ctx.setLineDash([4 * dpr, 3 * dpr]);
     ctx.font = `${10 * dpr}px system-ui, sans-serif`;
-    for (const g of gens) {
-      const x = Math.round(u.valToPos(g.step, 'x', true));
+    for (const m of marks) {
+      const x = Math.round(u.valToPos(m.step, 'x', true));
       if (x < left || x > left + width) continue;
+      ctx.strokeStyle = m.color;
+      ctx.fillStyle = m.color;
       ctx.beginPath();
       ctx.moveTo(x, top);
       ctx.lineTo(x, top + height);
       ctx.stroke();
-      ctx.fillText(`g${g.generation}`, x + 3 * dpr, top + 11 * dpr);
+      ctx.fillText(m.label, x + 3 * dpr, top + 11 * dpr);
     }
     ctx.restore();
   };
@@ -77,11 +79,12 @@ function line(label, stroke, extra = {}) {
 }
 
 /**
- * Creates both charts in their elements. `update(view)` redraws them from
- * { stepX, stepY, epochs, generations, stepsPerEpoch, totalSteps }.
+ * Creates both charts in their elements, drawing at most `maxDrawn` step losses.
+ * `update(view)` redraws them from { stepX, stepY, epochs, generations, stepsPerEpoch },
+ * and `best` (the step where the best epoch ended) when there is one to mark.
  */
-export function createCharts(lossEl, accuracyEl) {
-  let generations = [];
+export function createCharts(lossEl, accuracyEl, { maxDrawn = MAX_DRAWN } = {}) {
+  let marks = [];
   let xMax = 1;
   const shared = (title) => ({
     width: lossEl.clientWidth || 600,
@@ -93,7 +96,7 @@ export function createCharts(lossEl, accuracyEl) {
       { label: 'step', labelSize: 16, size: 34, stroke: '#475569', grid: { stroke: '#e2e8f0' } },
       { label: title, labelSize: 16, size: 52, stroke: '#475569', grid: { stroke: '#e2e8f0' } },
     ],
-    hooks: { draw: [generationMarkers(() => generations)] },
+    hooks: { draw: [markers(() => marks)] },
   });
   const loss = new uPlot(
     {
@@ -125,11 +128,12 @@ export function createCharts(lossEl, accuracyEl) {
 
   return {
     update(v) {
-      generations = v.generations;
+      marks = v.generations.map((g) => ({ step: g.step, label: `g${g.generation}`, color: COLORS.generation }));
+      if (v.best) marks.push({ step: v.best, label: 'best', color: COLORS.best });
       const lastStep = v.stepX.length > 0 ? v.stepX[v.stepX.length - 1] : 0;
       const lastEpoch = v.epochs.length > 0 ? v.epochs[v.epochs.length - 1].epoch * v.stepsPerEpoch : 0;
       xMax = Math.max(1, lastStep, lastEpoch);
-      const [sx, sy] = thin(v.stepX, v.stepY);
+      const [sx, sy] = thin(v.stepX, v.stepY, maxDrawn);
       loss.setData(alignLoss(sx, sy, v.epochs, v.stepsPerEpoch));
       const withAccuracy = v.epochs.filter((e) => e.train.accuracy !== null);
       accuracy.setData([

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 
 /** An element with attributes (class, data-*, title, ...) and children (strings or nodes). */
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, String(v));
   for (const c of children) e.append(c instanceof Node ? c : String(c));
@@ -27,7 +27,7 @@ function bytes(n) {
 }
 
 const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
-const int = (n) => Math.round(n).toLocaleString('en-US');
+export const int = (n) => Math.round(n).toLocaleString('en-US');
 
 export function renderHeader(s) {
   $('job-name').textContent = s.job;

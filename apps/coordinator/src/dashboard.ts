@@ -22,8 +22,11 @@ interface Asset {
   readonly etag: string;
 }
 
-const HERE = fileURLToPath(new URL('../dashboard/', import.meta.url));
+/** The dashboard's own files: its page, modules and style (report.html inlines some of them too). */
+export const DASHBOARD_DIR = fileURLToPath(new URL('../dashboard/', import.meta.url));
 const require = createRequire(import.meta.url);
+/** uPlot's script (it defines the global `uPlot`) and style, from node_modules. */
+export const UPLOT_FILES = { js: require.resolve('uplot/dist/uPlot.iife.min.js'), css: require.resolve('uplot/dist/uPlot.min.css') } as const;
 
 const JS = 'text/javascript; charset=utf-8';
 const CSS = 'text/css; charset=utf-8';
@@ -31,13 +34,13 @@ const CSS = 'text/css; charset=utf-8';
 /** URL path -> file. The whole of what the dashboard serves. */
 function assetFiles(): ReadonlyMap<string, [file: string, type: string]> {
   return new Map([
-    ['/', [join(HERE, 'index.html'), 'text/html; charset=utf-8']],
-    ['/assets/app.js', [join(HERE, 'app.js'), JS]],
-    ['/assets/charts.js', [join(HERE, 'charts.js'), JS]],
-    ['/assets/view.js', [join(HERE, 'view.js'), JS]],
-    ['/assets/style.css', [join(HERE, 'style.css'), CSS]],
-    ['/assets/uPlot.iife.min.js', [require.resolve('uplot/dist/uPlot.iife.min.js'), JS]],
-    ['/assets/uPlot.min.css', [require.resolve('uplot/dist/uPlot.min.css'), CSS]],
+    ['/', [join(DASHBOARD_DIR, 'index.html'), 'text/html; charset=utf-8']],
+    ['/assets/app.js', [join(DASHBOARD_DIR, 'app.js'), JS]],
+    ['/assets/charts.js', [join(DASHBOARD_DIR, 'charts.js'), JS]],
+    ['/assets/view.js', [join(DASHBOARD_DIR, 'view.js'), JS]],
+    ['/assets/style.css', [join(DASHBOARD_DIR, 'style.css'), CSS]],
+    ['/assets/uPlot.iife.min.js', [UPLOT_FILES.js, JS]],
+    ['/assets/uPlot.min.css', [UPLOT_FILES.css, CSS]],
   ]);
 }
 

@@ -128,6 +128,17 @@ test('startWorkers holds the first generation until that many have joined; after
   assert.deepEqual(shrunk.actions.at(-1), { type: 'form', generation: 2, ranks: ranks(1, 2), source: { kind: 'member', id: 'w1' } });
 });
 
+test('a worker restarted under its id (ringtrain local): before the first generation it counts once, and completes the start', () => {
+  const policy = { ...POLICY, minWorkers: 1, startWorkers: 3 };
+  // Restarted before its old connection was found closed: one member, not two.
+  const early = run([[0, join(1)], [0, join(2)], [1, join(2)]], policy);
+  assert.deepEqual(early.actions.at(-1), { type: 'wait', reason: 'waiting for workers: 2 of 3 to start' });
+  // Lost first, then back: it joins as a newcomer and the first generation forms with all three.
+  const lost = run([[0, join(1)], [0, join(2)], [1, { type: 'lost', id: 'w2', reason: 'connection closed' }], [2, join(3)], [3, join(2)]], policy);
+  assert.deepEqual(lost.actions.at(-2), { type: 'wait', reason: 'waiting for workers: 2 of 3 to start' });
+  assert.deepEqual(lost.actions.at(-1), { type: 'form', generation: 1, ranks: ranks(1, 3, 2), source: { kind: 'coordinator' } });
+});
+
 test('a member named unreachable is probed; if the coordinator cannot reach it either, it is excluded and the others go on', () => {
   // Generation 2 of w1, w2, w3 never forms: w2 could not connect to w3's address.
   const failed: [number, MembershipEvent][] = [

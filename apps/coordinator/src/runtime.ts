@@ -40,14 +40,17 @@ import {
   type SnapshotShape,
   snapshotProgress,
   snapshotShape,
+  type RunSummary,
   StepLog,
   summarize,
   type TrainSnapshot,
   writeCheckpoint,
   writeRunOutput,
 } from '@ringtrain/train';
+import { LatestWriter } from './latest-writer.js';
 import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type RankAssignment } from './membership.js';
 import { probeAddress } from './probe.js';
+import { writeReport } from './report.js';
 import type { CheckpointInfo, JobEvent, JobState, JobStatus, MetricHistory, WorkerStatus } from './status.js';
 
 export interface RuntimeOptions {
@@ -70,7 +73,10 @@ interface Conn {
   step: number | null;
 }
 
-export type Outcome = { readonly kind: 'completed'; readonly model: string } | { readonly kind: 'stopped'; readonly checkpoint: string | null; readonly reason: string };
+/** `report`: OUT/report.html, null when it could not be written. */
+export type Outcome =
+  | { readonly kind: 'completed'; readonly model: string; readonly report: string | null }
+  | { readonly kind: 'stopped'; readonly checkpoint: string | null; readonly reason: string; readonly report: string | null };
 
 /** The persisted part of the coordinator's own state: generations only ever grow. */
 const STATE_FILE = 'coordinator.json';
@@ -116,6 +122,8 @@ export class JobRuntime extends EventEmitter {
   private readonly checkpoints: CheckpointInfo[] = [];
   private readonly messages: Record<string, number> = {};
   private writes: Promise<unknown> = Promise.resolve();
+  /** coordinator.json: one write at a time, the newest generation last. */
+  private readonly persisted: LatestWriter<number>;
   private uploadWaiter: ((bytes: Uint8Array) => void) | null = null;
   private releaseOnStop = true;
   private finishing = false;
@@ -160,6 +168,10 @@ export class JobRuntime extends EventEmitter {
     this.shape = snapshotShape(spec, mlp.layout.size);
     this.baseline = { bytes: encodeSnapshot(start), snapshot: start };
     const persisted = this.readPersisted();
+    this.persisted = new LatestWriter(
+      (generation) => writeFileAtomic(join(this.outDir, STATE_FILE), `${JSON.stringify({ generation })}\n`),
+      (err) => this.log.error({ err: err.message }, 'cannot persist the generation number'),
+    );
     this.state = { ...initialMembership(this.policy, snapshotProgress(start)), generation: persisted };
     this.stepLog = new StepLog(this.outDir);
     if (checkpoint) {
@@ -406,9 +418,7 @@ export class JobRuntime extends EventEmitter {
         const step = this.state.members.reduce((best, m) => Math.max(best, m.held?.step ?? 0), this.baseline.snapshot.loop.globalStep);
         this.generations.push({ generation: a.generation, step, time: new Date().toISOString(), world: a.ranks.length });
         this.event('generation', `generation ${a.generation}: ${a.ranks.map((r) => r.id).join(', ')} (state from ${a.source.kind === 'member' ? a.source.id : 'the coordinator'})`);
-        void writeFileAtomic(join(this.outDir, STATE_FILE), `${JSON.stringify({ generation: a.generation })}\n`).catch((err: Error) =>
-          this.log.error({ err: err.message }, 'cannot persist the generation number'),
-        );
+        this.persisted.set(a.generation);
         return;
       }
       case 'wait':
@@ -512,7 +522,7 @@ export class JobRuntime extends EventEmitter {
         history: m.result.history,
         bestEpoch: m.result.bestEpoch,
         stoppedEarly: m.result.stoppedEarly,
-        interrupted: false,
+        interrupted: false as const,
         steps: m.result.steps,
         seconds,
         samplesPerSecond: samples / Math.max(1e-9, m.result.history.reduce((a, r) => a + r.seconds, 0)),
@@ -530,7 +540,8 @@ export class JobRuntime extends EventEmitter {
       while (ring.some((id) => !this.doneFrom.has(id) && this.byId.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await this.writeClusterLog();
       for (const id of this.byId.keys()) this.send(id, { type: 'finished', reason: 'training complete' });
-      this.resolveOutcome({ kind: 'completed', model: this.modelPath });
+      const report = await this.writeReport(summary, mlp);
+      this.resolveOutcome({ kind: 'completed', model: this.modelPath, report });
     } finally {
       mlp.dispose();
     }
@@ -557,7 +568,37 @@ export class JobRuntime extends EventEmitter {
     this.event('stopped', `stopped (${reason})${dir ? `; checkpoint ${dir}` : ''}`);
     await this.writeClusterLog();
     if (this.releaseOnStop) for (const id of this.byId.keys()) this.send(id, { type: 'finished', reason: `job stopped: ${reason}` });
-    this.resolveOutcome({ kind: 'stopped', checkpoint: dir, reason });
+    const report = await this.writeReport(this.interruptedSummary(), null);
+    this.resolveOutcome({ kind: 'stopped', checkpoint: dir, reason, report });
+  }
+
+  /** A stopped job's run so far, for its report: the epochs recorded, no final metrics. */
+  private interruptedSummary(): RunSummary {
+    const { spec, data, loss, mlp } = this.job;
+    const history = [...this.epochRecords.values()].sort((a, b) => a.epoch - b.epoch);
+    const seconds = history.reduce((a, r) => a + r.seconds, 0);
+    const samples = history.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
+    const result = {
+      mlp,
+      history,
+      bestEpoch: this.baseline.snapshot.loop.best?.epoch ?? history.length,
+      stoppedEarly: false,
+      interrupted: true as const,
+      steps: this.status().step,
+      seconds: (Date.now() - this.started) / 1000,
+      samplesPerSecond: samples / Math.max(1e-9, seconds),
+      final: null,
+    };
+    return summarize(spec, data, this.backend, loss, result);
+  }
+
+  /** OUT/report.html (report.ts) with this run's generations; a failure is logged and the run's other outputs stand. */
+  private writeReport(summary: RunSummary, model: Mlp | null): Promise<string | null> {
+    const { spec, data } = this.job;
+    return writeReport(this.outDir, { spec, data, summary, model, generations: this.generations }).catch((err: Error) => {
+      this.log.error({ err: err.message }, 'cannot write report.html');
+      return null;
+    });
   }
 
   /** cluster.json: what happened to the cluster during this coordinator's run (generations, events, checkpoints, message counts). */
@@ -658,6 +699,7 @@ export class JobRuntime extends EventEmitter {
   async close(): Promise<void> {
     clearInterval(this.ticker);
     await this.writes;
+    await this.persisted.flushed();
     this.stepLog.flush();
     for (const c of this.conns) c.ws.terminate();
   }

@@ -218,7 +218,10 @@ test('control needs POST and the token; pause, resume and stop change the job st
 
   // With no worker there is no state to save: the job stops with no checkpoint.
   assert.deepEqual(await post(h, '/api/stop', TOKEN).then((r) => [r.status, r.body]), [200, { state: 'stopped' }]);
-  assert.deepEqual(await within(h.runtime.outcome, 'outcome'), { kind: 'stopped', checkpoint: null, reason: 'stopped through the API' });
+  const outcome = await within(h.runtime.outcome, 'outcome');
+  // Its report.html is of the run so far: nothing yet, marked interrupted.
+  assert.deepEqual(outcome, { kind: 'stopped', checkpoint: null, reason: 'stopped through the API', report: outcome.report });
+  assert.match(outcome.report ?? '', /\/ringtrain-server-[^/]+\/report\.html$/);
   assert.equal((await status(h)).state, 'stopped');
 });
 

@@ -4,23 +4,17 @@
  * tags every operation with the global step, so a frame from another step is never
  * summed into this one.
  *
- * A ring of one has nothing to wait for, so its all-reduce resolves at once and the loop
- * would never give the event loop a turn: no control message (a stop, a new
- * generation), heartbeat or signal would be handled until training ended. It yields
- * once per step instead.
+ * A ring of one has nothing to wait for, so its all-reduce resolves at once; the
+ * training loop itself gives the event loop a turn every few milliseconds, so control
+ * messages, heartbeats and signals are still handled (libs/train, YIELD_EVERY_MS).
  */
 import type { Ring } from '@ringtrain/allreduce';
 import type { Collective } from '@ringtrain/train';
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export function ringCollective(ring: Ring): Collective {
   return {
     rank: ring.rank,
     world: ring.world,
-    allReduce: async (buffer, step) => {
-      await ring.allReduce(buffer, { step });
-      if (ring.world === 1) await yieldToEventLoop();
-    },
+    allReduce: (buffer, step) => ring.allReduce(buffer, { step }),
   };
 }

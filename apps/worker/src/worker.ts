@@ -99,6 +99,12 @@ interface Running {
 /** Step records kept, and replayed to a coordinator on joining. */
 const HISTORY_STEPS = 10_000;
 const REPLAY_STEPS = 2_000;
+/**
+ * Step records sent again with each `stopped` report: when a ring breaks, a rank other
+ * than rank 0 may have committed the last step alone, and if the job then stops rather
+ * than regroups, no generation start would ever replay it.
+ */
+const STOPPED_REPLAY_STEPS = 16;
 
 /** At most this many bytes of features per fetch. */
 const FETCH_BYTES = 16 * 1024 * 1024;
@@ -133,8 +139,10 @@ export class TrainingWorker {
   /**
    * Every rank's record of recent step losses (the all-reduced sums are the same on every
    * rank). Rank 0 reports them as they come; all ranks replay the tail when they join a
-   * coordinator or a generation, so a coordinator restarted after a crash, or the death
-   * of rank 0 before its next heartbeat, loses no step's record while a worker survives.
+   * coordinator or a generation, and the last few when they report a stopped generation,
+   * so a coordinator restarted after a crash, the death of rank 0 before its next
+   * heartbeat, or a stop right after a broken step loses no step's record while a worker
+   * survives.
    */
   private readonly history = new Map<number, StepReport>();
   private epochs: EpochReport[] = [];
@@ -343,11 +351,11 @@ export class TrainingWorker {
   }
 
 
-  /** Sends the recent step history (see `history`); called as each generation starts. */
-  private replay(): void {
+  /** Sends the last `count` steps of the history (see `history`). */
+  private replay(count: number): void {
     const c = this.channel;
     if (!c?.isOpen || this.history.size === 0) return;
-    const tail = [...this.history.values()].slice(-REPLAY_STEPS);
+    const tail = [...this.history.values()].slice(-count);
     c.send({
       type: 'heartbeat',
       generation: this.newestGeneration,
@@ -362,6 +370,7 @@ export class TrainingWorker {
   private reportStopped(generation: number, reason: string, unreachable?: number): void {
     this.reportedUpTo = Math.max(this.reportedUpTo, generation);
     this.heartbeat();
+    this.replay(STOPPED_REPLAY_STEPS);
     this.channel?.send({ type: 'stopped', generation, progress: progressOf(this.held), reason, ...(unreachable !== undefined ? { unreachable } : {}) });
   }
 
@@ -427,8 +436,10 @@ export class TrainingWorker {
       this.held = synced;
       this.live = progressOf(synced);
       log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source }, 'generation started');
-      this.replay();
+      this.replay(REPLAY_STEPS);
       const result = await this.trainIn(job, ring, m, run, synced);
+      // A worker's loop ends early only by a ring abort (CollectiveAborted), never by shouldStop.
+      if (result.interrupted) throw new Error('the training loop returned interrupted without a stop request');
       run.completed = true;
       this.heartbeat(); // the last step reports go before the result
       this.channel?.send({

@@ -4,6 +4,8 @@
  *                 statistics and classes in its metadata
  *   metrics.json  per-epoch history and the final train/validation/test metrics
  *   job.yaml      the resolved spec, defaults filled in, exactly what ran
+ * (The apps add steps.jsonl as they go, and report.html, the run's charts, at the end:
+ * apps/coordinator/src/report.ts.)
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';

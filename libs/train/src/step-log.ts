@@ -5,8 +5,9 @@
  * ends, checkpoints, the end); a resumed run appends again from its checkpoint, and a
  * cluster may report a step twice after a failure, so for each step the last line wins.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export const STEP_LOG_FILE = 'steps.jsonl';
 
@@ -39,15 +40,36 @@ export class StepLog {
   }
 }
 
-/** The records of a steps.jsonl by step, the last line of each step winning; empty if the file is missing. */
-export function readStepLog(outDir: string): Map<number, StepRecord> {
+/**
+ * Every step's loss in a steps.jsonl as [step, loss], in step order, the last line of
+ * each step winning; [] if the file is missing. Read line by line into a dense array
+ * (8 bytes a step), so a long run's log is never one string in memory. A line that does
+ * not parse, such as the torn last line of a killed process, is skipped.
+ */
+export async function readStepLosses(outDir: string): Promise<[step: number, loss: number][]> {
   const path = join(outDir, STEP_LOG_FILE);
-  const out = new Map<number, StepRecord>();
-  if (!existsSync(path)) return out;
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    const r = JSON.parse(line) as StepRecord;
-    out.set(r.step, r);
+  if (!existsSync(path)) return [];
+  let losses = new Float64Array(1024).fill(NaN);
+  let end = 0;
+  const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+  for await (const line of lines) {
+    let r: Partial<StepRecord>;
+    try {
+      r = JSON.parse(line) as Partial<StepRecord>;
+    } catch {
+      continue;
+    }
+    const { step, loss } = r ?? {};
+    if (typeof step !== 'number' || !Number.isInteger(step) || step < 0 || step >= 2 ** 31 || typeof loss !== 'number') continue;
+    if (step >= losses.length) {
+      const grown = new Float64Array(Math.max(step + 1, losses.length * 2)).fill(NaN);
+      grown.set(losses);
+      losses = grown;
+    }
+    losses[step] = loss;
+    end = Math.max(end, step + 1);
   }
+  const out: [number, number][] = [];
+  for (let step = 0; step < end; step++) if (!Number.isNaN(losses[step]!)) out.push([step, losses[step]!]);
   return out;
 }

@@ -112,6 +112,7 @@ describe('train', () => {
     const tensors = tf.memory().numTensors;
     const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
     const result = await train({ spec, data, mlp, loss: 'cross-entropy' });
+    assert.ok(!result.interrupted);
     assert.ok(result.final.test!.accuracy! >= 0.93, `test accuracy ${result.final.test!.accuracy}`);
     assert.equal(result.stoppedEarly, true, 'Iris stops well before 200 epochs');
     assert.equal(result.history.length - result.bestEpoch, 20);
@@ -129,6 +130,38 @@ describe('train', () => {
     const result = await train({ spec, data, mlp, loss: 'cross-entropy', onStep: () => (steps += 1), shouldStop: () => steps >= 4 });
     assert.equal(result.interrupted, true);
     assert.equal(result.steps, 4);
+    assert.equal(result.final, null, 'a stopped run is not evaluated');
+    mlp.dispose();
+  });
+
+  test('a stop requested by a timer (as a signal handler does) is seen between steps, mid-epoch', async () => {
+    // One long epoch: in one process no step awaits I/O, so only the loop's own yields let the timer run.
+    const spec = parseJobSpec(SYNTHETIC.replace('rows=300', 'rows=5000').replace('batchSize: 20', 'batchSize: 1').replace('epochs: 3', 'epochs: 1'));
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), 1);
+    let stop = false;
+    let stepsAtStop = -1;
+    let steps = 0;
+    const saved: string[] = [];
+    const timer = setTimeout(() => {
+      stop = true;
+      stepsAtStop = steps;
+    }, 30);
+    const result = await train({
+      spec,
+      data,
+      mlp,
+      loss: 'cross-entropy',
+      onStep: () => (steps += 1),
+      shouldStop: () => stop,
+      checkpoint: { everySteps: 0, everyEpoch: true, save: async (s, reason) => void saved.push(`${reason}@${s.loop.globalStep}`) },
+    });
+    clearTimeout(timer);
+    assert.ok(stepsAtStop > 0, 'the timer ran during the epoch');
+    assert.equal(result.interrupted, true);
+    assert.equal(result.steps, stepsAtStop, 'stopped after the step during which the stop came');
+    assert.ok(result.steps < data.train.rows, `stopped at step ${result.steps} of ${data.train.rows}`);
+    assert.deepEqual(saved, [`stop@${result.steps}`]);
     mlp.dispose();
   });
 });

@@ -8,6 +8,13 @@
  * After each epoch the validation split is evaluated; with early stopping, training
  * ends when validation loss has not improved by minDelta for `patience` epochs, and the
  * best epoch's weights are restored.
+ *
+ * A stop (shouldStop, e.g. after SIGINT or SIGTERM) is honoured between steps: the loop
+ * saves a 'stop' checkpoint and returns without the final evaluation, which on a large
+ * split could outlast Kubernetes' grace period. For the signal to be seen at all, the
+ * loop gives the event loop a turn every YIELD_EVERY_MS: in one process nothing in a
+ * step waits on I/O, so otherwise no signal handler, timer or socket would run until
+ * the epoch's end.
  */
 import { batchIndices, stepsPerEpoch, type PreparedDataset } from '@ringtrain/data';
 import {
@@ -78,21 +85,35 @@ export interface EpochRecord {
   readonly samplesPerSecond: number;
 }
 
-export interface TrainResult {
+/** The model evaluated on each split after training, on the restored (best) weights, without dropout. */
+export interface FinalMetrics {
+  readonly train: Metrics;
+  readonly validation: Metrics | null;
+  readonly test: Metrics | null;
+}
+
+interface RunOutcome {
   readonly mlp: Mlp;
   readonly history: EpochRecord[];
   /** 1-based epoch whose weights the model holds. */
   readonly bestEpoch: number;
   readonly stoppedEarly: boolean;
-  /** True when shouldStop() ended training before the planned epochs. */
-  readonly interrupted: boolean;
   readonly steps: number;
   /** Wall time of this call (a resumed run counts from the resume). */
   readonly seconds: number;
   readonly samplesPerSecond: number;
-  /** Evaluated on the restored (best) weights, without dropout. */
-  readonly final: { readonly train: Metrics; readonly validation: Metrics | null; readonly test: Metrics | null };
 }
+
+/**
+ * A run that ended: completed (every epoch, or stopped early) and evaluated, or
+ * interrupted by shouldStop() and not evaluated (its 'stop' checkpoint continues it).
+ */
+export type TrainResult = (RunOutcome & { readonly interrupted: false; readonly final: FinalMetrics }) | (RunOutcome & { readonly interrupted: true; readonly final: null });
+
+/** How often, at most, the loop lets the event loop run between steps (see the top of this file). */
+export const YIELD_EVERY_MS = 20;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Where the loop stands, as plain data: with the parameters and the optimizer state
@@ -184,7 +205,7 @@ export interface TrainOptions {
   readonly evaluator?: Evaluator;
   /** Awaited before each epoch's steps (and a resumed epoch's rest): a worker makes sure it holds the rows. */
   readonly prepareEpoch?: (epoch: number) => Promise<void>;
-  /** Checked after every step; true finishes that step, saves a checkpoint and stops (e.g. on SIGINT). */
+  /** Checked after every step; true saves a 'stop' checkpoint and returns without the final evaluation (e.g. on SIGINT). */
   readonly shouldStop?: () => boolean;
 }
 
@@ -249,6 +270,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let interrupted = false;
   let samplesSeen = 0;
   const started = performance.now();
+  let lastYield = started;
   /** Runs a collective; on failure, stops with the state at `at` (the last commit). */
   const collectively = async <T>(at: () => LoopState, work: () => Promise<T>): Promise<T> => {
     try {
@@ -313,6 +335,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         accuracy: classify ? correct / count : null,
         samplesPerSecond: count / elapsed,
       });
+      if (t3 - lastYield >= YIELD_EVERY_MS) {
+        await yieldToEventLoop();
+        lastYield = performance.now();
+      }
       const done = step + 1;
       const stop = options.shouldStop?.() === true;
       const due = ckpt !== undefined && ckpt.everySteps > 0 && (globalStep + 1) % ckpt.everySteps === 0;
@@ -380,6 +406,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     mlp.setParams(bestParams);
     bestEpoch = loop.best.epoch;
   }
+  const outcome = (): RunOutcome => {
+    const seconds = (performance.now() - started) / 1000;
+    return { mlp, history, bestEpoch, stoppedEarly: loop.stoppedEarly, steps: loop.globalStep, seconds, samplesPerSecond: samplesSeen / seconds };
+  };
+  // Stopped on request: the 'stop' checkpoint is written; evaluating now would only
+  // delay the exit (a resumed run evaluates when it ends).
+  if (interrupted) return { ...outcome(), interrupted: true, final: null };
+
   // Evaluated on every rank at once in a cluster; a failure there leaves the last
   // weights (not the restored best ones) as the state to continue from.
   const finalMetrics = async (split: EvalSplit): Promise<Metrics | null> => {
@@ -392,16 +426,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const finalTrain = await finalMetrics('train');
   const finalValidation = await finalMetrics('validation');
   const finalTest = await finalMetrics('test');
-  const seconds = (performance.now() - started) / 1000;
   return {
-    mlp,
-    history,
-    bestEpoch,
-    stoppedEarly: loop.stoppedEarly,
-    interrupted,
-    steps: loop.globalStep,
-    seconds,
-    samplesPerSecond: samplesSeen / seconds,
+    ...outcome(),
+    interrupted: false,
     final: { train: finalTrain ?? { loss: NaN, accuracy: null }, validation: finalValidation, test: finalTest },
   };
 }

@@ -51,6 +51,7 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
     over = true;
     if (outcome.kind === 'completed') process.stdout.write(`model: ${outcome.model}\n`);
     else process.stdout.write(`stopped: ${outcome.reason}${outcome.checkpoint ? `; checkpoint ${outcome.checkpoint}` : ''}\n`);
+    if (outcome.report) process.stdout.write(`report: ${outcome.report}\n`);
     if (linger && outcome.kind === 'completed') {
       // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
       log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');

@@ -2,8 +2,9 @@
  * `ringtrain local`: the cluster on this machine. A coordinator in this process and N
  * worker processes (`ringtrain worker`) on loopback, with a token made for the run.
  * Same outputs as `ringtrain train` (model/, metrics.json, job.yaml, steps.jsonl,
- * checkpoints), progress on the terminal, and the coordinator's URL printed for its
- * API. Ctrl-C stops at a step boundary with a checkpoint; --resume continues.
+ * report.html, checkpoints), progress on the terminal, and the coordinator's URL
+ * printed for its API. Ctrl-C stops at a step boundary with a checkpoint (and a report
+ * of the run so far); --resume continues.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,12 +15,13 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import type { RunSummary } from '@ringtrain/train';
 import { STEP_LOG_FILE } from '@ringtrain/train';
-import { UsageError, WorkersExitedError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
 import { startCoordinator } from '../cluster.js';
 import { newToken } from '../token.js';
 import { epochLine } from '../progress.js';
 import { summaryTable } from './train.js';
+import { DEFAULT_RESTART_POLICY, WorkerSupervisor } from '../supervisor.js';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/ringtrain.mjs');
 
@@ -60,6 +62,7 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
       job: { type: 'string' },
       out: { type: 'string' },
       workers: { type: 'string', default: '2' },
+      'max-restarts': { type: 'string', default: String(DEFAULT_RESTART_POLICY.maxRestarts) },
       port: { type: 'string', default: '0' },
       backend: { type: 'string' },
       resume: { type: 'boolean', default: false },
@@ -70,6 +73,8 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   });
   const n = Number(values.workers);
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`--workers must be an integer in 1..64, got "${values.workers}"`);
+  const maxRestarts = Number(values['max-restarts']);
+  if (!Number.isInteger(maxRestarts) || maxRestarts < 0 || maxRestarts > 1000) throw new UsageError(`--max-restarts must be an integer in 0..1000, got "${values['max-restarts']}"`);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got "${values.port}"`);
   const job = await resolveJob({ job: values.job, out: values.out, backend: values.backend, resume: values.resume ? 'required' : 'never' }, log);
@@ -86,46 +91,52 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   const url = c.server.url.replace(/^http/, 'ws');
   process.stderr.write(`coordinator: ${c.server.url} (status: ${c.server.url}/api/status; control token in ${tokenFile})\n`);
   const childLevel = ['trace', 'debug'].includes(log.level) ? log.level : 'warn';
-  const children = Array.from({ length: n }, (_, i) => spawnWorker(url, token, `local-${i}`, childLevel, options.workerEnv));
-  onStop(() => c.runtime.stop('interrupted', true));
+  // A worker that exits while the job runs is started again (src/supervisor.ts).
+  const workers = new WorkerSupervisor({
+    ids: Array.from({ length: n }, (_, i) => `local-${i}`),
+    spawn: (id) => spawnWorker(url, token, id, childLevel, options.workerEnv),
+    policy: { ...DEFAULT_RESTART_POLICY, maxRestarts },
+    log,
+    jobOver: () => c.runtime.phase === 'done',
+  });
+  onStop(() => {
+    workers.stop(); // exits from now on are this shutdown's, not failures
+    c.runtime.stop('interrupted', true);
+  });
 
   const stopProgress = showProgress(c.runtime, log, job.spec.training.epochs);
-  // Nothing trains without workers: if every one of them ends before the job (a backend
-  // that cannot load, a crash), stop rather than wait for them forever.
-  let exitedEarly = 0;
-  const allGone = new Promise<never>((_, reject) => {
-    for (const child of children) {
-      child.once('exit', (code, signal) => {
-        exitedEarly += 1;
-        if (exitedEarly === children.length) {
-          reject(new WorkersExitedError(`every worker process exited before the job completed (the last with ${signal ?? `code ${code}`}); their errors are above`));
-        }
-      });
-    }
+  // A worker given up (a crash loop, a coded error): stop at a step boundary with a
+  // checkpoint, then fail with its error rather than wait for it forever.
+  const failure: { err?: Error } = {};
+  const givenUp = workers.failed.catch((err: Error) => {
+    failure.err = err;
+    c.runtime.stop(err.message, true);
+    return c.runtime.outcome;
   });
-  allGone.catch(() => {}); // handled by the race below; no unhandled rejection once the job is over
   try {
-    const outcome = await Promise.race([c.runtime.outcome, allGone]);
+    const outcome = await Promise.race([c.runtime.outcome, givenUp]);
     stopProgress();
-    await exited(children, 15_000);
+    workers.stop();
+    await workers.exited(15_000);
+    if (failure.err && outcome.kind === 'stopped') {
+      if (outcome.checkpoint) log.warn({ checkpoint: outcome.checkpoint }, 'stopped: checkpoint saved; once the cause is fixed, continue with ringtrain local --resume');
+      throw failure.err;
+    }
     if (outcome.kind === 'completed') {
       const summary = JSON.parse(readFileSync(join(job.outDir, 'metrics.json'), 'utf8')) as RunSummary;
-      process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${summaryTable(summary)}\noutput: ${job.outDir}\n`);
+      const { report } = outcome;
+      process.stdout.write(
+        values.json ? `${JSON.stringify(report ? { ...summary, report } : summary)}\n` : `${summaryTable(summary)}\noutput: ${job.outDir}\n${report ? `report: ${report}\n` : ''}`,
+      );
     } else {
-      if (outcome.checkpoint) log.warn({ checkpoint: outcome.checkpoint }, 'stopped: checkpoint saved; continue with ringtrain local --resume');
-      else log.warn('stopped before any step was taken: nothing to resume');
+      if (outcome.checkpoint) log.warn({ checkpoint: outcome.checkpoint, report: outcome.report }, 'stopped: checkpoint saved; continue with ringtrain local --resume');
+      else log.warn({ report: outcome.report }, 'stopped before any step was taken: nothing to resume');
     }
   } finally {
     stopProgress();
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    workers.kill();
     await c.close();
   }
-}
-
-/** Waits for the workers to exit after the job's end, at most `ms`. */
-async function exited(children: readonly ChildProcess[], ms: number): Promise<void> {
-  const deadline = new Promise<void>((r) => setTimeout(r, ms).unref());
-  await Promise.race([Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => c.once('exit', () => r()))))), deadline]);
 }
 
 /** A status line on a terminal (redrawn at most ten times a second) and a line per epoch; log records elsewhere. */

@@ -1,13 +1,14 @@
 /**
  * `ringtrain train`: one process, the whole job. Loads and validates the spec, prepares
- * the data, trains with progress, writes model/, metrics.json and job.yaml, and prints
- * the final metrics. Without --job it runs the built-in Iris example.
+ * the data, trains with progress, writes model/, metrics.json, job.yaml and report.html,
+ * and prints the final metrics. Without --job it runs the built-in Iris example.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { checkpointOptions, openJob, STEP_LOG_FILE, StepLog, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
+import { writeReport } from '@ringtrain/coordinator';
+import { checkpointOptions, type Metrics, openJob, STEP_LOG_FILE, StepLog, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
 import { useBackend } from '../backend.js';
 import { resolveJob } from '../job-args.js';
 import { Progress } from '../progress.js';
@@ -17,6 +18,8 @@ export { EXAMPLES_DIR } from '../job-args.js';
 export interface TrainCommandResult {
   readonly outDir: string;
   readonly summary: RunSummary;
+  /** OUT/report.html; null when it could not be written (the run's other outputs stand). */
+  readonly report: string | null;
 }
 
 function fmt(v: number | null | undefined): string {
@@ -24,7 +27,8 @@ function fmt(v: number | null | undefined): string {
 }
 
 export function summaryTable(s: RunSummary): string {
-  const rows: [string, RunSummary['final']['train'] | null][] = [
+  if (s.final === null) return `interrupted after ${s.steps} steps (${s.history.length} epochs recorded): not evaluated`;
+  const rows: [string, Metrics | null][] = [
     ['train', s.final.train],
     ['validation', s.final.validation],
     ['test', s.final.test],
@@ -42,6 +46,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       out: { type: 'string' },
       data: { type: 'string' },
       label: { type: 'string' },
+      'no-header': { type: 'boolean', default: false },
       backend: { type: 'string' },
       resume: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -50,7 +55,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     allowPositionals: false,
   });
   const { spec, outDir, checkpoint } = await resolveJob(
-    { job: values.job, out: values.out, data: values.data, label: values.label, backend: values.backend, resume: values.resume ? 'required' : 'never' },
+    { job: values.job, out: values.out, data: values.data, label: values.label, header: values['no-header'] ? false : undefined, backend: values.backend, resume: values.resume ? 'required' : 'never' },
     log,
   );
   const backend = await useBackend(spec.training.backend, log);
@@ -69,6 +74,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       },
       'data ready',
     );
+    if (job.taskInference) log.info({ label: job.taskInference.label, classes: job.taskInference.classes }, job.taskInference.message);
     if (spec.init && !checkpoint) log.info({ from: spec.init.from, frozen: [...frozenLayers], replaceHead: spec.init.replaceHead }, 'fine-tuning');
     log.info({ job: spec.name, parameters: mlp.layout.size, loss, epochs: spec.training.epochs, batchSize: spec.training.batchSize }, 'training');
     const progress = new Progress(log);
@@ -105,12 +111,18 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       });
       steps.flush();
       if (result.stoppedEarly) log.info({ bestEpoch: result.bestEpoch, epochs: result.history.length }, 'early stopping: best weights restored');
-      if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: checkpoint saved; continue with --resume');
+      if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: checkpoint saved; model/ holds the weights so far, not evaluated; continue with --resume');
       const summary = summarize(spec, data, backend.name, loss, result);
       await writeRunOutput(outDir, spec, data, summary, result, metadata);
       log.info({ out: outDir, seconds: Number(result.seconds.toFixed(2)) }, 'model written');
-      process.stdout.write(values.json ? `${JSON.stringify(summary)}\n` : `${summaryTable(summary)}\noutput: ${outDir}\n`);
-      return { outDir, summary };
+      const report = await writeReport(outDir, { spec, data, summary, model: result.interrupted ? null : result.mlp }).catch((err: Error) => {
+        log.error({ err: err.message }, 'cannot write report.html');
+        return null;
+      });
+      process.stdout.write(
+        values.json ? `${JSON.stringify(report ? { ...summary, report } : summary)}\n` : `${summaryTable(summary)}\noutput: ${outDir}\n${report ? `report: ${report}\n` : ''}`,
+      );
+      return { outDir, summary, report };
     } finally {
       mlp.dispose();
     }
