@@ -141,7 +141,7 @@ export class WorkerSupervisor {
     const child = this.o.spawn(id);
     const slot = { ...this.slots.get(id)!, startedAt: this.now() };
     this.slots.set(id, slot);
-    if (slot.restarts > 0) this.o.log.info({ worker: id, pid: child.pid, attempt: slot.restarts }, `worker ${id} restarted`);
+    if (slot.restarts > 0) this.o.log.info({ worker: id, workerPid: child.pid, attempt: slot.restarts }, `worker ${id} restarted`);
     this.live.add(child);
     let handled = false;
     const onExit = (code: number | null, signal: string | null) => {
