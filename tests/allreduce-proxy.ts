@@ -1,22 +1,30 @@
 /**
- * A TCP proxy on 127.0.0.1 that stands between two ring members, so that a test can
- * cut their connection (both sockets destroyed) or partition it (bytes silently
- * dropped both ways, as a dead network path does).
+ * A TCP proxy on 127.0.0.1 that stands between two ring members (or a worker and its
+ * coordinator), so that a test can cut their connection (both sockets destroyed) or
+ * partition it (bytes silently dropped both ways, as a dead network path does), and read
+ * what crossed it (`record: true`, then `transcript()`: the first RECORD_LIMIT bytes).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+
+const RECORD_LIMIT = 64 * 1024 * 1024;
 
 export class FaultProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private blackholed = false;
+  private readonly recorded: Buffer[] = [];
+  private recordedBytes = 0;
 
-  private constructor(server: Server) {
+  private constructor(
+    server: Server,
+    private readonly recording: boolean,
+  ) {
     this.server = server;
   }
 
-  static async start(targetPort: number): Promise<FaultProxy> {
+  static async start(targetPort: number, options: { readonly record?: boolean } = {}): Promise<FaultProxy> {
     const server = createServer();
-    const proxy = new FaultProxy(server);
+    const proxy = new FaultProxy(server, options.record ?? false);
     server.on('connection', (client) => proxy.pipe(client, targetPort));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return proxy;
@@ -37,6 +45,11 @@ export class FaultProxy {
     this.blackholed = true;
   }
 
+  /** Every byte that crossed so far (up to RECORD_LIMIT), both directions interleaved as they arrived. */
+  transcript(): Buffer {
+    return Buffer.concat(this.recorded);
+  }
+
   async close(): Promise<void> {
     this.cut();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -46,7 +59,11 @@ export class FaultProxy {
     const upstream = connect(targetPort, '127.0.0.1');
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.sockets.add(from);
-      from.on('data', (chunk) => {
+      from.on('data', (chunk: Buffer) => {
+        if (this.recording && this.recordedBytes < RECORD_LIMIT) {
+          this.recorded.push(chunk);
+          this.recordedBytes += chunk.length;
+        }
         if (!this.blackholed) to.write(chunk);
       });
       from.on('error', () => to.destroy());

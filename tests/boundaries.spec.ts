@@ -17,14 +17,15 @@ const ALLOWED: Record<string, readonly string[]> = {
   'libs/data': [],
   'libs/model': ['@ringtrain/data'],
   'libs/train': ['@ringtrain/data', '@ringtrain/model'],
-  'libs/allreduce': ['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https'],
+  'libs/allreduce': ['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'node:tls'],
   'libs/protocol': ['msgpackr'],
-  'apps/coordinator': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/protocol'],
+  // The coordinator probes a worker's ring endpoint with the ring's own handshake (probeEndpoint); it never joins a ring.
+  'apps/coordinator': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/protocol', '@ringtrain/allreduce'],
   'apps/worker': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/protocol'],
   'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/worker', '@ringtrain/coordinator'],
 };
 const OURS = /^@ringtrain\//;
-const NETWORK = new Set(['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'net', 'http']);
+const NETWORK = new Set(['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'node:tls', 'net', 'http']);
 /** TensorFlow.js belongs to libs/model (and the apps and libs above it), not to data or the ring. */
 const NO_TFJS = new Set(['libs/data', 'libs/allreduce', 'libs/protocol']);
 

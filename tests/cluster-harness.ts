@@ -196,7 +196,7 @@ export function coordinatorUrl(child: ChildProcess, stream: 'stdout' | 'stderr',
     const timer = setTimeout(() => reject(new Error(`no coordinator URL within ${timeoutMs} ms:\n${stderrOf(child)}`)), timeoutMs);
     child[stream]!.on('data', (d: Buffer) => {
       text += d.toString();
-      const m = /coordinator: (http:\/\/\S+)/.exec(text);
+      const m = /coordinator: (https?:\/\/\S+)/.exec(text);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

@@ -1,13 +1,17 @@
 /** Messages between the benchmark driver and its rank and TCP processes (over the IPC channel). */
 import type { RingMembership } from '@ringtrain/allreduce';
 
+/** Which of a rank's two rings an operation runs on: plain WebSockets, or the same over TLS (--tls). */
+export type Transport = 'plain' | 'tls';
+
 export type ToRank =
-  | { readonly type: 'form'; readonly membership: RingMembership; readonly segmentBytes: number; readonly sendSlots: number }
-  | { readonly type: 'run'; readonly bytes: number; readonly warmup: number; readonly iterations: number }
+  | { readonly type: 'form'; readonly transport: Transport; readonly membership: RingMembership; readonly segmentBytes: number; readonly sendSlots: number }
+  | { readonly type: 'run'; readonly transport: Transport; readonly bytes: number; readonly warmup: number; readonly iterations: number }
   | { readonly type: 'exit' };
 
 export type FromRank =
-  | { readonly type: 'listening'; readonly port: number }
+  /** `tlsPort` when the rank was started with certificate files: a second endpoint, serving TLS. */
+  | { readonly type: 'listening'; readonly port: number; readonly tlsPort?: number }
   | { readonly type: 'formed' }
   | { readonly type: 'times'; readonly ms: readonly number[]; readonly userMs: readonly number[]; readonly systemMs: readonly number[]; readonly faults: readonly number[] }
   | { readonly type: 'error'; readonly message: string };

@@ -1,12 +1,22 @@
-/** One benchmark rank: listens, forms the ring it is told to, and times all-reduces. */
-import { createRing, listen, type Ring } from '@ringtrain/allreduce';
-import type { FromRank, ToRank } from './protocol.js';
+/**
+ * One benchmark rank: listens, forms the rings it is told to, and times all-reduces.
+ * `rank.ts CERT KEY CA` also listens with TLS on a second endpoint, so that one run
+ * measures the same ranks with and without TLS.
+ */
+import { readFileSync } from 'node:fs';
+import { createRing, listen, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
+import type { FromRank, ToRank, Transport } from './protocol.js';
 
 const send = (msg: FromRank): void => void process.send?.(msg);
 
-const endpoint = await listen({ maxSegmentBytes: 16 * 1024 * 1024 });
-let ring: Ring | undefined;
-send({ type: 'listening', port: endpoint.port });
+const [certFile, keyFile, caFile] = process.argv.slice(2);
+const maxSegmentBytes = 16 * 1024 * 1024;
+const endpoints: Partial<Record<Transport, RingEndpoint>> = { plain: await listen({ maxSegmentBytes }) };
+if (certFile && keyFile && caFile) {
+  endpoints.tls = await listen({ maxSegmentBytes, tls: { cert: readFileSync(certFile), key: readFileSync(keyFile), ca: readFileSync(caFile) } });
+}
+const rings: Partial<Record<Transport, Ring>> = {};
+send({ type: 'listening', port: endpoints.plain!.port, ...(endpoints.tls ? { tlsPort: endpoints.tls.port } : {}) });
 
 process.on('message', (msg: ToRank) => {
   void handle(msg).catch((err: unknown) => send({ type: 'error', message: String(err) }));
@@ -15,11 +25,11 @@ process.on('message', (msg: ToRank) => {
 async function handle(msg: ToRank): Promise<void> {
   switch (msg.type) {
     case 'form':
-      ring = await createRing({ endpoint, membership: msg.membership, segmentBytes: msg.segmentBytes, sendSlots: msg.sendSlots, opTimeoutMs: 120_000 });
+      rings[msg.transport] = await createRing({ endpoint: endpoints[msg.transport]!, membership: msg.membership, segmentBytes: msg.segmentBytes, sendSlots: msg.sendSlots, opTimeoutMs: 120_000 });
       send({ type: 'formed' });
       return;
     case 'run': {
-      const r = ring!;
+      const r = rings[msg.transport]!;
       const data = new Float32Array(msg.bytes / 4);
       for (let i = 0; i < data.length; i++) data[i] = (i % 7) - 3;
       for (let i = 0; i < msg.warmup; i++) await r.allReduce(data);
@@ -43,8 +53,8 @@ async function handle(msg: ToRank): Promise<void> {
       return;
     }
     case 'exit':
-      await ring?.close();
-      await endpoint.close();
+      await Promise.all(Object.values(rings).map((r) => r.close()));
+      await Promise.all(Object.values(endpoints).map((e) => e.close()));
       process.exit(0);
   }
 }

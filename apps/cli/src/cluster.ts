@@ -6,6 +6,7 @@ import { openJob } from '@ringtrain/train';
 import { useBackend } from './backend.js';
 import { UsageError } from './errors.js';
 import type { ResolvedJob } from './job-args.js';
+import type { LoadedTls } from './tls.js';
 
 export interface RunningCoordinator {
   readonly runtime: JobRuntime;
@@ -15,7 +16,7 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(
   job: ResolvedJob,
-  o: { readonly log: Logger; readonly token: string; readonly host: string; readonly port: number; readonly startWorkers?: number },
+  o: { readonly log: Logger; readonly token: string; readonly host: string; readonly port: number; readonly startWorkers?: number; readonly tls?: LoadedTls | undefined },
 ): Promise<RunningCoordinator> {
   // The coordinator does little tensor work (initial weights, saving the model): the
   // portable backends are enough, whatever the workers use.
@@ -30,8 +31,10 @@ export async function startCoordinator(
     'data ready',
   );
   if (opened.taskInference) o.log.info({ label: opened.taskInference.label, classes: opened.taskInference.classes }, opened.taskInference.message);
-  const runtime = new JobRuntime({ job: opened, outDir: job.outDir, log: o.log, backend: backend.name, ...(o.startWorkers ? { startWorkers: o.startWorkers } : {}) });
-  const server = await startServer({ runtime, token: o.token, host: o.host, port: o.port, log: o.log });
+  // With TLS the workers' ring endpoints serve it too: probes of them dial wss and verify as ring members do.
+  const tls = o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key }, ringTls: { ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.peerName ? { serverName: o.tls.peerName } : {}) } } : undefined;
+  const runtime = new JobRuntime({ job: opened, outDir: job.outDir, log: o.log, backend: backend.name, token: o.token, ...(o.startWorkers ? { startWorkers: o.startWorkers } : {}), ...(tls ? { ringTls: tls.ringTls } : {}) });
+  const server = await startServer({ runtime, token: o.token, host: o.host, port: o.port, log: o.log, ...(tls ? { tls: tls.tls } : {}) });
   o.log.info({ url: server.url, job: job.spec.name, parameters: opened.mlp.layout.size }, 'coordinator listening');
   return {
     runtime,

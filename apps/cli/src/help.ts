@@ -57,7 +57,7 @@ and a confusion matrix, on data normalized with the model's own statistics.
   --json         print the result as JSON
 `;
 
-export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--max-restarts N] [--out DIR] [--port P] [--resume] [--backend NAME] [--json]
+export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--max-restarts N] [--out DIR] [--port P] [--resume] [--backend NAME] [--json] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
 
 Runs the cluster on this machine: a coordinator in this process and N worker processes
 (ringtrain worker) over loopback. The same outputs as ringtrain train.
@@ -78,9 +78,16 @@ CLI_WORKERS_EXITED).
   --resume          continue from the newest valid checkpoint in --out
   --backend NAME    the workers' backend: auto, tensorflow, wasm, cpu
   --json            print the final summary as JSON on stdout
+  --tls-cert F      TLS on loopback too: the coordinator serves https with this
+  --tls-key F       certificate and key, the workers their ring endpoints; its names
+                    must include 127.0.0.1 (env RINGTRAIN_TLS_CERT, RINGTRAIN_TLS_KEY)
+  --tls-ca F        the CA the workers verify it against (env RINGTRAIN_TLS_CA;
+                    default the system's CAs)
+  --tls-peer-name N the name the ring endpoints' certificates are checked for instead
+                    of 127.0.0.1 (env RINGTRAIN_TLS_PEER_NAME)
 `;
 
-export const COORDINATOR_HELP = `Usage: ringtrain coordinator --job FILE.yaml --out DIR [--port P] [--host H] [--token-file F]
+export const COORDINATOR_HELP = `Usage: ringtrain coordinator --job FILE.yaml --out DIR [--port P] [--host H] [--token-file F] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
 
 Owns one job: its data, membership of workers in generations, checkpoints, outputs, the
 HTTP API (/api/status, /api/metrics, /metrics, /healthz, /readyz, /api/stream, and
@@ -93,19 +100,36 @@ POST /api/pause|resume|stop with the token). Continues from the newest checkpoin
   --host H          interface to bind (env RINGTRAIN_HOST; default 0.0.0.0)
   --token-file F    the job token (env RINGTRAIN_TOKEN_FILE, or RINGTRAIN_TOKEN itself)
   --backend NAME    auto, tensorflow, wasm, cpu
+  --tls-cert F      serve https and wss only (the dashboard, the API, /worker) with this
+  --tls-key F       PEM certificate chain and key (env RINGTRAIN_TLS_CERT,
+                    RINGTRAIN_TLS_KEY); plain http on the port gets 400 TLS_REQUIRED.
+                    Its workers then need --tls-cert and --tls-key too
+  --tls-ca F        the CA, and the name, the workers' ring endpoints are verified
+  --tls-peer-name N against when the coordinator checks one a peer could not reach:
+                    the workers' own (env RINGTRAIN_TLS_CA, RINGTRAIN_TLS_PEER_NAME)
 `;
 
-export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F]
+export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
 
 Joins a coordinator, trains in the generations it is given, reconnects with backoff if
 the coordinator goes away, and exits when the job completes. SIGTERM finishes the step
 and leaves.
 
-  --coordinator URL     http://host:port (env RINGTRAIN_COORDINATOR)
+  --coordinator URL     http://host:port, or https://host:port for a TLS coordinator
+                        (env RINGTRAIN_COORDINATOR)
   --token-file F        the job token (env RINGTRAIN_TOKEN_FILE, or RINGTRAIN_TOKEN)
   --advertise-host H    the address peers dial (env RINGTRAIN_ADVERTISE_HOST; default hostname)
   --bind-host H         interface of the ring endpoint (env RINGTRAIN_BIND_HOST; default 0.0.0.0)
   --peer-port P         ring endpoint port (env RINGTRAIN_PEER_PORT; default any)
   --backend NAME        overrides the job's backend (env RINGTRAIN_BACKEND)
   --id ID               worker id, stable across reconnects (env RINGTRAIN_WORKER_ID)
+
+TLS (an https:// coordinator; required then, refused with http://):
+  --tls-cert F          PEM certificate chain and key the ring endpoint serves
+  --tls-key F           (env RINGTRAIN_TLS_CERT, RINGTRAIN_TLS_KEY)
+  --tls-ca F            the CA the coordinator's and peers' certificates must chain to
+                        (env RINGTRAIN_TLS_CA; default the system's CAs)
+  --tls-peer-name N     the name peers' certificates must carry, whatever address is
+                        dialed (env RINGTRAIN_TLS_PEER_NAME; default the address dialed).
+                        For pod IPs: one certificate naming N, signed by the job's own CA
 `;

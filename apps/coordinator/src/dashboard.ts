@@ -72,7 +72,8 @@ export function loadDashboard(modelDir: () => string | null): Dashboard {
       }
       const type = MODEL_FILES.get(path);
       if (type === undefined) return false;
-      void serveModelFile(req, res, modelDir(), path.slice('/api/model/'.length), type);
+      // Asynchronous, so outside server.ts's try/catch: a failure ends this response, never the process.
+      serveModelFile(req, res, modelDir(), path.slice('/api/model/'.length), type).catch(() => res.destroy());
       return true;
     },
   };

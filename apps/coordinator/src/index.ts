@@ -3,5 +3,6 @@ export * from './status.js';
 export { JobRuntime, type Outcome, type RuntimeOptions } from './runtime.js';
 export { startServer, bearerMatches, type CoordinatorServer, type ServerOptions } from './server.js';
 export { prometheusText } from './prometheus.js';
+export type { ServerTls } from './web-server.js';
 export { REPORT_FILE, reportHtml, writeReport } from './report.js';
 export { type Confusion, confusionOf, type GenerationMark, type ReportData, reportData, type ReportInput } from './report-data.js';

@@ -176,3 +176,37 @@ test('a member named unreachable is probed; if the coordinator cannot reach it e
   const moved = run([...failed, stop(1), stop(3), probed(false, { host: 'elsewhere', port: 1 })]);
   assert.ok(moved.state.members.some((m) => m.id === 'w3'));
 });
+
+test('a source whose state does not verify at a member is excluded; the next generation takes the most advanced of the others', () => {
+  // w3 joins claiming to be far ahead: generation 3 takes its state.
+  const claimed: [number, MembershipEvent][] = [...THREE.slice(0, 2), [0, stopped(1, 1, at(40))], [0, stopped(2, 1, at(40))], [10, join(3, at(90))]];
+  const joined = run([...claimed, [20, stopped(1, 2, at(40))], [20, stopped(2, 2, at(40))]]);
+  assert.deepEqual(joined.actions.at(-1), { type: 'form', generation: 3, ranks: ranks(1, 2, 3), source: { kind: 'member', id: 'w3' } });
+  // w1 finds w3's broadcast state invalid and says so.
+  const bad: MembershipEvent = { type: 'stopped', id: 'w1', generation: 3, held: at(40), reason: 'state snapshot: params[0] is NaN', invalidSource: 'w3' };
+  const reported = run([...claimed, [20, stopped(1, 2, at(40))], [20, stopped(2, 2, at(40))], [30, bad]]);
+  const reason = 'it claimed step 90 but the state it sent did not verify at w1 (state snapshot: params[0] is NaN)';
+  assert.deepEqual(reported.actions.slice(-3), [
+    { type: 'stop-ring', generation: 3, ids: ['w2', 'w3'], reason: 'generation 3 failed at w1: state snapshot: params[0] is NaN' },
+    { type: 'reject', id: 'w3', code: 'SOURCE_INVALID', reason },
+    { type: 'drop', id: 'w3', reason: `excluded: ${reason}` },
+  ]);
+  assert.equal(reported.state.excluded.w3?.code, 'SOURCE_INVALID');
+  // w2 reports too; generation 4 forms without w3, from w1's state (tied with w2's: the lowest rank).
+  const next = run([...claimed, [20, stopped(1, 2, at(40))], [20, stopped(2, 2, at(40))], [30, bad], [31, stopped(2, 3, at(40))]]);
+  assert.deepEqual(next.actions.at(-1), { type: 'form', generation: 4, ranks: ranks(1, 2), source: { kind: 'member', id: 'w1' } });
+  // Back within the exclusion: refused, saying why.
+  const again = run([...claimed, [20, stopped(1, 2, at(40))], [20, stopped(2, 2, at(40))], [30, bad], [30 + 10_000, join(3, at(90))]]);
+  assert.deepEqual(again.actions.at(-1), { type: 'reject', id: 'w3', code: 'SOURCE_INVALID', reason: 'excluded for another 50 s: the state it sent did not verify' });
+});
+
+test('a member naming itself an invalid source only corrects its claim; nobody is excluded', () => {
+  const { state, actions } = run([
+    [0, join(1, at(30))],
+    [0, join(2)],
+    [5, { type: 'stopped', id: 'w1', generation: 1, held: null, reason: 'state snapshot: params[1] is NaN', invalidSource: 'w1' }],
+  ]);
+  assert.equal(actions.filter((a) => a.type === 'reject' || a.type === 'drop').length, 0);
+  assert.deepEqual(state.excluded, {});
+  assert.equal(state.members.find((m) => m.id === 'w1')?.held, null);
+});

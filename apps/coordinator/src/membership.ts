@@ -18,8 +18,16 @@
  * A ring that cannot form because a member could not connect to another's advertised
  * address would fail the same way every time (a wrong advertised host, a network policy
  * closing the peer port). The reporter's word alone cannot tell whose side is broken, so
- * the coordinator checks the address itself (a `probe`); if it cannot connect either,
- * that member is excluded for unreachableCoolOffMs and the others go on without it.
+ * the coordinator checks the address itself (a `probe`: the ring's handshake, so that
+ * only a ring endpoint of this job counts); if it cannot complete it either, that
+ * member is excluded for exclusionMs and the others go on without it.
+ *
+ * A member's progress is a claim until its state arrives: every member checks the state
+ * the source broadcasts (this job's shape, finite numbers, the progress it was chosen
+ * for) and reports a source whose state does not verify. That source claimed what it
+ * cannot back up: it is excluded for exclusionMs, and the next generation takes the
+ * most advanced of the others. Its own report names nobody but itself, which only
+ * corrects its claim.
  */
 
 export interface Address {
@@ -57,11 +65,11 @@ export interface Policy {
   readonly stopTimeoutMs: number;
   /** The first generation waits for this many workers (at least minWorkers); later ones need minWorkers. */
   readonly startWorkers?: number;
-  /** How long a member whose ring address could not be reached stays excluded; default 60 s. */
-  readonly unreachableCoolOffMs?: number;
+  /** How long an excluded member (its ring address unreachable, its state invalid) stays out; default 60 s. */
+  readonly exclusionMs?: number;
 }
 
-export const DEFAULT_UNREACHABLE_COOL_OFF_MS = 60_000;
+export const DEFAULT_EXCLUSION_MS = 60_000;
 
 /** What to do once the old generation has stopped. */
 export type AfterStop = 'regroup' | 'pause' | 'stop';
@@ -75,8 +83,8 @@ interface Common {
   readonly baseline: Progress;
   /** A generation has formed since this coordinator started. */
   readonly started: boolean;
-  /** Workers excluded as unreachable, with the time (ms) their exclusion ends. */
-  readonly excluded: Readonly<Record<string, number>>;
+  /** Workers excluded (unreachable, or a state that did not verify), with the time (ms) their exclusion ends. */
+  readonly excluded: Readonly<Record<string, Exclusion>>;
 }
 
 export type MembershipState = Common &
@@ -114,6 +122,7 @@ export type MembershipEvent =
   /**
    * The member's training loop for `generation` ended (told to, or its ring failed).
    * `unreachable`: the member its ring could not connect to at all, if that is why.
+   * `invalidSource`: the generation's source, whose broadcast state did not verify here.
    */
   | {
       readonly type: 'stopped';
@@ -122,6 +131,7 @@ export type MembershipEvent =
       readonly held: Progress | null;
       readonly reason: string;
       readonly unreachable?: string;
+      readonly invalidSource?: string;
     }
   /** The coordinator's own attempt to connect to `id`'s ring address. */
   | { readonly type: 'probed'; readonly id: string; readonly address: Address; readonly reachable: boolean; readonly detail: string }
@@ -154,13 +164,22 @@ export type Action =
   /** Form a ring; every member takes `source`'s state. */
   | { readonly type: 'form'; readonly generation: number; readonly ranks: readonly RankAssignment[]; readonly source: StateSource }
   | { readonly type: 'wait'; readonly reason: string }
-  | { readonly type: 'reject'; readonly id: string; readonly code: 'WORKER_LIMIT' | 'JOB_DONE' | 'PEER_UNREACHABLE'; readonly reason: string }
+  | { readonly type: 'reject'; readonly id: string; readonly code: RejectCode; readonly reason: string }
   /** Try to connect to `id`'s ring address, as `reporter` could not; answer with a `probed` event. */
   | { readonly type: 'probe'; readonly id: string; readonly address: Address; readonly reporter: string }
   /** Close a lost member's connection: if it is alive after all, it reconnects and joins again. */
   | { readonly type: 'drop'; readonly id: string; readonly reason: string }
   /** Stopped for good: save `source`'s state as a checkpoint and release the workers. */
   | { readonly type: 'save-and-finish'; readonly source: StateSource; readonly reason: string };
+
+/** Until when (ms) a worker stays out, and why. */
+export interface Exclusion {
+  readonly until: number;
+  readonly code: 'PEER_UNREACHABLE' | 'SOURCE_INVALID';
+}
+
+/** What a refused worker is told: the job is full, over, or it is excluded (its ring address unreachable, its state invalid). */
+export type RejectCode = 'WORKER_LIMIT' | 'JOB_DONE' | 'PEER_UNREACHABLE' | 'SOURCE_INVALID';
 
 export interface Decision {
   readonly state: MembershipState;
@@ -250,6 +269,13 @@ function remove(s: MembershipState, ids: ReadonlySet<string>, now: number, why: 
   }
 }
 
+/** Excludes `id` for exclusionMs: it is told why (`code`), dropped, and the generation goes on without it. */
+function exclude(s: MembershipState, id: string, code: Exclusion['code'], reason: string, now: number, policy: Policy): Decision {
+  const excludedState = { ...s, excluded: { ...s.excluded, [id]: { until: now + (policy.exclusionMs ?? DEFAULT_EXCLUSION_MS), code } } };
+  const d = remove(excludedState, new Set([id]), now, `${id} excluded: ${reason}`, policy);
+  return { state: d.state, actions: [{ type: 'reject', id, code, reason }, { type: 'drop', id, reason: `excluded: ${reason}` }, ...d.actions] };
+}
+
 function withHeld(s: MembershipState, id: string, held: Progress | null, now: number): Common {
   return { ...common(s), members: s.members.map((m) => (m.id === id ? { ...m, lastSeen: now, held } : m)) };
 }
@@ -259,10 +285,11 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
   switch (event.type) {
     case 'join': {
       if (s.phase === 'done') return { state: s, actions: [{ type: 'reject', id: event.id, code: 'JOB_DONE', reason: 'the job has finished' }] };
-      const until = s.excluded[event.id];
-      if (until !== undefined && now < until) {
-        const reason = `excluded for another ${Math.ceil((until - now) / 1000)} s: its ring address could not be reached`;
-        return { state: s, actions: [{ type: 'reject', id: event.id, code: 'PEER_UNREACHABLE', reason }] };
+      const out = s.excluded[event.id];
+      if (out !== undefined && now < out.until) {
+        const why = out.code === 'PEER_UNREACHABLE' ? 'its ring address could not be reached' : 'the state it sent did not verify';
+        const reason = `excluded for another ${Math.ceil((out.until - now) / 1000)} s: ${why}`;
+        return { state: s, actions: [{ type: 'reject', id: event.id, code: out.code, reason }] };
       }
       const known = s.members.find((m) => m.id === event.id);
       if (!known && s.members.length >= policy.maxWorkers) {
@@ -306,6 +333,13 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
         const d = decide(s, { ...event, unreachable: undefined }, now, policy);
         return { state: d.state, actions: [...d.actions, { type: 'probe', id: suspect.id, address: suspect.address, reporter: event.id }] };
       }
+      const liar = event.invalidSource === event.id ? undefined : s.members.find((m) => m.id === event.invalidSource);
+      if (liar) {
+        const d = decide(s, { ...event, invalidSource: undefined }, now, policy);
+        const claim = liar.held ? `step ${liar.held.step}` : 'a state';
+        const x = exclude(d.state, liar.id, 'SOURCE_INVALID', `it claimed ${claim} but the state it sent did not verify at ${event.id} (${event.reason})`, now, policy);
+        return { state: x.state, actions: [...d.actions, ...x.actions] };
+      }
       const c = withHeld(s, event.id, event.held, now);
       if (event.generation !== s.generation) return { state: { ...s, ...c }, actions: [] };
       if (s.phase === 'training' && s.ring.includes(event.id)) {
@@ -322,13 +356,7 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       // Reachable (then the reporter's side or a passing fault), or it has since
       // re-registered elsewhere: nothing to do.
       if (event.reachable || !m || m.address.host !== event.address.host || m.address.port !== event.address.port) return { state: s, actions: [] };
-      const reason = `its ring address ${event.address.host}:${event.address.port} cannot be reached (${event.detail})`;
-      const excludedState = { ...s, excluded: { ...s.excluded, [event.id]: now + (policy.unreachableCoolOffMs ?? DEFAULT_UNREACHABLE_COOL_OFF_MS) } };
-      const d = remove(excludedState, new Set([event.id]), now, `${event.id} excluded: ${reason}`, policy);
-      return {
-        state: d.state,
-        actions: [{ type: 'reject', id: event.id, code: 'PEER_UNREACHABLE', reason }, { type: 'drop', id: event.id, reason: `excluded: ${reason}` }, ...d.actions],
-      };
+      return exclude(s, event.id, 'PEER_UNREACHABLE', `its ring address ${event.address.host}:${event.address.port} cannot be reached (${event.detail})`, now, policy);
     }
     case 'leave':
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };

@@ -1,4 +1,5 @@
 /** The job's status as Prometheus text exposition (version 0.0.4). */
+import { REJECT_REASONS, type RejectReason } from './rejections.js';
 import type { JobStatus, MetricHistory } from './status.js';
 
 const STATES = ['waiting', 'running', 'recovering', 'paused', 'completed', 'stopped', 'failed'] as const;
@@ -7,7 +8,8 @@ function label(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
-export function prometheusText(s: JobStatus, m: MetricHistory): string {
+/** `rejected`: refusals by reason (rejections.ts); every reason is written, 0 included, so that rate() works from the start. */
+export function prometheusText(s: JobStatus, m: MetricHistory, rejected: Readonly<Record<RejectReason, number>> | null = null): string {
   const out: string[] = [];
   const gauge = (name: string, help: string, rows: [string, number | null][]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
@@ -39,5 +41,9 @@ export function prometheusText(s: JobStatus, m: MetricHistory): string {
   out.push('# HELP ringtrain_worker_messages_total Messages received from workers, by type.', '# TYPE ringtrain_worker_messages_total counter');
   for (const [type, n] of Object.entries(s.messages)) out.push(`ringtrain_worker_messages_total{${job},type="${label(type)}"} ${n}`);
   gauge('ringtrain_checkpoints', 'Checkpoints written by this coordinator.', [[`{${job}}`, s.checkpoints.length]]);
+  if (rejected) {
+    out.push('# HELP ringtrain_rejected_total Requests, upgrades and worker messages refused, by reason.', '# TYPE ringtrain_rejected_total counter');
+    for (const reason of REJECT_REASONS) out.push(`ringtrain_rejected_total{${job},reason="${reason}"} ${rejected[reason]}`);
+  }
   return `${out.join('\n')}\n`;
 }

@@ -9,6 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stepsPerEpoch } from '@ringtrain/data';
 import { writeFileAtomic } from '@ringtrain/model';
 import { readStepLosses } from '@ringtrain/train';
 import { DASHBOARD_DIR, UPLOT_FILES } from './dashboard.js';
@@ -48,7 +49,8 @@ export async function reportHtml(data: ReportData): Promise<string> {
  * step losses of OUT/steps.jsonl; returns its path.
  */
 export async function writeReport(outDir: string, input: Omit<ReportInput, 'steps'>): Promise<string> {
-  const steps = await readStepLosses(outDir);
+  const { spec, data, summary } = input;
+  const steps = await readStepLosses(outDir, Math.max(summary.steps, stepsPerEpoch(data.train.rows, spec.training.batchSize) * spec.training.epochs));
   const html = await reportHtml(reportData({ ...input, steps }));
   const path = join(outDir, REPORT_FILE);
   await writeFileAtomic(path, html);

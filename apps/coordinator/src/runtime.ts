@@ -16,16 +16,22 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { stepsPerEpoch, type Table } from '@ringtrain/data';
 import { createOptimizer, Mlp, writeFileAtomic } from '@ringtrain/model';
+import { probeEndpoint, type RingTls } from '@ringtrain/allreduce';
 import {
   bytesOf,
   type CoordinatorMessage,
-  decodeWorkerMessage,
   encodeMessage,
   float32s,
   type EpochReport,
+  type JobLimits,
+  MAX_GENERATION,
   ProtocolError,
+  progressIssue,
+  rowsPerChunk,
+  type Split,
   type Timing,
   uint32s,
+  workerDecoder,
   type WorkerMessage,
 } from '@ringtrain/protocol';
 import {
@@ -38,18 +44,21 @@ import {
   optimizerSpec,
   readCheckpoint,
   type SnapshotShape,
+  TrainError,
   snapshotProgress,
   snapshotShape,
   type RunSummary,
   StepLog,
   summarize,
   type TrainSnapshot,
+  verifySnapshot,
   writeCheckpoint,
   writeRunOutput,
 } from '@ringtrain/train';
+import { fetchIssue, type Formed, generationIssue, jobLimits, roleOf } from './admission.js';
 import { LatestWriter } from './latest-writer.js';
-import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type RankAssignment } from './membership.js';
-import { probeAddress } from './probe.js';
+import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress } from './membership.js';
+import { Rejections } from './rejections.js';
 import { writeReport } from './report.js';
 import type { CheckpointInfo, JobEvent, JobState, JobStatus, MetricHistory, WorkerStatus } from './status.js';
 
@@ -60,6 +69,10 @@ export interface RuntimeOptions {
   /** The first generation waits for this many workers (`local --workers N` waits for its N). */
   readonly startWorkers?: number;
   readonly backend: string;
+  /** The job's token: the coordinator proves it holds it when it probes a worker's ring endpoint. */
+  readonly token: string;
+  /** The workers' ring endpoints serve TLS: probes dial wss and verify as ring members do. */
+  readonly ringTls?: Pick<RingTls, 'ca' | 'serverName'>;
 }
 
 interface Conn {
@@ -71,6 +84,8 @@ interface Conn {
   lastSeen: number;
   timing: Timing | null;
   step: number | null;
+  /** Splits with a fetch being answered on this connection (one each at a time). */
+  readonly serving: Set<Split>;
 }
 
 /** `report`: OUT/report.html, null when it could not be written. */
@@ -103,6 +118,12 @@ export class JobRuntime extends EventEmitter {
   private readonly backend: string;
   private readonly jobId: string;
   private readonly shape: SnapshotShape;
+  /** The job's bounds on what workers send (libs/protocol's job-limits.ts). */
+  private readonly limits: JobLimits;
+  /** Decodes one worker message with the job's bounds: the one decode of this channel. */
+  private readonly decode: (data: Uint8Array) => WorkerMessage;
+  private readonly token: string;
+  private readonly ringTls: Pick<RingTls, 'ca' | 'serverName'> | undefined;
   private state: MembershipState;
   /** The coordinator's own state: the latest checkpoint, or the starting weights. */
   private baseline: { bytes: Uint8Array; snapshot: TrainSnapshot };
@@ -112,8 +133,8 @@ export class JobRuntime extends EventEmitter {
   private readonly stepLosses = new Map<number, number>();
   private readonly epochRecords = new Map<number, EpochReport>();
   private readonly generations: { generation: number; step: number; time: string; world: number }[] = [];
-  /** The newest generation formed, by rank: a worker names the peer it could not reach by rank. */
-  private formed: { generation: number; ranks: readonly RankAssignment[] } | null = null;
+  /** The newest generation formed, by rank (a worker names the peer it could not reach by rank), and its state's source. */
+  private formed: Formed | null = null;
   /** Members that sent `done` for the newest generation formed. */
   private readonly doneFrom = new Set<string>();
   /** Workers whose ring address the coordinator is checking now. */
@@ -124,7 +145,8 @@ export class JobRuntime extends EventEmitter {
   private writes: Promise<unknown> = Promise.resolve();
   /** coordinator.json: one write at a time, the newest generation last. */
   private readonly persisted: LatestWriter<number>;
-  private uploadWaiter: ((bytes: Uint8Array) => void) | null = null;
+  /** The `upload` asked for when the job stops: of whom, for which generation, the progress it claimed; answered by `state`. */
+  private upload: { id: string; generation: number; claim: Progress | null; resolve: (bytes: Uint8Array | null) => void } | null = null;
   private releaseOnStop = true;
   private finishing = false;
   private modelPath: string | null = null;
@@ -134,13 +156,18 @@ export class JobRuntime extends EventEmitter {
   readonly outcome: Promise<Outcome>;
   private lastStepAt: { step: number; time: number } | null = null;
   private rate: number | null = null;
+  /** What was refused (bad messages here, bad or unauthenticated requests in server.ts): counted for /metrics, logged per peer at most twice per 10 s. */
+  readonly rejections: Rejections;
 
   constructor(o: RuntimeOptions) {
     super();
     this.job = o.job;
     this.outDir = o.outDir;
     this.log = o.log.child({ component: 'coordinator', job: o.job.spec.name });
+    this.rejections = new Rejections(o.log.child({ component: 'rejections' }));
     this.backend = o.backend;
+    this.token = o.token;
+    this.ringTls = o.ringTls;
     const c = o.job.spec.cluster;
     const startWorkers = o.startWorkers ?? c.startWorkers;
     this.policy = {
@@ -167,6 +194,8 @@ export class JobRuntime extends EventEmitter {
     };
     this.shape = snapshotShape(spec, mlp.layout.size);
     this.baseline = { bytes: encodeSnapshot(start), snapshot: start };
+    this.limits = jobLimits(o.job, this.jobId, snapshotProgress(start));
+    this.decode = workerDecoder(this.limits);
     const persisted = this.readPersisted();
     this.persisted = new LatestWriter(
       (generation) => writeFileAtomic(join(this.outDir, STATE_FILE), `${JSON.stringify({ generation })}\n`),
@@ -179,7 +208,10 @@ export class JobRuntime extends EventEmitter {
       this.event('checkpoint', `resuming from ${checkpoint.dir} at step ${checkpoint.snapshot.loop.globalStep}`);
     }
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
-    this.ticker = setInterval(() => this.apply({ type: 'tick' }), 250);
+    this.ticker = setInterval(() => {
+      this.apply({ type: 'tick' });
+      this.rejections.flush();
+    }, 250);
     this.event('waiting', this.state.phase === 'waiting' ? this.state.reason : '');
   }
 
@@ -187,48 +219,68 @@ export class JobRuntime extends EventEmitter {
     return this.jobId;
   }
 
+  /**
+   * coordinator.json's generation: an integer below MAX_GENERATION (the next ring's number
+   * must be a u32 too). Anything else (unreadable, a number out of range, as an older
+   * coordinator that adopted a worker's bad number may have written) is logged and read
+   * as 0: the workers' own newest generations, checked as they register, carry the
+   * numbering on.
+   */
   private readPersisted(): number {
     const path = join(this.outDir, STATE_FILE);
     if (!existsSync(path)) return 0;
+    let g: unknown;
     try {
-      const g = (JSON.parse(readFileSync(path, 'utf8')) as { generation?: unknown }).generation;
-      return typeof g === 'number' && Number.isSafeInteger(g) && g >= 0 ? g : 0;
-    } catch {
-      return 0;
+      g = (JSON.parse(readFileSync(path, 'utf8')) as { generation?: unknown }).generation;
+    } catch (err) {
+      g = `unreadable (${(err as Error).message})`;
     }
+    if (typeof g === 'number' && Number.isInteger(g) && g >= 0 && g < MAX_GENERATION) return g;
+    this.log.warn({ file: path, generation: g }, `${STATE_FILE}: the generation is not an integer in 0..${MAX_GENERATION - 1}; starting from 0`);
+    return 0;
   }
 
   // ---- connections -------------------------------------------------------------
 
   /** A worker's authenticated control connection. */
   attach(ws: WebSocket, remote: string): void {
-    const conn: Conn = { ws, remote, id: null, backend: '?', address: '?', lastSeen: Date.now(), timing: null, step: null };
+    const conn: Conn = { ws, remote, id: null, backend: '?', address: '?', lastSeen: Date.now(), timing: null, step: null, serving: new Set() };
     this.conns.add(conn);
     const registerBy = setTimeout(() => {
       if (conn.id === null) this.closeConn(conn, 1008, 'no register within 10 s');
     }, 10_000);
+    /** The peer's address without the port: what refusals are counted and logged by. */
+    const host = remote.slice(0, remote.lastIndexOf(':'));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) return this.closeConn(conn, 1008, 'PROTOCOL_BAD_MESSAGE: text frame');
+      if (!isBinary) {
+        this.rejections.note('bad_message', host, 'bad message from a worker (a text frame); closing its connection', { worker: conn.id });
+        return this.closeConn(conn, 1008, 'PROTOCOL_BAD_MESSAGE: text frame');
+      }
       let m: WorkerMessage;
       try {
-        m = decodeWorkerMessage(data);
+        m = this.decode(data);
       } catch (err) {
-        this.log.warn({ remote, worker: conn.id, err: (err as Error).message }, 'bad message from a worker; closing its connection');
+        this.rejections.note('bad_message', host, 'bad message from a worker; closing its connection', { worker: conn.id, err: (err as Error).message });
         return this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${(err as Error).message}`);
       }
       this.messages[m.type] = (this.messages[m.type] ?? 0) + 1;
+      // A connection replaced by a newer one of its worker, dropped, or gone after `leave`: what is still in flight on it is moot.
+      if (conn.id !== null && this.byId.get(conn.id) !== conn) return;
       conn.lastSeen = Date.now();
       try {
         this.onWorkerMessage(conn, m);
       } catch (err) {
-        // A message that decoded but asks for something impossible, or carries a state that
-        // does not fit this job, is the worker's fault (1008); anything else is ours (1011).
+        // A message that decoded but asks for something impossible, carries a state that
+        // does not fit this job, or is not the sender's to send, is the worker's fault
+        // (1008); anything else is ours (1011).
         if (err instanceof ProtocolError || (err as { code?: unknown }).code === 'SNAPSHOT_INVALID') {
           const message = (err as Error).message;
-          this.log.warn({ worker: conn.id, type: m.type, err: message }, 'bad request from a worker; closing its connection');
-          this.closeConn(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${message}`);
+          const role = err instanceof ProtocolError && err.code === 'PROTOCOL_ROLE';
+          const what = role ? 'a message this worker may not send now; closing its connection' : 'bad request from a worker; closing its connection';
+          this.rejections.note(role ? 'wrong_role' : 'bad_message', host, what, { worker: conn.id, type: m.type, err: message });
+          this.closeConn(conn, 1008, `${role ? 'PROTOCOL_ROLE' : 'PROTOCOL_BAD_MESSAGE'}: ${message}`);
         } else {
-          this.log.error({ worker: conn.id, type: m.type, err: (err as Error).message }, 'failed to handle a worker message');
+          this.rejections.note('internal_error', host, 'failed to handle a worker message', { worker: conn.id, type: m.type, err: (err as Error).message });
           this.closeConn(conn, 1011, (err as Error).message);
         }
       }
@@ -241,7 +293,8 @@ export class JobRuntime extends EventEmitter {
         if (this.state.phase !== 'done') this.apply({ type: 'lost', id: conn.id, reason: 'connection closed' });
       }
     });
-    ws.on('error', () => {});
+    // A WebSocket protocol violation (an unmasked or oversized frame, bad UTF-8...): ws closes the connection itself.
+    ws.on('error', (err) => this.rejections.note('bad_message', host, 'WebSocket protocol error from a worker connection', { worker: conn.id, err: err.message }));
   }
 
   private closeConn(conn: Conn, code: number, reason: string): void {
@@ -258,9 +311,16 @@ export class JobRuntime extends EventEmitter {
     if (conn && conn.ws.readyState === conn.ws.OPEN) conn.ws.send(encodeMessage(m));
   }
 
+  /**
+   * One decoded message (its fields within the job's bounds already). What depends on
+   * who sends it is checked here, with admission.ts: a ProtocolError thrown here closes
+   * the connection with its code.
+   */
   private onWorkerMessage(conn: Conn, m: WorkerMessage): void {
     if (m.type === 'register') {
-      if (conn.id !== null) return this.closeConn(conn, 1008, 'PROTOCOL_BAD_MESSAGE: registered twice');
+      if (conn.id !== null) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', 'registered twice');
+      const leap = generationIssue(m.generation, this.state.generation);
+      if (leap) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `register: ${leap}`);
       conn.id = m.id;
       conn.backend = m.backend;
       conn.address = `${m.address.host}:${m.address.port}`;
@@ -274,33 +334,58 @@ export class JobRuntime extends EventEmitter {
       return;
     }
     const id = conn.id;
-    if (id === null) return this.closeConn(conn, 1008, 'PROTOCOL_BAD_MESSAGE: register first');
+    if (id === null) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', 'register first');
     switch (m.type) {
       case 'heartbeat':
         if (m.backend) conn.backend = m.backend;
         conn.timing = m.timing.steps > 0 ? m.timing : conn.timing;
         conn.step = m.progress?.step ?? conn.step;
-        this.record(m.steps, m.epochs);
+        // Step and epoch records are the ring's: those of a worker outside the newest ring are not the job's.
+        if (this.formed?.ranks.some((r) => r.id === id)) this.record(m.steps, m.epochs);
         this.apply({ type: 'heartbeat', id, held: m.progress });
         return;
-      case 'fetch':
-        return this.serveRows(id, m.id, m.split, uint32s(m.indices, 'indices'));
+      case 'fetch': {
+        const refused = fetchIssue(this.formed, id, m.split, m.indices.byteLength / 4, this.limits, conn.serving.has(m.split));
+        if (refused) throw new ProtocolError(refused.code, refused.reason);
+        this.serveRows(conn, m.id, m.split, uint32s(m.indices, 'indices'));
+        return;
+      }
       case 'stopped':
         conn.step = m.progress?.step ?? conn.step;
-        this.apply({ type: 'stopped', id, generation: m.generation, held: m.progress, reason: m.reason, ...this.unreachableId(m.generation, m.unreachable) });
+        this.apply({
+          type: 'stopped',
+          id,
+          generation: m.generation,
+          held: m.progress,
+          reason: m.reason,
+          ...this.rankId('unreachable', m.generation, m.unreachable),
+          ...this.rankId('invalidSource', m.generation, m.invalidSource),
+        });
         return;
-      case 'checkpoint':
-        if (m.generation !== this.state.generation || this.finishing) return;
+      case 'checkpoint': {
+        const role = roleOf(this.formed, this.state.generation, id, m.generation);
+        if (role === 'late' || (role === 'rank0' && this.finishing)) return;
+        if (role !== 'rank0') throw new ProtocolError('PROTOCOL_ROLE', `checkpoint of generation ${m.generation}: only rank 0 of generation ${this.state.generation} checkpoints`);
         this.saveCheckpoint(m.snapshot, m.reason);
         return;
-      case 'state':
-        this.uploadWaiter?.(m.snapshot);
+      }
+      case 'state': {
+        const asked = this.upload;
+        if (asked === null || asked.id !== id || asked.generation !== m.generation) {
+          throw new ProtocolError('PROTOCOL_ROLE', `state of generation ${m.generation}: not asked for`);
+        }
+        asked.resolve(this.verifiedUpload(m.snapshot, asked.claim, id));
         return;
+      }
       case 'done': {
-        if (m.generation === this.state.generation) this.doneFrom.add(id);
-        if (m.generation !== this.state.generation || this.finishing) return;
-        const size = float32s(m.params, 'params').length;
-        if (size !== this.job.mlp.layout.size) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${size} parameters; the model has ${this.job.mlp.layout.size}`);
+        const role = roleOf(this.formed, this.state.generation, id, m.generation);
+        if (role === 'late') return;
+        if (role === 'outsider') throw new ProtocolError('PROTOCOL_ROLE', `done of generation ${m.generation}: ${id} is not a member of generation ${this.state.generation}`);
+        this.doneFrom.add(id);
+        // Every member sends its result; rank 0's is the one taken.
+        if (role === 'member' || this.finishing) return;
+        const base = this.baseline.snapshot.loop.globalStep;
+        if (m.result.steps < base) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${m.result.steps} steps, behind the coordinator's checkpoint at step ${base}`);
         void this.finish(m).catch((err: Error) => {
           // The outputs could not be written (a full disk, say): say so, and let the next `done` try again.
           this.finishing = false;
@@ -340,18 +425,37 @@ export class JobRuntime extends EventEmitter {
     });
   }
 
-  private serveRows(id: string, requestId: number, split: 'train' | 'validation' | 'test', indices: Uint32Array): void {
+  /**
+   * Answers a fetch (its indices checked against the split by the decoder, its size
+   * against the shard by admission.ts) in `rows` chunks of at most ROWS_CHUNK_BYTES, one
+   * at a time: the next chunk is built once ws has written the last, so a request costs
+   * the coordinator one chunk of memory however large it is and however slowly its
+   * worker reads. The split is free for the next request once its last chunk is sent.
+   */
+  private serveRows(conn: Conn, requestId: number, split: Split, indices: Uint32Array): void {
+    conn.serving.add(split);
     const table: Table = this.job.data[split];
     const cols = table.cols;
-    const features = new Float32Array(indices.length * cols);
-    const labels = table.labels instanceof Int32Array ? new Int32Array(indices.length) : new Float32Array(indices.length);
-    for (let k = 0; k < indices.length; k++) {
-      const i = indices[k]!;
-      if (i >= table.rows) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `fetch: ${split} row ${i} is past its ${table.rows} rows`);
-      features.set(table.features.subarray(i * cols, (i + 1) * cols), k * cols);
-      labels[k] = table.labels[i]!;
-    }
-    this.send(id, { type: 'rows', id: requestId, split, indices: bytesOf(indices), features: bytesOf(features), labels: bytesOf(labels) });
+    const per = rowsPerChunk(cols);
+    const chunks = async (): Promise<void> => {
+      for (let offset = 0; ; offset += per) {
+        if (conn.ws.readyState !== conn.ws.OPEN) return;
+        const part = indices.subarray(offset, offset + per);
+        const features = new Float32Array(part.length * cols);
+        const labels = table.labels instanceof Int32Array ? new Int32Array(part.length) : new Float32Array(part.length);
+        for (let k = 0; k < part.length; k++) {
+          const i = part[k]!;
+          features.set(table.features.subarray(i * cols, (i + 1) * cols), k * cols);
+          labels[k] = table.labels[i]!;
+        }
+        const last = offset + part.length >= indices.length;
+        if (last) conn.serving.delete(split);
+        const frame = encodeMessage({ type: 'rows', id: requestId, split, offset, indices: bytesOf(part), features: bytesOf(features), labels: bytesOf(labels) });
+        await new Promise<void>((resolve) => conn.ws.send(frame, () => resolve()));
+        if (last) return;
+      }
+    };
+    void chunks().finally(() => conn.serving.delete(split));
   }
 
   private record(steps: readonly { step: number; epoch: number; loss: number; samples: number }[], epochs: readonly EpochReport[]): void {
@@ -401,7 +505,11 @@ export class JobRuntime extends EventEmitter {
         return;
       case 'form': {
         const peers = a.ranks.map((r) => ({ rank: r.rank, host: r.address.host, port: r.address.port }));
-        const sourceRank = a.source.kind === 'member' ? a.ranks.find((r) => r.id === (a.source as { id: string }).id)!.rank : 0;
+        const sourceId = a.source.kind === 'member' ? a.source.id : null;
+        const sourceRank = sourceId === null ? 0 : a.ranks.find((r) => r.id === sourceId)!.rank;
+        // What every member checks the state it receives against: the source's claim, or the coordinator's own state.
+        const own = snapshotProgress(this.baseline.snapshot);
+        const progress = sourceId === null ? own : (this.state.members.find((m) => m.id === sourceId)?.held ?? own);
         for (const r of a.ranks) {
           this.send(r.id, {
             type: 'generation',
@@ -410,13 +518,13 @@ export class JobRuntime extends EventEmitter {
             world: a.ranks.length,
             peers,
             source: sourceRank,
-            ...(a.source.kind === 'coordinator' && r.rank === 0 ? { state: this.baseline.bytes } : {}),
+            progress,
+            ...(sourceId === null && r.rank === 0 ? { state: this.baseline.bytes } : {}),
           });
         }
-        this.formed = { generation: a.generation, ranks: a.ranks };
+        this.formed = { generation: a.generation, ranks: a.ranks, source: sourceId };
         this.doneFrom.clear();
-        const step = this.state.members.reduce((best, m) => Math.max(best, m.held?.step ?? 0), this.baseline.snapshot.loop.globalStep);
-        this.generations.push({ generation: a.generation, step, time: new Date().toISOString(), world: a.ranks.length });
+        this.generations.push({ generation: a.generation, step: progress.step, time: new Date().toISOString(), world: a.ranks.length });
         this.event('generation', `generation ${a.generation}: ${a.ranks.map((r) => r.id).join(', ')} (state from ${a.source.kind === 'member' ? a.source.id : 'the coordinator'})`);
         this.persisted.set(a.generation);
         return;
@@ -428,7 +536,8 @@ export class JobRuntime extends EventEmitter {
         if (this.probing.has(a.id)) return;
         this.probing.add(a.id);
         const where = `${a.address.host}:${a.address.port}`;
-        void probeAddress(a.address).then(({ reachable, detail }) => {
+        const tls = this.ringTls ? { tls: this.ringTls } : {};
+        void probeEndpoint({ host: a.address.host, port: a.address.port, token: this.token, ...tls }).then(({ reachable, detail }) => {
           this.probing.delete(a.id);
           if (this.state.phase === 'done') return;
           if (reachable) this.log.info({ worker: a.id, reporter: a.reporter }, `${a.reporter} could not connect to ${a.id} at ${where}, but the coordinator can`);
@@ -443,7 +552,8 @@ export class JobRuntime extends EventEmitter {
       }
       case 'reject':
         this.send(a.id, { type: 'reject', code: a.code, reason: a.reason });
-        this.event('error', `${a.id} refused: ${a.code} ${a.reason}`);
+        if (a.code === 'SOURCE_INVALID') this.event('excluded', `${a.id} excluded: ${a.reason}`);
+        else this.event('error', `${a.id} refused: ${a.code} ${a.reason}`);
         return;
       case 'drop': {
         const conn = this.byId.get(a.id);
@@ -458,10 +568,17 @@ export class JobRuntime extends EventEmitter {
   }
 
   /** The `unreachable` field of a stopped event: the id of the rank a worker could not connect to. */
-  private unreachableId(generation: number, rank: number | undefined): { unreachable?: string } {
-    if (rank === undefined || this.formed?.generation !== generation) return {};
-    const id = this.formed.ranks.find((r) => r.rank === rank)?.id;
-    return id === undefined ? {} : { unreachable: id };
+  /**
+   * A `stopped` report's rank field as the worker id of the newest generation formed:
+   * `unreachable` names any member, `invalidSource` only the member that generation took
+   * its state from (the coordinator's own state is verified before it is sent).
+   */
+  private rankId<K extends 'unreachable' | 'invalidSource'>(key: K, generation: number, rank: number | undefined): { [k in K]?: string } {
+    const f = this.formed;
+    if (rank === undefined || f?.generation !== generation) return {};
+    const id = f.ranks.find((r) => r.rank === rank)?.id;
+    if (id === undefined || (key === 'invalidSource' && id !== f.source)) return {};
+    return { [key]: id } as { [k in K]?: string };
   }
 
   private event(kind: JobEvent['kind'], message: string): void {
@@ -477,7 +594,7 @@ export class JobRuntime extends EventEmitter {
 
   /** Writes `bytes` (a member's encoded state) as a checkpoint, in order with other writes. */
   private saveCheckpoint(bytes: Uint8Array, reason: 'steps' | 'epoch' | 'end' | 'stop'): Promise<string | null> {
-    const snapshot = decodeSnapshot(bytes, this.shape);
+    const snapshot = this.verifiedState(bytes);
     const write = this.writes.then(async () => {
       this.stepLog.flush();
       const dir = await writeCheckpoint(this.outDir, snapshot, checkpointOptions(this.job, reason));
@@ -547,21 +664,55 @@ export class JobRuntime extends EventEmitter {
     }
   }
 
+  /**
+   * A member's encoded state, decoded and verified against the job: its shape
+   * (decodeSnapshot), finite numbers and a loop the job could reach (verifySnapshot), a
+   * progress within the job's bounds. Throws SNAPSHOT_INVALID.
+   */
+  private verifiedState(bytes: Uint8Array): TrainSnapshot {
+    const snapshot = decodeSnapshot(bytes, this.shape);
+    verifySnapshot(snapshot, this.job.spec, this.job.data.train.rows);
+    const issue = progressIssue(snapshotProgress(snapshot), this.limits);
+    if (issue) throw new TrainError('SNAPSHOT_INVALID', `state snapshot: ${issue}`, [issue]);
+    return snapshot;
+  }
+
+  /** The answer to `upload`, if it verifies and backs the progress its sender claimed; else null, with an event saying why. */
+  private verifiedUpload(bytes: Uint8Array, claim: Progress | null, id: string): Uint8Array | null {
+    try {
+      const got = snapshotProgress(this.verifiedState(bytes));
+      if (claim !== null && (got.step !== claim.step || got.epochs !== claim.epochs)) {
+        throw new TrainError('SNAPSHOT_INVALID', `state snapshot at step ${got.step} (${got.epochs} epochs); it claimed step ${claim.step} (${claim.epochs} epochs)`);
+      }
+      return bytes;
+    } catch (err) {
+      this.event('error', `the state ${id} uploaded is refused: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
   private async saveAndFinish(source: string | null, reason: string): Promise<void> {
     this.finishing = true;
     let dir: string | null = null;
     if (source !== null) {
+      const claim = this.state.members.find((m) => m.id === source)?.held ?? null;
+      const generation = this.state.generation;
       const bytes = await new Promise<Uint8Array | null>((resolve) => {
         const timer = setTimeout(() => resolve(null), 30_000);
-        this.uploadWaiter = (b) => {
-          clearTimeout(timer);
-          resolve(b);
+        this.upload = {
+          id: source,
+          generation,
+          claim,
+          resolve: (b) => {
+            clearTimeout(timer);
+            resolve(b);
+          },
         };
-        this.send(source, { type: 'upload', generation: this.state.generation });
+        this.send(source, { type: 'upload', generation });
       });
-      this.uploadWaiter = null;
+      this.upload = null;
       if (bytes) dir = await this.saveCheckpoint(bytes, 'stop');
-      else this.log.error({ source }, 'no state upload within 30 s; the latest checkpoint stands');
+      else this.log.error({ source }, 'no verified state upload within 30 s; the latest checkpoint stands');
     }
     await this.writes;
     this.stepLog.flush();
@@ -637,8 +788,10 @@ export class JobRuntime extends EventEmitter {
     const spec = this.job.spec;
     const perEpoch = stepsPerEpoch(this.job.data.train.rows, spec.training.batchSize);
     const ring = s.phase === 'training' ? s.ring : [];
+    // The job's progress: the coordinator's own state, and what the newest ring's members report (a worker's claim outside it is no progress of the job).
     let step = this.baseline.snapshot.loop.globalStep;
-    for (const c of this.byId.values()) if (c.step !== null) step = Math.max(step, c.step);
+    const members = new Set(this.formed?.ranks.map((r) => r.id));
+    for (const c of this.byId.values()) if (c.step !== null && members.has(c.id!)) step = Math.max(step, c.step);
     const total = perEpoch * spec.training.epochs;
     const jobState: JobState =
       s.phase === 'waiting'

@@ -3,150 +3,32 @@
  * loopback: probes, JSON views, Prometheus text, token-guarded control, the dashboard
  * stream, and the workers' channel fed raw frames, malformed and well-formed.
  */
-import { after, before, test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { type RawData, WebSocket } from 'ws';
-import { selectBackend } from '@ringtrain/model';
+import { WebSocket } from 'ws';
+import { bytesOf, encodeMessage, float32s, int32s, uint32s, type WorkerMessage } from '@ringtrain/protocol';
+import { decodeSnapshot, snapshotShape } from '@ringtrain/train';
 import {
-  bytesOf,
-  type CoordinatorMessage,
-  decodeCoordinatorMessage,
-  encodeMessage,
-  float32s,
-  int32s,
-  uint32s,
-  type WorkerMessage,
-} from '@ringtrain/protocol';
-import { decodeSnapshot, type OpenedJob, openJob, snapshotShape, validateJobSpec } from '@ringtrain/train';
-import { JobRuntime } from './runtime.js';
-import { type CoordinatorServer, startServer } from './server.js';
+  closed,
+  coordinator,
+  DEADLINE_MS,
+  type Harness,
+  inbox,
+  post,
+  refusedWith,
+  register,
+  request,
+  status,
+  TOKEN,
+  until,
+  within,
+  worker,
+  wsUrl,
+} from './server.fixture.js';
 import type { JobStatus, MetricHistory } from './status.js';
-
-const TOKEN = 'test-token-0123456789';
-const DEADLINE_MS = 2_000;
-const log = pino({ level: 'silent' });
-
-const dirs: string[] = [];
-before(async () => {
-  await selectBackend('cpu');
-});
-after(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
-// ---- helpers -------------------------------------------------------------------------
-
-interface Harness {
-  readonly job: OpenedJob;
-  readonly runtime: JobRuntime;
-  readonly server: CoordinatorServer;
-}
-
-/** A fresh job, runtime and server on 127.0.0.1, all closed when the test ends. */
-async function coordinator(t: TestContext): Promise<Harness> {
-  const spec = validateJobSpec({ name: 'api-test', data: { source: 'builtin:iris' }, training: { epochs: 2 } });
-  const job = await openJob(spec, null);
-  const outDir = await mkdtemp(join(tmpdir(), 'ringtrain-server-'));
-  dirs.push(outDir);
-  const runtime = new JobRuntime({ job, outDir, log, backend: 'cpu' });
-  const server = await startServer({ runtime, token: TOKEN, host: '127.0.0.1', port: 0, log });
-  t.after(async () => {
-    await runtime.close();
-    await server.close();
-    job.mlp.dispose();
-  });
-  return { job, runtime, server };
-}
-
-/** Rejects with a message naming `what` unless `p` settles within `ms`. */
-async function within<T>(p: Promise<T>, what: string, ms = DEADLINE_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Polls `check` until it holds. */
-async function until(check: () => boolean, what: string, ms = DEADLINE_MS): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function request(h: Harness, path: string, init: RequestInit = {}): Promise<{ status: number; body: unknown; text: string }> {
-  const res = await within(fetch(`${h.server.url}${path}`, init), `answer to ${init.method ?? 'GET'} ${path}`);
-  const text = await res.text();
-  const json = (res.headers.get('content-type') ?? '').startsWith('application/json');
-  return { status: res.status, body: json ? JSON.parse(text) : null, text };
-}
-
-const post = (h: Harness, path: string, token?: string) =>
-  request(h, path, { method: 'POST', ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }) });
-const status = async (h: Harness) => (await request(h, '/api/status')).body as JobStatus;
-
-const wsUrl = (h: Harness, path: string) => `${h.server.url.replace(/^http/, 'ws')}${path}`;
-
-/** Messages from a socket, in order, each awaited with a deadline. */
-function inbox(ws: WebSocket): { next(what: string): Promise<RawData> } {
-  const queued: RawData[] = [];
-  const waiting: ((m: RawData) => void)[] = [];
-  ws.on('message', (data: RawData) => {
-    const w = waiting.shift();
-    if (w) w(data);
-    else queued.push(data);
-  });
-  return {
-    next: (what) => within(queued.length > 0 ? Promise.resolve(queued.shift()!) : new Promise<RawData>((r) => waiting.push(r)), what),
-  };
-}
-
-/** A worker's control connection, open, with its inbox of decoded coordinator messages. */
-async function worker(h: Harness): Promise<{ ws: WebSocket; next<T extends CoordinatorMessage['type']>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>> }> {
-  const ws = new WebSocket(wsUrl(h, '/worker'), { headers: { authorization: `Bearer ${TOKEN}` } });
-  const box = inbox(ws);
-  await within(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 'worker connection');
-  return {
-    ws,
-    next: async (type) => {
-      const m = decodeCoordinatorMessage(new Uint8Array((await box.next(`'${type}' message`)) as Buffer));
-      assert.equal(m.type, type);
-      return m as Extract<CoordinatorMessage, { type: typeof type }>;
-    },
-  };
-}
-
-function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  return within(new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() }))), 'close');
-}
-
-/** The HTTP status a /worker upgrade is refused with. */
-function refusedWith(h: Harness, headers: Record<string, string>): Promise<number> {
-  const ws = new WebSocket(wsUrl(h, '/worker'), { headers });
-  return within(
-    new Promise((resolve, reject) => {
-      ws.once('unexpected-response', (_req, res) => {
-        resolve(res.statusCode ?? 0);
-        ws.terminate();
-      });
-      ws.once('open', () => reject(new Error('the upgrade was accepted')));
-      ws.once('error', () => {});
-    }),
-    'refusal',
-  );
-}
-
-const register = (id = 'w1'): Extract<WorkerMessage, { type: 'register' }> => ({ type: 'register', id, address: { host: '127.0.0.1', port: 9 }, backend: 'cpu', held: null, generation: -1 });
 
 const PROMETHEUS_SAMPLE = /^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$/;
 
@@ -313,10 +195,10 @@ test('a registered worker gets the job, forms generation 1 alone, and fetches ro
   assert.deepEqual(float32s(rows.features, 'features'), data.train.features.slice(0, 2 * cols));
   assert.deepEqual(int32s(rows.labels, 'labels'), data.train.labels.slice(0, 2));
 
-  // Asking past the end is not answered: the handler throws and the connection closes.
+  // Asking past the end is refused by the decoder (the job's bounds) and the connection closes.
   const close = closed(w.ws);
   w.ws.send(encodeMessage({ type: 'fetch', id: 8, split: 'train', indices: bytesOf(Uint32Array.from([0, data.train.rows])) }));
-  assert.deepEqual(await close, { code: 1008, reason: `PROTOCOL_BAD_MESSAGE: fetch: train row ${data.train.rows} is past its ${data.train.rows} rows` });
+  assert.deepEqual(await close, { code: 1008, reason: `PROTOCOL_BAD_MESSAGE: worker message "fetch": indices.1: train row ${data.train.rows} is past its ${data.train.rows} rows` });
   await until(() => h.runtime.status().workers.length === 0, 'the worker gone from the status');
   const gone = await status(h);
   assert.equal(gone.state, 'waiting');
@@ -331,7 +213,7 @@ test('a state that does not fit the job is the worker\'s fault: a bad checkpoint
     [
       'done',
       { type: 'done', generation: 1, result: { history: [], bestEpoch: 0, stoppedEarly: false, steps: 0, final: { train: { loss: 1, accuracy: null }, validation: null, test: null } }, params: new Uint8Array(4) },
-      /^PROTOCOL_BAD_MESSAGE: done: 1 parameters; the model has \d+/,
+      /^PROTOCOL_BAD_MESSAGE: worker message "done": params: 4 bytes; the model has \d+ parameters/,
     ],
   ] as const) {
     const w = await worker(h);
@@ -367,4 +249,139 @@ test('/api/stream sends a snapshot, then an update after a state change', async 
   assert.equal(update.type, 'update');
   assert.equal(update.status.state, 'paused');
   ws.close();
+});
+
+// ---- hostile input: nothing a client sends ends the process ------------------------------
+
+/** Sends `bytes` on a raw TCP connection and resolves with everything the server wrote before it closed (or at the deadline, '' + what came). */
+function raw(h: Harness, bytes: string | Buffer, ms = DEADLINE_MS): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(h.server.port, '127.0.0.1');
+    let got = '';
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(got);
+    };
+    const timer = setTimeout(done, ms);
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    socket.on('close', done);
+    socket.on('error', () => {});
+    socket.write(bytes);
+  });
+}
+
+const statusLine = (response: string) => response.split('\r\n', 1)[0] ?? '';
+/** The JSON body of a response, whole or in one chunk (Node's own responses are chunked). */
+const bodyOf = (response: string) => JSON.parse(response.slice(response.indexOf('{'), response.lastIndexOf('}') + 1)) as { code: string; message: string };
+const WS_HEADERS = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+
+test('odd request targets are routed or refused with 400 BAD_REQUEST, never thrown on', async (t) => {
+  const h = await coordinator(t);
+  const cases: [target: string, status: string, code: string | null][] = [
+    // `new URL('//', base)` throws: this request used to end the coordinator.
+    ['//', '404', 'NOT_FOUND'],
+    ['//healthz', '404', 'NOT_FOUND'],
+    ['http://x/healthz', '200', null],
+    ['http://x', '200', null],
+    ['/healthz?probe=1', '200', null],
+    ['*', '400', 'BAD_REQUEST'],
+    ['/%zz', '400', 'BAD_REQUEST'],
+    ['ftp://x/healthz', '400', 'BAD_REQUEST'],
+    ['x:443', '400', 'BAD_REQUEST'],
+    [`/${'a'.repeat(9000)}`, '400', 'BAD_REQUEST'],
+  ];
+  for (const [target, status, code] of cases) {
+    const res = await raw(h, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusLine(res).split(' ')[1], status, target.slice(0, 40));
+    if (code) assert.equal(bodyOf(res).code, code, target.slice(0, 40));
+  }
+  assert.equal(statusLine(await raw(h, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')), 'HTTP/1.1 400 Bad Request');
+  assert.equal((await request(h, '/healthz')).status, 200);
+});
+
+test('requests Node cannot parse get 400 or 431 with a code, on the socket; CONNECT is closed', async (t) => {
+  const h = await coordinator(t);
+  const cases: [what: string, bytes: string | Buffer, status: string, code: string | null][] = [
+    ['garbage bytes', Buffer.from([0x00, 0xff, 0x13, 0x37, 0x0d, 0x0a, 0x0d, 0x0a]), '400', 'BAD_REQUEST'],
+    ['a control character in the target', 'GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n', '400', 'BAD_REQUEST'],
+    ['a header without a colon', 'GET / HTTP/1.1\r\nHost x\r\n\r\n', '400', 'BAD_REQUEST'],
+    ['a header over 16 KiB', `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`, '431', 'HEADERS_TOO_LARGE'],
+    ['3,000 headers', `GET / HTTP/1.1\r\nHost: x\r\n${'X-Repeated-Header: value\r\n'.repeat(3000)}\r\n`, '431', 'HEADERS_TOO_LARGE'],
+    // Node answers this one itself (requireHostHeader), with no body.
+    ['no Host header', 'GET /healthz HTTP/1.1\r\n\r\n', '400', null],
+    ['two Host headers', 'GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n', '200', null],
+    ['an unknown HTTP version', 'GET / HTTP/9.9\r\nHost: x\r\n\r\n', '400', 'BAD_REQUEST'],
+    ['two Content-Lengths that differ', 'POST /api/pause HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', '400', 'BAD_REQUEST'],
+    ['CONNECT', 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n', '', null],
+  ];
+  for (const [what, bytes, status, code] of cases) {
+    const res = await raw(h, bytes);
+    assert.equal(statusLine(res).split(' ')[1] ?? '', status, what);
+    if (code) assert.equal(bodyOf(res).code, code, what);
+  }
+  assert.equal((await request(h, '/healthz')).status, 200);
+});
+
+test('upgrades with a bad target or bad headers are refused cleanly; a refused client that resets is no uncaught ECONNRESET', async (t) => {
+  const h = await coordinator(t);
+  const auth = `Authorization: Bearer ${TOKEN}\r\n`;
+  const cases: [what: string, head: string, status: string, code: string][] = [
+    ['a bad target', `GET /%zz HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}\r\n`, '400', 'BAD_REQUEST'],
+    ['a path with no WebSocket', `GET // HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}\r\n`, '404', 'NOT_FOUND'],
+    ['no token', `GET /worker HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}\r\n`, '401', 'UNAUTHORIZED'],
+    ['a bad Sec-WebSocket-Key', `GET /worker HTTP/1.1\r\nHost: x\r\n${auth}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n`, '400', 'BAD_REQUEST'],
+    ['no Sec-WebSocket-Version', `GET /api/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, '400', 'BAD_REQUEST'],
+    ['Upgrade: h2c', `GET /api/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n`, '400', 'BAD_REQUEST'],
+    ['POST', `POST /worker HTTP/1.1\r\nHost: x\r\n${auth}${WS_HEADERS}Content-Length: 0\r\n\r\n`, '405', 'BAD_REQUEST'],
+  ];
+  for (const [what, head, status, code] of cases) {
+    const res = await raw(h, head);
+    assert.equal(statusLine(res).split(' ')[1], status, what);
+    assert.equal(bodyOf(res).code, code, what);
+  }
+  // The issue's second crash: the refusal written to a socket the client has reset.
+  // 200 upgrades without the token, each followed at once by a TCP reset (SO_LINGER 0).
+  for (let i = 0; i < 200; i++) {
+    await new Promise<void>((resolve) => {
+      const socket = connect(h.server.port, '127.0.0.1', () => {
+        socket.write(`GET /worker HTTP/1.1\r\nHost: x\r\n${WS_HEADERS}\r\n${'x'.repeat(64 * 1024)}`);
+        socket.resetAndDestroy();
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => resolve());
+    });
+  }
+  assert.equal((await request(h, '/healthz')).status, 200);
+  assert.equal(await refusedWith(h, {}), 401);
+});
+
+test('refusals are counted in /metrics by reason, and each peer is logged once per interval, not once per refusal', async (t) => {
+  const lines: { msg: string; reason?: string; count?: number; component?: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as (typeof lines)[number]);
+      cb();
+    },
+  });
+  const h = await coordinator(t, { logger: pino({ level: 'warn' }, sink) });
+  for (let i = 0; i < 20; i++) assert.equal((await post(h, '/api/stop', 'wrong')).status, 401);
+  for (let i = 0; i < 10; i++) assert.equal(await refusedWith(h, {}), 401);
+  for (let i = 0; i < 15; i++) assert.equal(statusLine(await raw(h, 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).split(' ')[1], '400');
+  for (let i = 0; i < 25; i++) {
+    const { ws } = await worker(h);
+    const close = closed(ws);
+    ws.send(Uint8Array.from([0xc1]));
+    assert.equal((await close).code, 1008);
+  }
+  const prom = (await request(h, '/metrics')).text;
+  assertPrometheus(prom);
+  assert.ok(prom.includes('# TYPE ringtrain_rejected_total counter\n'));
+  for (const [reason, n] of [['unauthorized', 30], ['bad_request', 15], ['bad_message', 25], ['internal_error', 0]] as const) {
+    assert.ok(prom.includes(`ringtrain_rejected_total{job_name="api-test",reason="${reason}"} ${n}\n`), `${reason} ${n}:\n${prom}`);
+  }
+  // 70 refusals from one address within the interval: one line, the first.
+  const refusals = lines.filter((l) => l.component === 'rejections');
+  assert.deepEqual(refusals.map((l) => [l.reason, l.msg]), [['unauthorized', 'control request without the job token refused']]);
+  assert.equal((await status(h)).state, 'waiting', 'no refused stop got through');
 });

@@ -7,14 +7,41 @@
  * channel pings the coordinator (ws answers pings by itself) and gives up on a
  * connection that has not answered within `silenceMs`, so a worker cut off from the
  * network rejoins once it is reachable again.
+ *
+ * Over wss (an https:// coordinator URL) the coordinator's certificate is verified
+ * against `ca` (Node's bundled roots without one) and the URL's host. A TLS failure is
+ * not a network fault that passes: it closes with a `ControlTlsError`, and the worker
+ * exits with its code instead of reconnecting (so does a plain-text connection that a
+ * TLS coordinator answers with 400 TLS_REQUIRED).
  */
 import WebSocket from 'ws';
+import { tlsFailure } from '@ringtrain/allreduce';
 import { type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type WorkerMessage } from '@ringtrain/protocol';
 
 export interface ControlHandlers {
   readonly onMessage: (m: CoordinatorMessage) => void;
-  /** The connection closed (or never opened); `reason` says why. */
-  readonly onClose: (reason: string) => void;
+  /** The connection closed (or never opened); `reason` says why, `fatal` when retrying cannot help. */
+  readonly onClose: (reason: string, fatal?: ControlTlsError) => void;
+}
+
+/** TLS with the coordinator failed in a way only a change of configuration mends. */
+export class ControlTlsError extends Error {
+  constructor(
+    readonly code: 'TLS_CERT_UNTRUSTED' | 'TLS_HANDSHAKE_FAILED' | 'TLS_REQUIRED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The worker's error for a TLS failure `err` on a connection to `url`, if it is one. */
+function tlsError(url: string, err: unknown): ControlTlsError | undefined {
+  const f = tlsFailure(err);
+  if (!f) return undefined;
+  if (f.kind === 'untrusted') {
+    return new ControlTlsError('TLS_CERT_UNTRUSTED', `the coordinator's certificate at ${url} failed verification (${f.detail}): --tls-ca (RINGTRAIN_TLS_CA) must name the CA that signed it, and its names must include the URL's host`);
+  }
+  return new ControlTlsError('TLS_HANDSHAKE_FAILED', `no TLS session with the coordinator at ${url} (${f.detail}): is it started with --tls-cert and --tls-key?`);
 }
 
 export class ControlChannel {
@@ -25,13 +52,13 @@ export class ControlChannel {
   /** Silence after which the connection is given up; the job's heartbeat timeout once known. */
   silenceMs = 10_000;
 
-  constructor(url: string, token: string, handlers: ControlHandlers) {
-    this.ws = new WebSocket(`${url.replace(/\/$/, '')}/worker`, { headers: { authorization: `Bearer ${token}` }, maxPayload: 512 * 1024 * 1024 });
-    const close = (reason: string) => {
+  constructor(url: string, token: string, handlers: ControlHandlers, tls: { readonly ca?: string | Buffer } = {}) {
+    this.ws = new WebSocket(`${url.replace(/\/$/, '')}/worker`, { headers: { authorization: `Bearer ${token}` }, maxPayload: 512 * 1024 * 1024, ...tls });
+    const close = (reason: string, fatal?: ControlTlsError) => {
       if (this.closed) return;
       this.closed = true;
       clearInterval(this.pinger);
-      handlers.onClose(reason);
+      handlers.onClose(reason, fatal);
     };
     this.pinger = setInterval(() => {
       if (this.ws.readyState !== WebSocket.OPEN) return;
@@ -56,10 +83,26 @@ export class ControlChannel {
       handlers.onMessage(m);
     });
     this.ws.on('unexpected-response', (_req, res) => {
-      close(`coordinator refused the connection: HTTP ${res.statusCode}`);
-      this.ws.terminate();
+      const refused = `coordinator refused the connection: HTTP ${res.statusCode}`;
+      if (res.statusCode !== 400) {
+        close(refused);
+        this.ws.terminate();
+        return;
+      }
+      // A TLS port answers plain text with 400 and the code TLS_REQUIRED in a short JSON body
+      // (read for at most a second: another server's body need not end).
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body = (body + d).slice(0, 4096)));
+      const giveUp = setTimeout(() => res.destroy(), 1000);
+      res.once('close', () => {
+        clearTimeout(giveUp);
+        const plain = body.includes('"TLS_REQUIRED"');
+        close(refused, plain ? new ControlTlsError('TLS_REQUIRED', `the coordinator at ${url} speaks TLS only: use an https:// URL (and --tls-ca)`) : undefined);
+        this.ws.terminate();
+      });
     });
-    this.ws.on('error', (err) => close(err.message));
+    this.ws.on('error', (err) => close(err.message, tlsError(url, err)));
     this.ws.on('close', (code, reason) => close(`closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
   }
 

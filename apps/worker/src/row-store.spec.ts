@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RowStore } from './row-store.js';
+import { chunkIssue, RowStore } from './row-store.js';
 
 const INFO = {
   source: 'synthetic:test',
@@ -26,4 +26,17 @@ test('bad rows are refused and change nothing', () => {
   assert.throws(() => store.put('train', Uint32Array.from([9]), new Float32Array(2), new Int32Array(1)), /index 9 is past its 5 rows/);
   assert.throws(() => store.put('validation', Uint32Array.from([0]), new Float32Array(3), new Int32Array(1)), /3 feature values/);
   assert.equal(store.held('train') + store.held('validation'), 0);
+});
+
+test('an answer in chunks: each must be the next rows asked for, in order', () => {
+  const asked = Uint32Array.from([7, 3, 9, 1, 4]);
+  let received = 0;
+  for (const part of [asked.subarray(0, 2), asked.subarray(2, 4), asked.subarray(4)]) {
+    assert.equal(chunkIssue(asked, received, received, part), null);
+    received += part.length;
+  }
+  assert.equal(received, asked.length);
+  assert.equal(chunkIssue(asked, 2, 0, asked.subarray(0, 2)), 'rows at 0; 2 of 5 are in');
+  assert.equal(chunkIssue(asked, 4, 4, Uint32Array.from([4, 5])), '2 rows at 4 overrun the 5 asked for');
+  assert.equal(chunkIssue(asked, 2, 2, Uint32Array.from([9, 2])), 'row 2 at 3; 1 was asked for there');
 });

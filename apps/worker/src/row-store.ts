@@ -2,7 +2,10 @@
  * The rows a worker holds. The coordinator owns the dataset; a worker asks for the rows
  * its shard needs, epoch by epoch (and the next epoch's ahead of need), and keeps them:
  * each split is a full-size table whose rows fill in as they arrive, with a bitmap of
- * which are here, so libs/train's loop indexes it by global row like any table.
+ * which are here, so libs/train's loop indexes it by global row like any table. It is
+ * also where an answer is reassembled: the coordinator streams a request's rows in
+ * chunks of at most 4 MiB, and each is put here as it arrives (worker.ts checks that a
+ * chunk holds the next rows asked for), so no whole answer is ever held at once.
  */
 import type { PreparedDataset, Table, Task } from '@ringtrain/data';
 import type { DatasetInfo, Split } from '@ringtrain/protocol';
@@ -66,4 +69,16 @@ export class RowStore {
     for (const b of this.present[split]) n += b;
     return n;
   }
+}
+
+/**
+ * Why a chunk of an answer is not the next one of a request for `asked` (`received` of
+ * its rows in so far), or null: a chunk holds the rows at positions offset.. of the
+ * request, in its order, and chunks come in order.
+ */
+export function chunkIssue(asked: Uint32Array, received: number, offset: number, indices: Uint32Array): string | null {
+  if (offset !== received) return `rows at ${offset}; ${received} of ${asked.length} are in`;
+  if (offset + indices.length > asked.length) return `${indices.length} rows at ${offset} overrun the ${asked.length} asked for`;
+  for (let k = 0; k < indices.length; k++) if (indices[k] !== asked[offset + k]) return `row ${indices[k]} at ${offset + k}; ${asked[offset + k]} was asked for there`;
+  return null;
 }

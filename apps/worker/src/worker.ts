@@ -6,7 +6,13 @@
  * broadcasts its state (or the coordinator's, which it was handed), every member takes
  * it, and libs/train's loop continues from there with the ring as its collective. Rows
  * come from the coordinator, epoch by epoch, the next epoch's fetched ahead of need.
- * The generation ends when the coordinator says stop (the ring is aborted; the loop
+ * Every member checks the state it receives before it takes it: this job's shape,
+ * finite numbers, a loop the job could reach, and the progress the coordinator chose
+ * the source for. A state that fails names its source in this worker's `stopped`
+ * report, and the coordinator excludes that source (a worker that claimed progress it
+ * could not back up); nobody trains from it. Rows arrive in chunks (`rows` messages
+ * of at most 4 MiB), each stored as it comes (row-store.ts); a generation's fetches end
+ * with it. The generation ends when the coordinator says stop (the ring is aborted; the loop
  * stops at a step boundary), when the ring fails (a peer lost), or when training
  * completes. Either way the worker keeps its last committed state, reports how far it
  * got, and waits for the next generation. Losing the coordinator stops the generation
@@ -17,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
-import { createRing, isRingError, listen, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
+import { createRing, isRingError, listen, type Ring, type RingEndpoint, type RingTls } from '@ringtrain/allreduce';
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
 import { type Architecture, type BackendName, evaluate, type LossName, Mlp, selectBackend } from '@ringtrain/model';
 import {
@@ -40,14 +46,16 @@ import {
   type JobSpec,
   type SnapshotShape,
   train,
+  TrainError,
   type TrainSnapshot,
   snapshotProgress,
   snapshotShape,
   validateJobSpec,
+  verifySnapshot,
 } from '@ringtrain/train';
-import { ControlChannel } from './control.js';
+import { ControlChannel, type ControlTlsError } from './control.js';
 import { ringCollective } from './ring-collective.js';
-import { RowStore } from './row-store.js';
+import { chunkIssue, RowStore } from './row-store.js';
 
 export interface WorkerOptions {
   /** ws://host:port of the coordinator. */
@@ -63,6 +71,12 @@ export interface WorkerOptions {
   readonly peerPort?: number;
   /** Overrides the job's training.backend. */
   readonly backend?: BackendName;
+  /**
+   * TLS (with a wss:// coordinator): the ring endpoint serves `cert` and `key`; the
+   * coordinator's and the peers' certificates are verified against `ca`, and peers' by
+   * `serverName` when set (libs/allreduce, tls.ts).
+   */
+  readonly tls?: RingTls;
   readonly log: Logger;
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
@@ -113,6 +127,15 @@ function progressOf(s: TrainSnapshot | null): Progress | null {
   return s ? snapshotProgress(s) : null;
 }
 
+/** A fetch being answered: the rows asked for, in order, and how many have arrived. */
+interface Fetch {
+  readonly split: Split;
+  readonly indices: Uint32Array;
+  received: number;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
 export class TrainingWorker {
   readonly id: string;
   private readonly o: WorkerOptions;
@@ -131,9 +154,13 @@ export class TrainingWorker {
   private backend: string | null = null;
   private leaving = false;
   private exitCode: number | null = null;
+  /** Why the worker cannot go on (a TLS failure with the coordinator); run() throws it. */
+  private fatal: ControlTlsError | null = null;
   private wake: (() => void) | null = null;
   private nextFetch = 0;
-  private readonly fetches = new Map<number, { resolve: (m: Extract<CoordinatorMessage, { type: 'rows' }>) => void; reject: (e: Error) => void }>();
+  private readonly fetches = new Map<number, Fetch>();
+  /** The job the coordinator of this connection runs, once its `job` message came: progress is reported for it only. */
+  private channelJob: string | null = null;
   private readonly fetchChain: Record<Split, Promise<void>> = { train: Promise.resolve(), validation: Promise.resolve(), test: Promise.resolve() };
   private steps: StepReport[] = [];
   /**
@@ -154,11 +181,12 @@ export class TrainingWorker {
     this.log = options.log.child({ component: 'worker', worker: this.id });
   }
 
-  /** Runs until the job finishes (0) or the coordinator refuses this worker (2). */
+  /** Runs until the job finishes (0) or the coordinator refuses this worker (2); rejects with a coded ControlTlsError when TLS with the coordinator fails. */
   async run(): Promise<number> {
-    this.endpoint = await listen({ host: this.o.bindHost ?? '0.0.0.0', port: this.o.peerPort ?? 0, logger: this.log });
+    // With the token, the endpoint answers the coordinator's probes (libs/allreduce probe.ts).
+    this.endpoint = await listen({ host: this.o.bindHost ?? '0.0.0.0', port: this.o.peerPort ?? 0, token: this.o.token, logger: this.log, ...(this.o.tls ? { tls: this.o.tls } : {}) });
     const address = { host: this.o.advertiseHost ?? hostname(), port: this.endpoint.port };
-    this.log.info({ coordinator: this.o.coordinator, peer: address }, 'worker started');
+    this.log.info({ coordinator: this.o.coordinator, peer: address, ringTls: this.endpoint.tls }, 'worker started');
     const minBackoff = this.o.minBackoffMs ?? 250;
     const maxBackoff = this.o.maxBackoffMs ?? 5000;
     let backoff = minBackoff;
@@ -175,11 +203,23 @@ export class TrainingWorker {
           this.exitCode = 0;
           break;
         }
+        this.channelJob = null;
         const closed = new Promise<string>((resolve) => {
-          this.channel = new ControlChannel(this.o.coordinator, this.o.token, {
-            onMessage: (m) => this.onMessage(m),
-            onClose: (reason) => resolve(reason),
-          });
+          this.channel = new ControlChannel(
+            this.o.coordinator,
+            this.o.token,
+            {
+              onMessage: (m) => this.onMessage(m),
+              onClose: (reason, fatal) => {
+                if (fatal) {
+                  this.fatal ??= fatal;
+                  this.exitCode = 2;
+                }
+                resolve(reason);
+              },
+            },
+            this.o.tls?.ca !== undefined ? { ca: this.o.tls.ca } : {},
+          );
         });
         const channel = this.channel!;
         if (this.job) channel.silenceMs = this.job.spec.cluster.heartbeatTimeoutMs;
@@ -219,6 +259,7 @@ export class TrainingWorker {
       await this.endpoint.close();
       this.job?.mlp.dispose();
     }
+    if (this.fatal) throw this.fatal;
     return this.exitCode ?? 0;
   }
 
@@ -229,7 +270,7 @@ export class TrainingWorker {
     this.log.info('leaving after the current step');
     const r = this.running;
     if (r === null) {
-      this.channel?.send({ type: 'leave', progress: progressOf(this.held) });
+      this.channel?.send({ type: 'leave', progress: this.progress(false) });
       this.exitCode = 0;
       this.channel?.close('leaving');
       this.wake?.();
@@ -255,6 +296,7 @@ export class TrainingWorker {
   private onMessage(m: CoordinatorMessage): void {
     switch (m.type) {
       case 'job':
+        this.channelJob = m.jobId;
         // Queued like generations: a generation message right behind it waits for the setup.
         this.loopDone = this.loopDone.then(() =>
           this.onJob(m).catch((err: Error) => {
@@ -287,8 +329,18 @@ export class TrainingWorker {
         return;
       case 'rows': {
         const f = this.fetches.get(m.id);
-        this.fetches.delete(m.id);
-        f?.resolve(m);
+        if (!f) return; // given up on: the connection it was asked on was lost
+        try {
+          this.takeRows(f, m);
+        } catch (err) {
+          this.fetches.delete(m.id);
+          f.reject(err as Error);
+          return;
+        }
+        if (f.received === f.indices.length) {
+          this.fetches.delete(m.id);
+          f.resolve();
+        }
         return;
       }
       case 'upload':
@@ -331,16 +383,27 @@ export class TrainingWorker {
     this.log.info({ job: spec.name, jobId: m.jobId, parameters: mlp.layout.size, rows: m.dataset.rows }, 'job received');
   }
 
+  /**
+   * How far this worker's state of the coordinator's job has got (`live`: counting the
+   * steps of a generation in progress); null before the coordinator's `job` message, or
+   * when the state held is another job's (a new job's setup may still be running).
+   */
+  private progress(live: boolean): Progress | null {
+    if (this.job === null || this.job.id !== this.channelJob) return null;
+    return (live ? this.live : null) ?? progressOf(this.held);
+  }
+
   private heartbeat(): void {
     const c = this.channel;
-    if (!c?.isOpen) return;
+    // Nothing before the job's message: what this worker holds may be another job's.
+    if (!c?.isOpen || this.channelJob === null) return;
     const t = this.timing;
     const n = Math.max(1, t.steps);
     c.send({
       type: 'heartbeat',
       generation: this.newestGeneration,
       ...(this.backend ? { backend: this.backend } : {}),
-      progress: this.live ?? progressOf(this.held),
+      progress: this.progress(true),
       timing: { steps: t.steps, computeMs: t.computeMs / n, commMs: t.commMs / n, waitMs: t.waitMs / n },
       steps: this.steps,
       epochs: this.epochs,
@@ -354,51 +417,69 @@ export class TrainingWorker {
   /** Sends the last `count` steps of the history (see `history`). */
   private replay(count: number): void {
     const c = this.channel;
-    if (!c?.isOpen || this.history.size === 0) return;
+    if (!c?.isOpen || this.channelJob === null || this.history.size === 0) return;
     const tail = [...this.history.values()].slice(-count);
     c.send({
       type: 'heartbeat',
       generation: this.newestGeneration,
       ...(this.backend ? { backend: this.backend } : {}),
-      progress: this.live ?? progressOf(this.held),
+      progress: this.progress(true),
       timing: { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 },
       steps: tail,
       epochs: [],
     });
   }
 
-  private reportStopped(generation: number, reason: string, unreachable?: number): void {
+  /** `blame`: the rank this worker could not connect to (`unreachable`), or whose state did not verify (`invalidSource`). */
+  private reportStopped(generation: number, reason: string, blame: { readonly unreachable?: number; readonly invalidSource?: number } = {}): void {
     this.reportedUpTo = Math.max(this.reportedUpTo, generation);
     this.heartbeat();
     this.replay(STOPPED_REPLAY_STEPS);
-    this.channel?.send({ type: 'stopped', generation, progress: progressOf(this.held), reason, ...(unreachable !== undefined ? { unreachable } : {}) });
+    this.channel?.send({ type: 'stopped', generation, progress: this.progress(false), reason, ...blame });
   }
 
-  /** Makes sure `indices` of `split` are held, fetching the missing ones; calls queue per split. */
-  private ensure(split: Split, indices: Iterable<number>): Promise<void> {
+  /**
+   * Makes sure `indices` of `split` are held, fetching the missing ones for generation
+   * `run`; calls queue per split, so that one request per split is out at a time (the
+   * coordinator refuses a second). Once `run` has ended nothing more is asked for: every
+   * request of a generation reaches the coordinator before this worker's `stopped`
+   * report for it, so it is judged against that generation's shard.
+   */
+  private ensure(split: Split, indices: Iterable<number>, run: Running): Promise<void> {
     const job = this.job!;
     const next = this.fetchChain[split].catch(() => {}).then(async () => {
       const missing = job.store.missing(split, indices);
       const per = Math.max(1, Math.floor(FETCH_BYTES / (4 * Math.max(1, job.store.table(split).cols))));
       for (let start = 0; start < missing.length; start += per) {
-        const want = missing.subarray(start, start + per);
-        const m = await this.fetch(split, want);
-        const labels = job.store.table(split).task.kind === 'classification' ? int32s(m.labels, 'labels') : float32s(m.labels, 'labels');
-        job.store.put(split, uint32s(m.indices, 'indices'), float32s(m.features, 'features'), labels);
+        if (this.running !== run || run.stop !== null) throw new Error(`generation ${run.generation} ended before its ${split} rows arrived`);
+        await this.fetch(split, missing.subarray(start, start + per));
       }
     });
     this.fetchChain[split] = next;
     return next;
   }
 
-  private fetch(split: Split, indices: Uint32Array): Promise<Extract<CoordinatorMessage, { type: 'rows' }>> {
+  /** Asks for rows; resolves once every chunk of the answer is stored (takeRows). */
+  private fetch(split: Split, indices: Uint32Array): Promise<void> {
     const c = this.channel;
     if (!c?.isOpen) return Promise.reject(new Error('no coordinator connection'));
     const id = this.nextFetch++;
+    const asked = Uint32Array.from(indices);
     return new Promise((resolve, reject) => {
-      this.fetches.set(id, { resolve, reject });
-      c.send({ type: 'fetch', id, split, indices: bytesOf(Uint32Array.from(indices)) });
+      this.fetches.set(id, { split, indices: asked, received: 0, resolve, reject });
+      c.send({ type: 'fetch', id, split, indices: bytesOf(asked) });
     });
+  }
+
+  /** Stores one chunk of the answer to `f`: the next rows asked for, in order, or it throws. */
+  private takeRows(f: Fetch, m: Extract<CoordinatorMessage, { type: 'rows' }>): void {
+    const store = this.job!.store;
+    const indices = uint32s(m.indices, 'indices');
+    const issue = m.split === f.split ? chunkIssue(f.indices, f.received, m.offset, indices) : `${m.split} rows for a ${f.split} request`;
+    if (issue) throw new Error(`rows for fetch ${m.id}: ${issue}`);
+    const labels = store.table(f.split).task.kind === 'classification' ? int32s(m.labels, 'labels') : float32s(m.labels, 'labels');
+    store.put(f.split, indices, float32s(m.features, 'features'), labels);
+    f.received += indices.length;
   }
 
   private async runGeneration(m: GenerationMessage): Promise<void> {
@@ -413,6 +494,8 @@ export class TrainingWorker {
     const log = this.log.child({ job: job.spec.name, generation: m.generation, rank: m.rank, world: m.world });
     const c = job.message.ring;
     let ring: Ring | null = null;
+    /** The state the source broadcast did not verify here: the `stopped` report names it. */
+    let invalidSource = false;
     try {
       if (run.stop) throw new Error(run.stop);
       ring = await createRing({
@@ -432,7 +515,17 @@ export class TrainingWorker {
         mine = m.state ?? (this.held ? encodeSnapshot(this.held) : undefined);
         if (!mine) throw new Error('chosen as the state source but holds no state');
       }
-      const synced = decodeSnapshot(await ring.broadcast(mine, m.source), job.shape);
+      const received = await ring.broadcast(mine, m.source);
+      let synced: TrainSnapshot;
+      try {
+        synced = this.verifiedState(job, received, m.progress);
+      } catch (err) {
+        invalidSource = true;
+        // A source whose own state fails holds nothing it can train from: it drops it, and says so by its report's progress.
+        if (m.rank === m.source && m.state === undefined) this.held = null;
+        ring.abort(`the state of rank ${m.source} did not verify at rank ${m.rank}`);
+        throw err;
+      }
       this.held = synced;
       this.live = progressOf(synced);
       log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source }, 'generation started');
@@ -458,19 +551,35 @@ export class TrainingWorker {
       log.info({ step: this.held?.loop.globalStep ?? null, reason }, 'generation stopped');
       if (this.leaving) {
         this.heartbeat();
-        this.channel?.send({ type: 'leave', progress: progressOf(this.held) });
+        this.channel?.send({ type: 'leave', progress: this.progress(false) });
         this.exitCode = 0;
         this.channel?.close('leaving');
       } else {
         // A successor it could not connect to at all: the coordinator checks that address.
         const unreachable = ring === null && isRingError(err) && err.details.unreachable ? err.details.peer : undefined;
-        this.reportStopped(m.generation, reason, unreachable);
+        this.reportStopped(m.generation, reason, { ...(unreachable !== undefined ? { unreachable } : {}), ...(invalidSource ? { invalidSource: m.source } : {}) });
       }
     } finally {
       this.live = null;
       this.running = null;
       await ring?.close();
     }
+  }
+
+  /**
+   * The state a generation starts from, decoded and checked before anything takes it:
+   * this job's shape (decodeSnapshot), finite numbers and a reachable loop
+   * (verifySnapshot), and the progress the coordinator chose its source for. Throws
+   * SNAPSHOT_INVALID.
+   */
+  private verifiedState(job: Job, bytes: Uint8Array, expected: Progress): TrainSnapshot {
+    const s = decodeSnapshot(bytes, job.shape);
+    verifySnapshot(s, job.spec, job.store.dataset.train.rows);
+    const got = snapshotProgress(s);
+    if (got.step !== expected.step || got.epochs !== expected.epochs) {
+      throw new TrainError('SNAPSHOT_INVALID', `state snapshot at step ${got.step} (${got.epochs} epochs); its source was chosen for step ${expected.step} (${expected.epochs} epochs)`);
+    }
+    return s;
   }
 
   private trainIn(job: Job, ring: Ring, m: GenerationMessage, run: Running, resume: TrainSnapshot) {
@@ -491,7 +600,7 @@ export class TrainingWorker {
       const t = store.table(split);
       if (t.rows === 0) return null;
       const [a, b] = rankRange(t.rows, m.rank, m.world);
-      await this.ensure(split, Array.from({ length: b - a }, (_, k) => a + k));
+      await this.ensure(split, Array.from({ length: b - a }, (_, k) => a + k), run);
       const sums = new Float32Array(3);
       if (b > a) {
         const part: Table = { ...t, rows: b - a, features: t.features.subarray(a * t.cols, b * t.cols), labels: t.labels.subarray(a, b) };
@@ -512,10 +621,10 @@ export class TrainingWorker {
       evaluator,
       prepareEpoch: async (epoch) => {
         const t0 = performance.now();
-        await this.ensure('train', epochRows(epoch));
+        await this.ensure('train', epochRows(epoch), run);
         this.timing.waitMs += performance.now() - t0;
         // The next epoch's rows, ahead of need.
-        if (epoch + 1 < spec.training.epochs) void this.ensure('train', epochRows(epoch + 1)).catch(() => {});
+        if (epoch + 1 < spec.training.epochs) void this.ensure('train', epochRows(epoch + 1), run).catch(() => {});
       },
       checkpoint: {
         everySteps: rank0 ? spec.checkpoint.everySteps : 0,

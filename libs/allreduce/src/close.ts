@@ -1,6 +1,7 @@
 /** Closing a ring connection with a coded reason, and reading the code of a close seen from the other side. */
 import type WebSocket from 'ws';
 import { codeForClose, RingError } from './errors.js';
+import { tlsFailure } from './tls.js';
 
 /** How long to wait for the peer's close frame before killing the socket. */
 const CLOSE_GRACE_MS = 1000;
@@ -28,6 +29,11 @@ export function errorForClose(closeCode: number, reason: string, peer: number, w
   const wsCode = (wsError as { code?: unknown } | undefined)?.code;
   if (wsCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
     return new RingError('RING_FRAME_TOO_LARGE', `frame from rank ${peer} exceeds the maximum payload`, { peer });
+  }
+  const tls = tlsFailure(wsError);
+  if (tls) {
+    const what = tls.kind === 'untrusted' ? 'its certificate failed verification' : 'no TLS session could be set up';
+    return new RingError('RING_TLS_FAILED', `TLS with rank ${peer}: ${what} (${tls.detail})`, { peer }, { cause: wsError });
   }
   if (typeof wsCode === 'string' && wsCode.startsWith('WS_ERR_')) {
     return new RingError('RING_BAD_FRAME', `WebSocket protocol error from rank ${peer}: ${wsError?.message ?? ''}`, { peer });

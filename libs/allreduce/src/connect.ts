@@ -6,6 +6,11 @@
  *
  * Client frames must be masked (RFC 6455), so they use a zero mask: ws then skips the
  * XOR pass over the payload and writes the payload buffer as is, without a copy.
+ *
+ * When the endpoint serves TLS the dial is over wss, verified as tls.ts says; a TLS
+ * failure (RING_TLS_FAILED) is final like an authentication failure (retrying cannot
+ * make a certificate verify) and, like no connection at all, marks the successor
+ * `unreachable`.
  */
 import WebSocket from 'ws';
 import { closeWith } from './close.js';
@@ -14,6 +19,7 @@ import { encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches } fro
 import { nextHandshake } from './handshake-io.js';
 import { Link, type HeartbeatOptions } from './link.js';
 import type { RingLogger } from './logger.js';
+import type { TlsDialOptions } from './tls.js';
 
 export interface DialOptions {
   readonly host: string;
@@ -30,6 +36,8 @@ export interface DialOptions {
   readonly logger: RingLogger;
   /** Set by the caller to stop retrying (the ring was aborted while forming). */
   readonly cancelled?: () => RingError | undefined;
+  /** Dial over TLS (wss) with these options: the endpoint serves TLS, so its rings dial with it. */
+  readonly tls?: TlsDialOptions;
 }
 
 /** Writes a zero masking key, which makes ws skip masking. */
@@ -37,7 +45,7 @@ export function zeroMask(mask: Uint8Array): void {
   mask[0] = mask[1] = mask[2] = mask[3] = 0;
 }
 
-const FINAL: ReadonlySet<RingErrorCode> = new Set(['RING_AUTH_FAILED', 'RING_STALE_GENERATION', 'RING_BAD_FRAME', 'RING_FRAME_TOO_LARGE', 'RING_CLOSED', 'RING_ABORTED']);
+const FINAL: ReadonlySet<RingErrorCode> = new Set(['RING_AUTH_FAILED', 'RING_STALE_GENERATION', 'RING_BAD_FRAME', 'RING_FRAME_TOO_LARGE', 'RING_CLOSED', 'RING_ABORTED', 'RING_TLS_FAILED']);
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -57,6 +65,11 @@ export async function dial(o: DialOptions): Promise<Link> {
     try {
       return await attempt(o, remaining);
     } catch (err) {
+      // No TLS with the successor is evidence against its endpoint, as no connection is:
+      // the coordinator checks that endpoint itself, with its own CA (probe.ts).
+      if (err instanceof RingError && err.code === 'RING_TLS_FAILED') {
+        throw new RingError(err.code, `${err.message} at ${o.host}:${o.port}`, { ...err.details, peer: o.to, generation: o.generation, unreachable: true }, { cause: err.cause });
+      }
       if (!(err instanceof RingError) || FINAL.has(err.code)) throw err;
       last = err;
       o.logger.debug({ err, peer: o.to }, 'dial failed; retrying');
@@ -67,7 +80,8 @@ export async function dial(o: DialOptions): Promise<Link> {
 }
 
 async function attempt(o: DialOptions, timeoutMs: number): Promise<Link> {
-  const ws = new WebSocket(`ws://${o.host}:${o.port}/`, {
+  const ws = new WebSocket(`${o.tls ? 'wss' : 'ws'}://${o.host}:${o.port}/`, {
+    ...o.tls,
     perMessageDeflate: false,
     generateMask: zeroMask,
     maxPayload: 4096,

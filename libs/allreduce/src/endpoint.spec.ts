@@ -125,6 +125,37 @@ describe('endpoint limits', () => {
     }
   });
 
+  it('with the token, a hello for a ring not yet here is checked before it may wait: without the token it is refused at once, and cannot fill the pending slots', async () => {
+    const logged: unknown[] = [];
+    const logger = { ...silentLogger, warn: (obj: unknown) => void logged.push(obj), child: () => logger };
+    const ep = await listen({ token: TOKEN, maxPendingConnections: 2, handshakeTimeoutMs: 2000, logger });
+    try {
+      const t0 = Date.now();
+      const forged = await Promise.all([0, 1, 2, 3].map(() => rawClient(ep, (ws, c) => ws.send(hello(c, 'not-the-token', 9)))));
+      for (const r of forged) {
+        assert.equal(r.code, 4004);
+        assert.match(r.reason, /^RING_AUTH_FAILED/);
+      }
+      assert.ok(Date.now() - t0 < 1000, 'refused at once, not after the handshake deadline');
+      assert.equal(logged.length, 1, 'four refusals, one log line (REFUSAL_LOG_MS)');
+      // A token holder's hello still waits for its ring, which then takes it.
+      const ring = ep.expectPredecessor({ generation: 9, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger });
+      let welcomed = false;
+      const client = rawClient(ep, (ws, c) => {
+        ws.send(hello(c, TOKEN, 9));
+        ws.once('message', (m: Buffer) => {
+          welcomed = decodeHandshake(m).type === 'welcome';
+          ws.close();
+        });
+      });
+      (await ring).close();
+      await client;
+      assert.ok(welcomed);
+    } finally {
+      await ep.close();
+    }
+  });
+
   it('close() resolves within its grace period while a client holds a connection open', async () => {
     const ep = await listen();
     const sockets = await Promise.all(

@@ -9,20 +9,29 @@
  *
  * At most `maxPendingConnections` connections may be unauthenticated at once, whether
  * still in the handshake or parked waiting for their ring; more are refused with
- * RING_BUSY. close() has a deadline: connections that have not ended after
+ * RING_BUSY. An endpoint given the job's `token` checks a hello's proof before parking
+ * it, so that only token holders can wait for a ring (and hold a pending slot past the
+ * handshake); it also answers probes (a `probe` in place of the hello, handshake.ts):
+ * it proves it holds the token and closes, and the connection never reaches a ring.
+ * Refusals are logged at most once per REFUSAL_LOG_MS, with the count of the others. close() has a deadline: connections that have not ended after
  * CLOSE_GRACE_MS (a client that never sends its HTTP upgrade, one that ignores the
  * close frame) are destroyed.
+ *
+ * With `tls` the endpoint serves wss (a TLS handshake has the same deadline as the ring
+ * handshake), and the rings using it dial their successors over wss (tls.ts).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { closeWith } from './close.js';
 import { RingError } from './errors.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
-import { encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches, type HandshakeMessage } from './handshake.js';
+import { encodeHandshake, HANDSHAKE_VERSION, newNonce, probeFields, proof, proofMatches, type HandshakeMessage, type ProofFields, type Token, tokenBytes } from './handshake.js';
 import { nextHandshake } from './handshake-io.js';
 import { Link, type HeartbeatOptions } from './link.js';
 import { silentLogger, type RingLogger } from './logger.js';
+import { dialOptions, type RingTls, type TlsDialOptions, validateTls } from './tls.js';
 
 export interface EndpointOptions {
   /** Interface to bind; default 127.0.0.1. */
@@ -35,6 +44,10 @@ export interface EndpointOptions {
   readonly handshakeTimeoutMs?: number;
   /** Unauthenticated connections allowed at once (mid-handshake, or parked waiting for their ring); more are refused with RING_BUSY. Default 64. */
   readonly maxPendingConnections?: number;
+  /** The job's token, to answer probes (probeEndpoint); without it a probe is refused with RING_AUTH_FAILED. Rings bring their own. */
+  readonly token?: Token;
+  /** Serve wss with this certificate, and dial peers over wss verified as it says; default plain ws. */
+  readonly tls?: RingTls;
   readonly logger?: RingLogger;
 }
 
@@ -65,6 +78,9 @@ export const DEFAULT_MAX_SEGMENT_BYTES = 4 * 1024 * 1024;
 /** How long close() lets open connections end by themselves before destroying them. */
 export const CLOSE_GRACE_MS = 1000;
 
+/** At most one refusal is logged per this interval; the next line counts those left out. */
+export const REFUSAL_LOG_MS = 10_000;
+
 export class RingEndpoint {
   readonly host: string;
   readonly port: number;
@@ -81,6 +97,10 @@ export class RingEndpoint {
   private handshaking = 0;
   private newest = -1;
   private closed = false;
+  private readonly tlsOptions: RingTls | undefined;
+  private readonly token: Buffer | undefined;
+  /** When a refusal was last logged, and how many were not logged since. */
+  private refusalLog = { at: -Infinity, unlogged: 0 };
 
   /** Use `listen()`. */
   constructor(server: WebSocketServer, http: Server, host: string, options: EndpointOptions) {
@@ -91,6 +111,8 @@ export class RingEndpoint {
     this.maxSegmentBytes = options.maxSegmentBytes ?? DEFAULT_MAX_SEGMENT_BYTES;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.maxPending = options.maxPendingConnections ?? 64;
+    this.tlsOptions = options.tls;
+    this.token = options.token === undefined ? undefined : tokenBytes(options.token);
     this.log = (options.logger ?? silentLogger).child({ component: 'ring-endpoint', port: this.port });
     server.on('connection', (ws) => void this.onConnection(ws));
     http.on('connection', (socket: Socket) => {
@@ -105,6 +127,16 @@ export class RingEndpoint {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Whether this endpoint serves TLS (and its rings dial over it). */
+  get tls(): boolean {
+    return this.tlsOptions !== undefined;
+  }
+
+  /** How a ring using this endpoint dials `host`: over TLS with these options, or plain. Internal to the library. */
+  dialTls(host: string): TlsDialOptions | undefined {
+    return this.tlsOptions && dialOptions(this.tlsOptions, host);
   }
 
   /**
@@ -177,12 +209,21 @@ export class RingEndpoint {
       const nonce = newNonce();
       ws.send(encodeHandshake({ type: 'challenge', v: HANDSHAKE_VERSION, nonce }));
       const msg = await nextHandshake(ws, this.handshakeTimeoutMs, -1);
+      if (msg.type === 'probe') {
+        this.answerProbe(ws, msg, nonce);
+        return;
+      }
       if (msg.type !== 'hello') {
         closeWith(ws, new RingError('RING_BAD_FRAME', `handshake: expected hello, got ${msg.type}`));
         return;
       }
       if (msg.generation < this.newest) {
         closeWith(ws, new RingError('RING_STALE_GENERATION', `generation ${msg.generation} is older than ${this.newest}`));
+        return;
+      }
+      if (this.token !== undefined && !proofMatches(proof(this.token, 'hello', helloFields(nonce, msg)), msg.mac)) {
+        this.logRefusal(new RingError('RING_AUTH_FAILED', 'bad proof of the job token'), msg);
+        closeWith(ws, new RingError('RING_AUTH_FAILED', 'bad proof of the job token'));
         return;
       }
       const remaining = this.handshakeTimeoutMs - (Date.now() - started);
@@ -203,6 +244,17 @@ export class RingEndpoint {
     }
   }
 
+  /** A prober holding the token learns that this endpoint holds it too; the connection then closes. */
+  private answerProbe(ws: WebSocket, msg: Extract<HandshakeMessage, { type: 'probe' }>, nonce: Buffer): void {
+    const fields = probeFields(nonce, msg.nonce);
+    if (this.token === undefined || !proofMatches(proof(this.token, 'probe', fields), msg.mac)) {
+      closeWith(ws, new RingError('RING_AUTH_FAILED', this.token === undefined ? 'this endpoint answers no probes' : 'bad proof of the job token'));
+      return;
+    }
+    ws.send(encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: proof(this.token, 'probe-welcome', fields) }));
+    closeWith(ws);
+  }
+
   private unpark(p: Pending): boolean {
     clearTimeout(p.timer);
     return this.parked.delete(p);
@@ -210,13 +262,25 @@ export class RingEndpoint {
 
   private refuse(p: Pending, err: RingError): void {
     if (!this.unpark(p)) return;
-    this.log.warn({ err, from: p.hello.from, generation: p.hello.generation }, 'ring connection refused');
+    this.logRefusal(err, p.hello);
     closeWith(p.ws, err);
+  }
+
+  /** Logs a refused connection, at most once per REFUSAL_LOG_MS: a flood of bad peers must not flood the log. */
+  private logRefusal(err: RingError, hello: Hello): void {
+    const now = Date.now();
+    if (now - this.refusalLog.at < REFUSAL_LOG_MS) {
+      this.refusalLog.unlogged++;
+      return;
+    }
+    const unlogged = this.refusalLog.unlogged;
+    this.refusalLog = { at: now, unlogged: 0 };
+    this.log.warn({ err, from: hello.from, generation: hello.generation, ...(unlogged > 0 ? { unlogged } : {}) }, 'ring connection refused');
   }
 
   private verify(p: Pending, reg: Registration): void {
     const h = p.hello;
-    const fields = { serverNonce: p.nonce, clientNonce: h.nonce, generation: h.generation, from: h.from, to: h.to, world: h.world, segmentBytes: h.segmentBytes };
+    const fields = helloFields(p.nonce, h);
     if (!proofMatches(proof(reg.token, 'hello', fields), h.mac)) {
       this.refuse(p, new RingError('RING_AUTH_FAILED', 'bad proof of the job token'));
       return;
@@ -238,6 +302,11 @@ export class RingEndpoint {
   }
 }
 
+/** What a hello's proof covers: the two nonces and the ring position it claims. */
+function helloFields(serverNonce: Buffer, h: Hello): ProofFields {
+  return { serverNonce, clientNonce: h.nonce, generation: h.generation, from: h.from, to: h.to, world: h.world, segmentBytes: h.segmentBytes };
+}
+
 /** Starts listening. The endpoint serves every ring this worker joins until closed. */
 export async function listen(options: EndpointOptions = {}): Promise<RingEndpoint> {
   const host = options.host ?? '127.0.0.1';
@@ -245,8 +314,11 @@ export async function listen(options: EndpointOptions = {}): Promise<RingEndpoin
   if (!Number.isInteger(maxSegmentBytes) || maxSegmentBytes < 4 || maxSegmentBytes % 4 !== 0) {
     throw new RingError('RING_INVALID_ARGUMENT', `maxSegmentBytes must be a positive multiple of 4, got ${maxSegmentBytes}`);
   }
+  if (options.tls) validateTls(options.tls);
   // The HTTP server is ours, not ws's, so that close() can see and destroy every socket.
-  const http = createServer();
+  const http = options.tls
+    ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.handshakeTimeoutMs ?? 10_000 })
+    : createServer();
   await new Promise<void>((resolve, reject) => {
     http.once('listening', resolve);
     http.once('error', (err) => reject(new RingError('RING_INVALID_ARGUMENT', `cannot listen on ${host}:${options.port ?? 0}: ${err.message}`, {}, { cause: err })));

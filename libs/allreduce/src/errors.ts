@@ -27,7 +27,9 @@ export type RingErrorCode =
   /** A connection for a generation older than the newest one this endpoint serves. */
   | 'RING_STALE_GENERATION'
   /** The ring or endpoint is closed. */
-  | 'RING_CLOSED';
+  | 'RING_CLOSED'
+  /** TLS with a peer failed: its certificate did not verify (CA, name, dates), or it does not speak TLS. */
+  | 'RING_TLS_FAILED';
 
 export const RING_ERROR_CODES: readonly RingErrorCode[] = [
   'RING_INVALID_ARGUMENT',
@@ -41,6 +43,7 @@ export const RING_ERROR_CODES: readonly RingErrorCode[] = [
   'RING_BUSY',
   'RING_STALE_GENERATION',
   'RING_CLOSED',
+  'RING_TLS_FAILED',
 ];
 
 /** Application close codes (4000-4999 is the range RFC 6455 leaves to applications). */
@@ -56,6 +59,7 @@ const CLOSE_CODES: Readonly<Record<RingErrorCode, number>> = {
   RING_BUSY: 4008,
   RING_STALE_GENERATION: 4009,
   RING_CLOSED: 4010,
+  RING_TLS_FAILED: 4011,
 };
 
 export interface RingErrorDetails {

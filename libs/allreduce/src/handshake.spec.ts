@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { pack } from 'msgpackr';
 import { RingError, RingFrameError } from './errors.js';
-import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches, tokenBytes } from './handshake.js';
+import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION, newNonce, probeFields, proof, proofMatches, tokenBytes } from './handshake.js';
 
 const fields = { serverNonce: newNonce(), clientNonce: newNonce(), generation: 4, from: 1, to: 2, world: 3, segmentBytes: 1024 };
 
@@ -27,6 +27,18 @@ describe('handshake', () => {
     assert.ok(!proofMatches(proof(key, 'hello', { ...fields, clientNonce: newNonce() }), mac));
     assert.ok(!proofMatches(proof(key, 'hello', { ...fields, segmentBytes: 2048 }), mac));
     assert.ok(!proofMatches(mac.subarray(0, 31), mac));
+  });
+
+  it('a probe decodes as its own message, and its proof is never a hello\'s (nor the reverse)', () => {
+    const probe = decodeHandshake(encodeHandshake({ type: 'probe', v: 1, nonce: newNonce(), mac: randomBytes(32) }));
+    assert.equal(probe.type, 'probe');
+    const key = tokenBytes('secret');
+    const zeros = probeFields(fields.serverNonce, fields.clientNonce);
+    const probeMac = proof(key, 'probe', zeros);
+    assert.ok(!proofMatches(proof(key, 'hello', zeros), probeMac));
+    assert.ok(!proofMatches(proof(key, 'probe-welcome', zeros), probeMac));
+    assert.ok(!proofMatches(proof(key, 'welcome', zeros), proof(key, 'probe-welcome', zeros)));
+    assert.throws(() => decodeHandshake(pack({ type: 'probe', v: 1, nonce: newNonce(), mac: randomBytes(32), generation: 1 })), (err: unknown) => err instanceof RingFrameError);
   });
 
   it('refuses an empty token', () => {

@@ -10,6 +10,15 @@
  * Fresh nonces on both sides make a recorded handshake useless for another connection.
  * Messages are msgpack maps; `decodeHandshake` checks every field and nothing else
  * reads a raw handshake message.
+ *
+ * A prober (the coordinator checking that a worker's advertised address is its ring
+ * endpoint, probe.ts) answers the challenge with a `probe` instead of a `hello`:
+ *
+ *   client -> server  probe   { nonce, mac = HMAC-SHA256(token, "ringtrain/1/probe" | server nonce | client nonce | zeros) }
+ *   server -> client  welcome { mac = HMAC-SHA256(token, "ringtrain/1/probe-welcome" | the same) }, then a normal close
+ *
+ * Its own labels keep a probe from ever passing for a ring peer's hello (or the reverse),
+ * and the endpoint never hands a probe's connection to a ring.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
@@ -35,7 +44,9 @@ export type HandshakeMessage =
       readonly nonce: Uint8Array;
       readonly mac: Uint8Array;
     }
-  | { readonly type: 'welcome'; readonly v: number; readonly mac: Uint8Array };
+  | { readonly type: 'welcome'; readonly v: number; readonly mac: Uint8Array }
+  /** A prober's answer to the challenge: it holds the token and wants to know that this endpoint does. */
+  | { readonly type: 'probe'; readonly v: number; readonly nonce: Uint8Array; readonly mac: Uint8Array };
 
 export type Token = string | Uint8Array;
 
@@ -60,7 +71,10 @@ export interface ProofFields {
   readonly segmentBytes: number;
 }
 
-export function proof(token: Buffer, role: 'hello' | 'welcome', f: ProofFields): Buffer {
+/** Which message a proof is for: a ring hello and its welcome, or a probe and its welcome. */
+export type ProofRole = 'hello' | 'welcome' | 'probe' | 'probe-welcome';
+
+export function proof(token: Buffer, role: ProofRole, f: ProofFields): Buffer {
   const ints = Buffer.alloc(20);
   ints.writeUInt32LE(f.generation, 0);
   ints.writeUInt32LE(f.from, 4);
@@ -104,6 +118,11 @@ function keysExactly(obj: Record<string, unknown>, keys: readonly string[]): voi
   if (got.length !== keys.length || !keys.every((k) => Object.hasOwn(obj, k))) bad(`expected fields ${keys.join(', ')}`);
 }
 
+/** The proof fields of a probe: the two nonces, and zeros where a hello has its ring's numbers. */
+export function probeFields(serverNonce: Uint8Array, clientNonce: Uint8Array): ProofFields {
+  return { serverNonce, clientNonce, generation: 0, from: 0, to: 0, world: 0, segmentBytes: 0 };
+}
+
 /** Validates one handshake message. Throws RingFrameError. */
 export function decodeHandshake(buf: Uint8Array): HandshakeMessage {
   if (buf.length > MAX_HANDSHAKE_BYTES) {
@@ -143,6 +162,9 @@ export function decodeHandshake(buf: Uint8Array): HandshakeMessage {
     case 'welcome':
       keysExactly(obj, ['type', 'v', 'mac']);
       return { type: 'welcome', v: HANDSHAKE_VERSION, mac: bytes(obj, 'mac', MAC_BYTES) };
+    case 'probe':
+      keysExactly(obj, ['type', 'v', 'nonce', 'mac']);
+      return { type: 'probe', v: HANDSHAKE_VERSION, nonce: bytes(obj, 'nonce', NONCE_BYTES), mac: bytes(obj, 'mac', MAC_BYTES) };
     default:
       return bad(`unknown type ${String(obj['type'])}`);
   }

@@ -6,5 +6,9 @@ export { RingError, RingFrameError, RING_ERROR_CODES, isRingError } from './erro
 export type { RingErrorCode, RingErrorDetails } from './errors.js';
 export type { RingLogger } from './logger.js';
 export type { Token } from './handshake.js';
+export { tlsFailure } from './tls.js';
+export type { RingTls, TlsFailure } from './tls.js';
 export { busBytes, chunkSpan } from './schedule.js';
 export type { Span } from './schedule.js';
+export { probeEndpoint, PROBE_TIMEOUT_MS } from './probe.js';
+export type { ProbeOptions, ProbeResult } from './probe.js';

@@ -30,6 +30,7 @@ import { listen, type RingEndpoint } from './endpoint.js';
 import type { HeartbeatOptions, Link } from './link.js';
 import { silentLogger, type RingLogger } from './logger.js';
 import { SendWindow } from './send-window.js';
+import type { RingTls } from './tls.js';
 
 export interface RingPeer {
   readonly rank: number;
@@ -52,6 +53,8 @@ export interface RingOptions {
   readonly membership: RingMembership;
   /** The endpoint peers connect to; without one, the ring listens on its own peers[rank] address and closes it on close(). */
   readonly endpoint?: RingEndpoint;
+  /** TLS for a ring without `endpoint` (it listens with it and dials with it); with one, the endpoint's TLS applies. */
+  readonly tls?: RingTls;
   /** Payload bytes per frame; a multiple of 4; the same on every member. Default 1 MiB (see docs/allreduce.md, Performance). */
   readonly segmentBytes?: number;
   /** Reusable send buffers for the first step and broadcast roots. Default 8. */
@@ -189,7 +192,8 @@ export async function createRing(options: RingOptions): Promise<Ring> {
   const token = tokenBytes(m.token);
   const log = (options.logger ?? silentLogger).child({ component: 'ring', generation: m.generation, rank: m.rank, world: m.world });
   const me = peers[m.rank]!;
-  const endpoint = options.endpoint ?? (await listen({ host: me.host, port: me.port, maxSegmentBytes: Math.max(settings.segmentBytes, 4), logger: options.logger }));
+  if (options.endpoint && options.tls) invalid('tls is set on the endpoint when one is given, not on the ring');
+  const endpoint = options.endpoint ?? (await listen({ host: me.host, port: me.port, maxSegmentBytes: Math.max(settings.segmentBytes, 4), logger: options.logger, ...(options.tls ? { tls: options.tls } : {}) }));
   const owned = options.endpoint === undefined;
   if (settings.segmentBytes > endpoint.maxSegmentBytes) {
     if (owned) await endpoint.close();
@@ -205,7 +209,7 @@ export async function createRing(options: RingOptions): Promise<Ring> {
   });
   const outbound = dial({
     host: successor.host, port: successor.port, generation: m.generation, from: m.rank, to: successor.rank, world: m.world,
-    segmentBytes: settings.segmentBytes, token, deadline, heartbeat: settings.heartbeat, logger: log, cancelled: () => stop,
+    segmentBytes: settings.segmentBytes, token, deadline, heartbeat: settings.heartbeat, logger: log, cancelled: () => stop, tls: endpoint.dialTls(successor.host),
   });
   let timer: NodeJS.Timeout | undefined;
   const inboundByDeadline = new Promise<Link>((resolve, reject) => {

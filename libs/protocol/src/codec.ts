@@ -6,9 +6,16 @@
  */
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
+import { type JobLimits, workerMessageFor } from './job-limits.js';
 import { CoordinatorMessage, WorkerMessage } from './messages.js';
 
-export type ProtocolErrorCode = 'PROTOCOL_BAD_MESSAGE';
+/**
+ * PROTOCOL_BAD_MESSAGE: not msgpack, not a known message, a field of the wrong type or
+ * out of its range (the job's included). PROTOCOL_ROLE: a well-formed message its sender
+ * may not send now (a `done` or `checkpoint` from anyone but rank 0 of the current
+ * generation, a `state` nobody asked for, a `fetch` from a worker outside the ring).
+ */
+export type ProtocolErrorCode = 'PROTOCOL_BAD_MESSAGE' | 'PROTOCOL_ROLE';
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
@@ -56,6 +63,12 @@ export function encodeMessage(message: WorkerMessage | CoordinatorMessage): Uint
 
 export function decodeWorkerMessage(data: Uint8Array): WorkerMessage {
   return decodeWith(WorkerMessage, data, 'worker message');
+}
+
+/** The decoder of one job's coordinator: WorkerMessage and the job's bounds (job-limits.ts). */
+export function workerDecoder(limits: JobLimits): (data: Uint8Array) => WorkerMessage {
+  const schema = workerMessageFor(limits);
+  return (data) => decodeWith(schema, data, 'worker message');
 }
 
 export function decodeCoordinatorMessage(data: Uint8Array): CoordinatorMessage {

@@ -1,2 +1,3 @@
 export * from './messages.js';
+export * from './job-limits.js';
 export * from './codec.js';

@@ -5,13 +5,23 @@
  * and state (checkpoint, state, done). Nothing on it is per step: a step needs only the
  * ring (invariant 3 of DESIGN.md). Bulk numbers travel as raw little-endian bytes.
  *
- * The schemas are the validation: decode() checks every field of every message.
+ * The schemas are the validation: decode() checks every field of every message. Every
+ * number has the bounds its use needs: generations are u32 (the ring's handshake and
+ * frames carry them so), ids and counts too, times and rates are non-negative, and zod
+ * refuses NaN and the infinities for every number. Bounds that depend on the job (how
+ * many steps, epochs and rows it has, how large its model is) are a refinement built from
+ * the job: `workerMessageFor(limits)` (job-limits.ts), which the coordinator decodes with.
  */
 import { z } from 'zod';
 
-const count = z.number().int().nonnegative();
+/** The largest generation number: the ring's handshake and frame headers carry it as a u32. */
+export const MAX_GENERATION = 0xffffffff;
+
+const u32 = z.number().int().min(0).max(0xffffffff);
+const count = u32;
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
-const finite = z.number().finite();
+const generation = u32;
+const nonNegative = z.number().nonnegative();
 
 export const Address = z.object({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) });
 export type Address = z.infer<typeof Address>;
@@ -23,21 +33,23 @@ export type Progress = z.infer<typeof Progress>;
 export const Split = z.enum(['train', 'validation', 'test']);
 export type Split = z.infer<typeof Split>;
 
+/** One committed step: its global index (0-based), its epoch (1-based), the mean loss over the global batch, and the batch's size. */
 export const StepReport = z.object({ step: count, epoch: count, loss: z.number(), samples: count });
 export type StepReport = z.infer<typeof StepReport>;
 
 /** Mean per-step times since the last heartbeat, in milliseconds. */
-export const Timing = z.object({ steps: count, computeMs: finite, commMs: finite, waitMs: finite });
+export const Timing = z.object({ steps: count, computeMs: nonNegative, commMs: nonNegative, waitMs: nonNegative });
 export type Timing = z.infer<typeof Timing>;
 
-const MetricsShape = z.object({ loss: z.number(), accuracy: z.number().nullable() });
+const MetricsShape = z.object({ loss: z.number(), accuracy: z.number().min(0).max(1).nullable() });
 export const EpochReport = z.object({
+  /** 1-based. */
   epoch: count,
   train: MetricsShape,
   validation: MetricsShape.nullable(),
-  learningRate: z.number(),
-  seconds: z.number(),
-  samplesPerSecond: z.number(),
+  learningRate: nonNegative,
+  seconds: nonNegative,
+  samplesPerSecond: nonNegative,
 });
 export type EpochReport = z.infer<typeof EpochReport>;
 
@@ -50,11 +62,11 @@ export const WorkerMessage = z.discriminatedUnion('type', [
     /** The job whose state this worker holds, if any, and how far it got. */
     held: z.object({ jobId: z.string().max(100), progress: Progress }).nullable(),
     /** The newest generation this worker's ring endpoint has seen (-1: none). */
-    generation: z.number().int().min(-1),
+    generation: z.number().int().min(-1).max(MAX_GENERATION),
   }),
   z.object({
     type: z.literal('heartbeat'),
-    generation: z.number().int().min(-1),
+    generation: z.number().int().min(-1).max(MAX_GENERATION),
     /** The backend in use, once the job's first message chose it. */
     backend: z.string().max(100).optional(),
     progress: Progress.nullable(),
@@ -63,23 +75,33 @@ export const WorkerMessage = z.discriminatedUnion('type', [
     steps: z.array(StepReport).max(100_000),
     epochs: z.array(EpochReport).max(10_000),
   }),
+  /** Rows of a split, by index (u32 each); answered by `rows` messages. At most one per split at a time. */
   z.object({ type: z.literal('fetch'), id: count, split: Split, indices: bytes }),
   /**
    * This worker's training loop for `generation` has ended; it holds the state at
    * `progress`. `unreachable`: the ring never formed because this worker could not
-   * connect to that rank's advertised address at all.
+   * connect to that rank's advertised address at all. `invalidSource`: the state the
+   * source rank broadcast did not verify here (not this job's shape, a number not
+   * finite, or not at the progress the coordinator chose it for).
    */
-  z.object({ type: z.literal('stopped'), generation: count, progress: Progress.nullable(), reason: z.string().max(2000), unreachable: count.optional() }),
+  z.object({
+    type: z.literal('stopped'),
+    generation,
+    progress: Progress.nullable(),
+    reason: z.string().max(2000),
+    unreachable: count.optional(),
+    invalidSource: count.optional(),
+  }),
   /** Rank 0's checkpoint hook: an encoded snapshot (libs/train's codec). */
-  z.object({ type: z.literal('checkpoint'), generation: count, reason: z.enum(['steps', 'epoch', 'end', 'stop']), snapshot: bytes }),
+  z.object({ type: z.literal('checkpoint'), generation, reason: z.enum(['steps', 'epoch', 'end', 'stop']), snapshot: bytes }),
   /** Answer to `upload`. */
-  z.object({ type: z.literal('state'), generation: count, snapshot: bytes }),
-  /** Rank 0, after the final evaluation: the summary and the final (best) weights. */
+  z.object({ type: z.literal('state'), generation, snapshot: bytes }),
+  /** Every rank, after the final evaluation: the summary and the final (best) weights; the coordinator takes rank 0's. */
   z.object({
     type: z.literal('done'),
-    generation: count,
+    generation,
     result: z.object({
-      history: z.array(EpochReport),
+      history: z.array(EpochReport).max(100_000),
       bestEpoch: count,
       stoppedEarly: z.boolean(),
       steps: count,
@@ -105,7 +127,29 @@ export const DatasetInfo = z.object({
 });
 export type DatasetInfo = z.infer<typeof DatasetInfo>;
 
-export const PeerInfo = z.object({ rank: count, host: z.string().min(1), port: z.number().int().min(1).max(65535) });
+export const PeerInfo = z.object({ rank: count, host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) });
+
+const GenerationMessage = z
+  .object({
+    type: z.literal('generation'),
+    generation,
+    rank: count,
+    world: z.number().int().min(1).max(0xffffffff),
+    peers: z.array(PeerInfo).min(1),
+    /** The rank whose state every member takes. */
+    source: count,
+    /** How far the source's state has got: what the coordinator chose it for. Every member checks the state it receives against it. */
+    progress: Progress,
+    /** When the coordinator holds the most advanced state (a fresh job, a resumed checkpoint): it, for the source rank. */
+    state: bytes.optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.rank >= m.world) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${m.rank} is not below the world ${m.world}` });
+    if (m.source >= m.world) ctx.addIssue({ code: 'custom', path: ['source'], message: `source ${m.source} is not below the world ${m.world}` });
+    if (m.peers.length !== m.world) ctx.addIssue({ code: 'custom', path: ['peers'], message: `${m.peers.length} peers for a world of ${m.world}` });
+    const misplaced = m.peers.findIndex((p, i) => p.rank !== i);
+    if (misplaced >= 0) ctx.addIssue({ code: 'custom', path: ['peers', misplaced, 'rank'], message: `peer ${misplaced} has rank ${m.peers[misplaced]!.rank}` });
+  });
 
 export const CoordinatorMessage = z.discriminatedUnion('type', [
   z.object({
@@ -123,23 +167,27 @@ export const CoordinatorMessage = z.discriminatedUnion('type', [
     ring: z.object({ opTimeoutMs: z.number().int().positive(), heartbeatTimeoutMs: z.number().int().positive(), connectTimeoutMs: z.number().int().positive() }),
   }),
   z.object({ type: z.literal('reject'), code: z.string().max(100), reason: z.string().max(2000) }),
-  z.object({
-    type: z.literal('generation'),
-    generation: count,
-    rank: count,
-    world: z.number().int().positive(),
-    peers: z.array(PeerInfo).min(1),
-    /** The rank whose state every member takes. */
-    source: count,
-    /** When the coordinator holds the most advanced state (a fresh job, a resumed checkpoint): it, for the source rank. */
-    state: bytes.optional(),
-  }),
+  GenerationMessage,
   /** End the generation at the next step boundary. */
-  z.object({ type: z.literal('stop'), generation: count, reason: z.string().max(2000) }),
-  z.object({ type: z.literal('rows'), id: count, split: Split, indices: bytes, features: bytes, labels: bytes }),
+  z.object({ type: z.literal('stop'), generation, reason: z.string().max(2000) }),
+  /**
+   * One chunk of the answer to fetch `id`: the rows at positions offset.. of the
+   * request, in its order. A request is answered in chunks of at most ROWS_CHUNK_BYTES
+   * (rowsPerChunk), so that neither side holds a large answer at once; the last chunk is
+   * the one that reaches the request's end.
+   */
+  z.object({ type: z.literal('rows'), id: count, split: Split, offset: count, indices: bytes, features: bytes, labels: bytes }),
   /** Send the state you hold (answered with `state`). */
-  z.object({ type: z.literal('upload'), generation: count }),
+  z.object({ type: z.literal('upload'), generation }),
   /** The job is over: exit. */
   z.object({ type: z.literal('finished'), reason: z.string().max(2000) }),
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
+
+/** The most bytes of one `rows` message's payload (indices, features and labels together). */
+export const ROWS_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** Rows per `rows` chunk for a table of `cols` features: each row is its index, its features and its label, 4 bytes each. */
+export function rowsPerChunk(cols: number): number {
+  return Math.max(1, Math.floor(ROWS_CHUNK_BYTES / (4 * (cols + 2))));
+}

@@ -149,6 +149,23 @@ describe('checkpoints and resume', () => {
     assert.match(invalid.at(-1)!.message, /manifest\.json is missing/);
   });
 
+  test('a checkpoint whose numbers the job could not reach (a loop out of step, a weight not finite) is CHECKPOINT_CORRUPT, though its manifest verifies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ringtrain-ckpt-'));
+    const good = (await run(dir, { stopAfter: 7 })).end;
+    const loss = resolveLoss(spec, data.task);
+    const options = { spec, metadata: modelMetadata(data, loss), arch: architectureFor(spec, data.train.cols, data.task), reason: 'steps' as const, lineage: [], keep: 5, keepBest: false };
+    const invalid: TrainError[] = [];
+    await writeCheckpoint(dir, { ...good, loop: { ...good.loop, globalStep: 1e9 } }, options);
+    assert.equal((await latestCheckpoint(dir, (_d, e) => invalid.push(e)))?.snapshot.loop.globalStep, 7);
+    assert.match(invalid.at(-1)!.message, /step-1000000000: state snapshot: loop\.globalStep 1000000000 is not epoch 0 x 12 \+ 7/);
+    const nan = Float32Array.from(good.params);
+    nan[3] = NaN;
+    await writeCheckpoint(dir, { ...good, loop: { ...good.loop, stepInEpoch: 8, globalStep: 8 }, params: nan }, options);
+    assert.equal((await latestCheckpoint(dir, (_d, e) => invalid.push(e)))?.snapshot.loop.globalStep, 7);
+    assert.equal(invalid.at(-1)!.code, 'CHECKPOINT_CORRUPT');
+    assert.match(invalid.at(-1)!.message, /params\[3\] is NaN/);
+  });
+
   test('resume refuses a spec whose model or data order changed, and lists each field', () => {
     const changed = parseJobSpec(
       SPEC.replace('units: 16', 'units: 17').replace('batchSize: 16', 'batchSize: 8').replace('epochs: 4', 'epochs: 9'),

@@ -31,6 +31,7 @@ import {
   validateArchitecture,
 } from '@ringtrain/model';
 import { TrainError } from './errors.js';
+import { verifySnapshot } from './snapshot-codec.js';
 import { validateJobSpec, type JobSpec } from './spec.js';
 import type { CheckpointReason, LoopState, TrainSnapshot } from './trainer.js';
 
@@ -242,22 +243,20 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   if (slots.length !== state.optimizer.slots) throw corrupt(dir, `optimizer.bin holds ${slots.length} values, state.json says ${state.optimizer.slots}`);
   const bestParams = state.hasBest ? floatsOf(await readFile(join(dir, 'best.bin')), `${dir}/best.bin`) : null;
   if (bestParams && bestParams.length !== size) throw corrupt(dir, 'best.bin does not match the model size');
-  return {
-    dir,
-    reason: state.reason,
-    spec,
-    metadata,
-    arch: state.arch,
-    lineage: state.lineage,
-    frozenLayers: new Set(state.frozenLayers),
-    snapshot: {
-      loop: state.loop,
-      params,
-      optimizer: { name: state.optimizer.name, iterations: state.optimizer.iterations, slots },
-      bestParams,
-      trainRows: state.trainRows,
-    },
+  const snapshot: TrainSnapshot = {
+    loop: state.loop,
+    params,
+    optimizer: { name: state.optimizer.name, iterations: state.optimizer.iterations, slots },
+    bestParams,
+    trainRows: state.trainRows,
   };
+  // What its numbers say, as for a state a worker sends: finite, and a loop the job could reach.
+  try {
+    verifySnapshot(snapshot, spec, state.trainRows);
+  } catch (err) {
+    throw corrupt(dir, (err as Error).message);
+  }
+  return { dir, reason: state.reason, spec, metadata, arch: state.arch, lineage: state.lineage, frozenLayers: new Set(state.frozenLayers), snapshot };
 }
 
 /**

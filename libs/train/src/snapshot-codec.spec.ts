@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrainError } from './errors.js';
-import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
+import { decodeSnapshot, encodeSnapshot, verifySnapshot } from './snapshot-codec.js';
+import { validateJobSpec } from './spec.js';
 import { INITIAL_LOOP, type TrainSnapshot } from './trainer.js';
 
 const SNAP: TrainSnapshot = {
@@ -63,4 +64,32 @@ test('another model, optimizer, or a damaged buffer is SNAPSHOT_INVALID', () => 
     const c = code(() => decodeSnapshot(b, SHAPE));
     assert.ok(c === 'SNAPSHOT_INVALID' || c === 'no error', `byte ${i}: ${c}`);
   }
+});
+
+test('verifySnapshot: finite numbers and a loop state the job could reach, or SNAPSHOT_INVALID naming why', () => {
+  // 120 rows in batches of 10: 12 steps an epoch. SNAP is at epoch 2 (0-based), step 3 of it.
+  const spec = validateJobSpec({ name: 'v', data: { source: 'builtin:iris' }, training: { batchSize: 10, epochs: 5 } });
+  const history = [SNAP.loop.history[0]!, { ...SNAP.loop.history[0]!, epoch: 2 }];
+  const good: TrainSnapshot = { ...SNAP, loop: { ...SNAP.loop, history } };
+  verifySnapshot(good, spec, 120);
+  verifySnapshot({ ...good, loop: { ...good.loop, stepInEpoch: 12, globalStep: 36 } }, spec, 120); // validation pending
+  const why = (s: TrainSnapshot, rows = 120): string => {
+    try {
+      verifySnapshot(s, spec, rows);
+    } catch (err) {
+      assert.ok(err instanceof TrainError && err.code === 'SNAPSHOT_INVALID', String(err));
+      return err.message;
+    }
+    return 'no error';
+  };
+  assert.match(why(good, 121), /120 training rows; this job has 121/);
+  assert.match(why({ ...good, loop: { ...good.loop, globalStep: 1e9 } }), /globalStep 1000000000 is not epoch 2 x 12 \+ 3/);
+  assert.match(why({ ...good, loop: { ...good.loop, stepInEpoch: 13, globalStep: 37 } }), /stepInEpoch 13 is past the 12 steps/);
+  assert.match(why(SNAP), /1 epochs recorded at epoch 2/);
+  assert.match(why({ ...good, loop: { ...good.loop, history: [history[1]!, history[0]!] } }), /history\[0\] is not epoch 1/);
+  assert.match(why({ ...good, loop: { ...good.loop, partial: { ...good.loop.partial, lossSum: -1 } } }), /partial\.lossSum/);
+  assert.match(why({ ...good, loop: { ...good.loop, best: { loss: 0.1, epoch: 3 } } }), /loop\.best/);
+  assert.match(why({ ...good, params: Float32Array.from([1, NaN, 0, 0]) }), /params\[1\] is NaN/);
+  assert.match(why({ ...good, optimizer: { ...good.optimizer, slots: new Float32Array(8).fill(Infinity) } }), /optimizer slots\[0\] is Infinity/);
+  assert.match(why({ ...good, bestParams: Float32Array.from([0, 0, 0, -Infinity]) }), /best weights\[3\]/);
 });

@@ -11,8 +11,10 @@
  *
  * decodeSnapshot checks every field against what the receiver expects (its own model
  * and optimizer sizes), so a malformed or foreign buffer is SNAPSHOT_INVALID, never
- * half-applied.
+ * half-applied. verifySnapshot then checks what the numbers say against the job: every
+ * weight finite, and a loop state that the training loop could have reached.
  */
+import { stepsPerEpoch } from '@ringtrain/data';
 import { optimizerSlotCount, type OptimizerState } from '@ringtrain/model';
 import { TrainError } from './errors.js';
 import type { JobSpec } from './spec.js';
@@ -116,4 +118,39 @@ export function decodeSnapshot(bytes: Uint8Array, expected: SnapshotShape): Trai
     bestParams: h.best > 0 ? body.slice(h.params + h.slots) : null,
     trainRows: h.trainRows,
   };
+}
+
+function finiteIssue(values: Float32Array, what: string): string | null {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) return `${what}[${i}] is ${values[i]}`;
+  return null;
+}
+
+/**
+ * Checks a decoded snapshot against the job whose state it claims to be (`spec` and its
+ * `trainRows`): every parameter, optimizer slot and best weight finite, and a loop state
+ * the training loop could have reached. The loop keeps globalStep = epoch * P +
+ * stepInEpoch (P steps an epoch; stepInEpoch = P after an epoch's last step, before its
+ * validation) and one history record per completed epoch, numbered from 1. Throws
+ * SNAPSHOT_INVALID naming the first problem.
+ */
+export function verifySnapshot(s: TrainSnapshot, spec: JobSpec, trainRows: number): void {
+  const fail = (what: string): never => {
+    throw invalid(what);
+  };
+  if (s.trainRows !== trainRows) fail(`${s.trainRows} training rows; this job has ${trainRows}`);
+  const per = stepsPerEpoch(trainRows, spec.training.batchSize);
+  const l = s.loop;
+  if (l.stepInEpoch > per) fail(`loop.stepInEpoch ${l.stepInEpoch} is past the ${per} steps of an epoch`);
+  if (l.globalStep !== l.epoch * per + l.stepInEpoch) fail(`loop.globalStep ${l.globalStep} is not epoch ${l.epoch} x ${per} + ${l.stepInEpoch}`);
+  if (l.history.length !== l.epoch) fail(`${l.history.length} epochs recorded at epoch ${l.epoch}`);
+  l.history.forEach((r, i) => {
+    if (typeof r !== 'object' || r === null || r.epoch !== i + 1) fail(`loop.history[${i}] is not epoch ${i + 1}`);
+  });
+  const p = l.partial;
+  for (const key of ['lossSum', 'count', 'correct', 'seconds'] as const) if (!Number.isFinite(p[key]) || p[key] < 0) fail(`loop.partial.${key} is not a finite count or sum`);
+  if (l.best !== null && (typeof l.best !== 'object' || !Number.isFinite(l.best.loss) || !isCount(l.best.epoch) || l.best.epoch < 1 || l.best.epoch > l.history.length)) {
+    fail('loop.best is not a finite loss of a recorded epoch');
+  }
+  const bad = finiteIssue(s.params, 'params') ?? finiteIssue(s.optimizer.slots, 'optimizer slots') ?? (s.bestParams ? finiteIssue(s.bestParams, 'best weights') : null);
+  if (bad) fail(bad);
 }

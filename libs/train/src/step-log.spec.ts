@@ -31,4 +31,7 @@ test('readStepLosses: by step in order, the last line of a step winning; torn an
     [4, 0.44],
     [5000, 5],
   ]);
+  // Bounded by the run's steps: a stray step number (say 2^31 - 1) cannot size the array.
+  appendFileSync(join(dir, STEP_LOG_FILE), `\n{"step":${2 ** 31 - 1},"epoch":1,"loss":1,"samples":8}\n`);
+  assert.deepEqual((await readStepLosses(dir, 5000)).at(-1), [4, 0.44]);
 });

@@ -44,9 +44,11 @@ export class StepLog {
  * Every step's loss in a steps.jsonl as [step, loss], in step order, the last line of
  * each step winning; [] if the file is missing. Read line by line into a dense array
  * (8 bytes a step), so a long run's log is never one string in memory. A line that does
- * not parse, such as the torn last line of a killed process, is skipped.
+ * not parse, such as the torn last line of a killed process, is skipped, and so is a
+ * step at or past `maxSteps` (the run's steps: the array is dense, so a stray step
+ * number must not size it).
  */
-export async function readStepLosses(outDir: string): Promise<[step: number, loss: number][]> {
+export async function readStepLosses(outDir: string, maxSteps = 2 ** 31): Promise<[step: number, loss: number][]> {
   const path = join(outDir, STEP_LOG_FILE);
   if (!existsSync(path)) return [];
   let losses = new Float64Array(1024).fill(NaN);
@@ -60,7 +62,7 @@ export async function readStepLosses(outDir: string): Promise<[step: number, los
       continue;
     }
     const { step, loss } = r ?? {};
-    if (typeof step !== 'number' || !Number.isInteger(step) || step < 0 || step >= 2 ** 31 || typeof loss !== 'number') continue;
+    if (typeof step !== 'number' || !Number.isInteger(step) || step < 0 || step >= maxSteps || typeof loss !== 'number') continue;
     if (step >= losses.length) {
       const grown = new Float64Array(Math.max(step + 1, losses.length * 2)).fill(NaN);
       grown.set(losses);

@@ -12,6 +12,7 @@ import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
 import { startCoordinator } from '../cluster.js';
 import { afterJob, readToken } from '../token.js';
+import { loadTls, TLS_OPTIONS, tlsPaths } from '../tls.js';
 
 function port(v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -30,19 +31,24 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
       host: { type: 'string' },
       backend: { type: 'string' },
       'token-file': { type: 'string' },
+      ...TLS_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
   });
   const env = process.env;
   const token = readToken(values['token-file']);
+  const tls = loadTls(tlsPaths(values, env), log);
   const job = await resolveJob({ job: values.job ?? env.RINGTRAIN_JOB, out: values.out ?? env.RINGTRAIN_OUT, backend: values.backend, resume: 'if-present' }, log);
-  const c = await startCoordinator(job, { log, token, host: values.host ?? env.RINGTRAIN_HOST ?? '0.0.0.0', port: port(values.port ?? env.RINGTRAIN_PORT, 7070) });
+  const c = await startCoordinator(job, { log, token, host: values.host ?? env.RINGTRAIN_HOST ?? '0.0.0.0', port: port(values.port ?? env.RINGTRAIN_PORT, 7070), tls });
   process.stdout.write(`coordinator: ${c.server.url} (job ${job.spec.name}, output ${job.outDir})\n`);
   const linger = afterJob(env);
   let over = false;
+  /** A SIGTERM while the job's last outputs are written (the status already says completed) must not be lost: no lingering then. */
+  let stopped = false;
   let release = (): void => {};
   onStop(() => {
+    stopped = true;
     if (over) release();
     else c.runtime.stop('coordinator shutting down (SIGTERM)', false);
   });
@@ -52,7 +58,7 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
     if (outcome.kind === 'completed') process.stdout.write(`model: ${outcome.model}\n`);
     else process.stdout.write(`stopped: ${outcome.reason}${outcome.checkpoint ? `; checkpoint ${outcome.checkpoint}` : ''}\n`);
     if (outcome.report) process.stdout.write(`report: ${outcome.report}\n`);
-    if (linger && outcome.kind === 'completed') {
+    if (linger && outcome.kind === 'completed' && !stopped) {
       // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
       log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');
       const keepAlive = setInterval(() => {}, 1 << 30); // the server alone would do; this says so

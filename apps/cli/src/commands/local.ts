@@ -19,6 +19,7 @@ import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
 import { startCoordinator } from '../cluster.js';
 import { newToken } from '../token.js';
+import { loadTls, TLS_OPTIONS, tlsPaths, type TlsPaths } from '../tls.js';
 import { epochLine } from '../progress.js';
 import { summaryTable } from './train.js';
 import { DEFAULT_RESTART_POLICY, WorkerSupervisor } from '../supervisor.js';
@@ -67,6 +68,7 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
       backend: { type: 'string' },
       resume: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      ...TLS_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -77,6 +79,8 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0 || maxRestarts > 1000) throw new UsageError(`--max-restarts must be an integer in 0..1000, got "${values['max-restarts']}"`);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got "${values.port}"`);
+  const tlsFiles = tlsPaths(values);
+  const tls = loadTls(tlsFiles, log);
   const job = await resolveJob({ job: values.job, out: values.out, backend: values.backend, resume: values.resume ? 'required' : 'never' }, log);
   await mkdir(job.outDir, { recursive: true });
   if (!job.checkpoint) {
@@ -87,14 +91,14 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   const token = newToken();
   const tokenFile = join(job.outDir, 'token');
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
-  const c = await startCoordinator(job, { log, token, host: '127.0.0.1', port, startWorkers: n });
+  const c = await startCoordinator(job, { log, token, host: '127.0.0.1', port, startWorkers: n, tls });
   const url = c.server.url.replace(/^http/, 'ws');
   process.stderr.write(`coordinator: ${c.server.url} (status: ${c.server.url}/api/status; control token in ${tokenFile})\n`);
   const childLevel = ['trace', 'debug'].includes(log.level) ? log.level : 'warn';
   // A worker that exits while the job runs is started again (src/supervisor.ts).
   const workers = new WorkerSupervisor({
     ids: Array.from({ length: n }, (_, i) => `local-${i}`),
-    spawn: (id) => spawnWorker(url, token, id, childLevel, options.workerEnv),
+    spawn: (id) => spawnWorker(url, token, id, childLevel, { ...workerTlsEnv(tlsFiles), ...options.workerEnv }),
     policy: { ...DEFAULT_RESTART_POLICY, maxRestarts },
     log,
     jobOver: () => c.runtime.phase === 'done',
@@ -137,6 +141,17 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
     workers.kill();
     await c.close();
   }
+}
+
+/**
+ * The workers' TLS settings: the coordinator's own (they serve their ring endpoints with
+ * the same certificate and verify 127.0.0.1, or the peer name, against the same CA), or
+ * none at all: set either way, whatever this process's environment holds, so that the
+ * workers always match the coordinator.
+ */
+function workerTlsEnv(p: TlsPaths): NodeJS.ProcessEnv {
+  const abs = (f: string | undefined): string => (f ? resolve(f) : '');
+  return { RINGTRAIN_TLS_CERT: abs(p.cert), RINGTRAIN_TLS_KEY: abs(p.key), RINGTRAIN_TLS_CA: abs(p.ca), RINGTRAIN_TLS_PEER_NAME: p.peerName ?? '' };
 }
 
 /** A status line on a terminal (redrawn at most ten times a second) and a line per epoch; log records elsewhere. */

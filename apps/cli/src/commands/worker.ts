@@ -7,10 +7,11 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import type { BackendName } from '@ringtrain/model';
-import { TrainingWorker } from '@ringtrain/worker';
+import { TrainingWorker, type WorkerOptions } from '@ringtrain/worker';
 import { UsageError } from '../errors.js';
 import { checkBackend } from '../job-args.js';
 import { afterJob, readToken } from '../token.js';
+import { loadTls, TLS_OPTIONS, tlsPaths, usesTls } from '../tls.js';
 
 export async function workerCommand(argv: string[], log: Logger, onStop: (stop: () => void) => void): Promise<number> {
   const { values } = parseArgs({
@@ -23,6 +24,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
       'peer-port': { type: 'string' },
       backend: { type: 'string' },
       id: { type: 'string' },
+      ...TLS_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -30,7 +32,8 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
   const env = process.env;
   const url = values.coordinator ?? env.RINGTRAIN_COORDINATOR;
   if (!url) throw new UsageError('no coordinator: give --coordinator URL or set RINGTRAIN_COORDINATOR (e.g. http://coordinator:7070)');
-  if (!/^(https?|wss?):\/\/[^/]+/.test(url)) throw new UsageError(`--coordinator must be an http:// or ws:// URL, got "${url}"`);
+  if (!/^(https?|wss?):\/\/[^/]+/.test(url)) throw new UsageError(`--coordinator must be an http(s):// or ws(s):// URL, got "${url}"`);
+  const tls = workerTls(url, values, env, log);
   const backend = values.backend ?? env.RINGTRAIN_BACKEND;
   checkBackend(backend);
   const peerPort = Number(values['peer-port'] ?? env.RINGTRAIN_PEER_PORT ?? 0);
@@ -44,6 +47,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
     peerPort,
     ...(backend ? { backend: backend as BackendName } : {}),
     ...((values.id ?? env.RINGTRAIN_WORKER_ID) ? { id: (values.id ?? env.RINGTRAIN_WORKER_ID)! } : {}),
+    ...(tls ? { tls } : {}),
   });
   const linger = afterJob(env);
   let over = false;
@@ -77,4 +81,23 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
   } finally {
     if (watchdog) clearInterval(watchdog);
   }
+}
+
+/**
+ * TLS is the coordinator URL's scheme, for the whole job: a worker of an https://
+ * coordinator serves its ring over TLS too (its peers dial it over wss), so it needs a
+ * certificate and key; a worker of an http:// one takes no TLS option, rather than
+ * sending the token in clear beside them.
+ */
+function workerTls(url: string, values: Parameters<typeof tlsPaths>[0], env: NodeJS.ProcessEnv, log: Logger): WorkerOptions['tls'] {
+  const paths = tlsPaths(values, env);
+  if (!/^(https|wss):/.test(url)) {
+    if (usesTls(paths)) throw new UsageError(`TLS options are set but the coordinator URL ${url} is plain text: use https:// (the coordinator started with --tls-cert and --tls-key), or drop them`);
+    return undefined;
+  }
+  if (paths.cert === undefined && paths.key === undefined) {
+    throw new UsageError('a worker of a TLS coordinator (https://) serves its ring over TLS too: give --tls-cert and --tls-key (RINGTRAIN_TLS_CERT, RINGTRAIN_TLS_KEY)');
+  }
+  const tls = loadTls(paths, log)!;
+  return { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.peerName ? { serverName: tls.peerName } : {}) };
 }

@@ -1,0 +1,127 @@
+/**
+ * The bounds a worker's messages must keep that depend on the job: no step past the
+ * job's last, no epoch past its epochs, progress whose step and epochs agree, rows
+ * within their split, a model of the job's size with finite weights, a result that
+ * describes a finished run. `workerMessageFor(limits)` is WorkerMessage refined with
+ * them; the coordinator decodes with it, so a message past a bound is refused at the
+ * wire (PROTOCOL_BAD_MESSAGE naming the field and the bound) like a malformed one.
+ *
+ * How a state's progress hangs together (libs/train's loop): step s of an epoch of P
+ * steps lies in epoch floor(s / P); the epochs recorded are the ones completed, except
+ * just after an epoch's last step, before its validation ran (s a multiple of P, and
+ * one epoch fewer).
+ */
+import type { z } from 'zod';
+import { type Progress, type Split, WorkerMessage } from './messages.js';
+
+export interface JobLimits {
+  /** The job's id: a `held` progress of another job is not this job's business. */
+  readonly jobId: string;
+  readonly stepsPerEpoch: number;
+  /** The job's epochs: a finished run recorded at least these (or stopped early). */
+  readonly epochs: number;
+  /** No state of the job is past these: the job's steps and epochs, or a resumed checkpoint's if it is further along (a resume may lower `epochs`). */
+  readonly maxSteps: number;
+  readonly maxEpochs: number;
+  /** The global batch: no step has more samples. */
+  readonly batchSize: number;
+  readonly rows: Readonly<Record<Split, number>>;
+  /** The model's parameter count. */
+  readonly params: number;
+}
+
+/** What is wrong with `p` as a progress of this job, or null. */
+export function progressIssue(p: Progress, limits: JobLimits): string | null {
+  if (p.step > limits.maxSteps) return `step ${p.step} is past the job's ${limits.maxSteps} steps`;
+  if (p.epochs > limits.maxEpochs) return `${p.epochs} epochs is past the job's ${limits.maxEpochs}`;
+  const per = limits.stepsPerEpoch;
+  const completed = Math.floor(p.step / per);
+  if (p.epochs !== completed && !(p.step % per === 0 && p.epochs === completed - 1)) {
+    return `${p.epochs} epochs recorded does not fit step ${p.step} (${per} steps an epoch)`;
+  }
+  return null;
+}
+
+interface Issue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+function firstNonFinite(b: Uint8Array): number {
+  const floats = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  for (let i = 0; i < floats.length; i++) if (!Number.isFinite(floats[i]!)) return i;
+  return -1;
+}
+
+/** The first bound of the job that `m` breaks, or null. */
+export function jobIssue(m: WorkerMessage, limits: JobLimits): Issue | null {
+  const progress = (p: Progress | null, path: (string | number)[]): Issue | null => {
+    const why = p === null ? null : progressIssue(p, limits);
+    return why === null ? null : { path, message: why };
+  };
+  const epoch = (e: number, path: (string | number)[]): Issue | null =>
+    e >= 1 && e <= limits.maxEpochs ? null : { path, message: `epoch ${e} is outside 1..${limits.maxEpochs}` };
+  switch (m.type) {
+    case 'register':
+      return m.held !== null && m.held.jobId === limits.jobId ? progress(m.held.progress, ['held', 'progress']) : null;
+    case 'heartbeat': {
+      const p = progress(m.progress, ['progress']);
+      if (p) return p;
+      if (m.timing.steps > limits.maxSteps) return { path: ['timing', 'steps'], message: `${m.timing.steps} steps is past the job's ${limits.maxSteps}` };
+      for (const [i, s] of m.steps.entries()) {
+        if (s.step >= limits.maxSteps) return { path: ['steps', i, 'step'], message: `step ${s.step} is past the job's last, ${limits.maxSteps - 1}` };
+        if (s.samples > limits.batchSize) return { path: ['steps', i, 'samples'], message: `${s.samples} samples is more than the batch of ${limits.batchSize}` };
+        const e = epoch(s.epoch, ['steps', i, 'epoch']);
+        if (e) return e;
+      }
+      for (const [i, r] of m.epochs.entries()) {
+        const e = epoch(r.epoch, ['epochs', i, 'epoch']);
+        if (e) return e;
+      }
+      return null;
+    }
+    case 'fetch': {
+      const rows = limits.rows[m.split];
+      if (m.indices.byteLength % 4 !== 0) return { path: ['indices'], message: `${m.indices.byteLength} bytes is not a whole number of u32 indices` };
+      const n = m.indices.byteLength / 4;
+      if (n > rows) return { path: ['indices'], message: `${n} rows asked for; the ${m.split} split has ${rows}` };
+      const view = new DataView(m.indices.buffer, m.indices.byteOffset, m.indices.byteLength);
+      for (let k = 0; k < n; k++) {
+        const i = view.getUint32(4 * k, true);
+        if (i >= rows) return { path: ['indices', k], message: `${m.split} row ${i} is past its ${rows} rows` };
+      }
+      return null;
+    }
+    case 'stopped':
+      return progress(m.progress, ['progress']);
+    case 'leave':
+      return progress(m.progress, ['progress']);
+    case 'done': {
+      const r = m.result;
+      const recorded = r.history.length;
+      if (m.params.byteLength !== 4 * limits.params) return { path: ['params'], message: `${m.params.byteLength} bytes; the model has ${limits.params} parameters` };
+      const bad = firstNonFinite(m.params);
+      if (bad >= 0) return { path: ['params', bad], message: 'not a finite number' };
+      if (recorded > limits.maxEpochs) return { path: ['result', 'history'], message: `${recorded} epochs is past the job's ${limits.maxEpochs}` };
+      if (recorded < limits.epochs && !r.stoppedEarly) return { path: ['result', 'history'], message: `${recorded} epochs recorded of the job's ${limits.epochs}, and not stopped early` };
+      if (recorded === 0) return { path: ['result', 'history'], message: 'no epoch recorded' };
+      const misplaced = r.history.findIndex((e, i) => e.epoch !== i + 1);
+      if (misplaced >= 0) return { path: ['result', 'history', misplaced, 'epoch'], message: `epoch ${r.history[misplaced]!.epoch} at position ${misplaced}` };
+      if (r.steps !== recorded * limits.stepsPerEpoch) return { path: ['result', 'steps'], message: `${r.steps} steps for ${recorded} epochs of ${limits.stepsPerEpoch}` };
+      if (r.bestEpoch < 1 || r.bestEpoch > recorded) return { path: ['result', 'bestEpoch'], message: `epoch ${r.bestEpoch} is outside 1..${recorded}` };
+      return null;
+    }
+    case 'checkpoint':
+    case 'state':
+      // Snapshots are decoded and verified against the job by libs/train's codec.
+      return null;
+  }
+}
+
+/** WorkerMessage with the job's bounds: what the coordinator of this job decodes with. */
+export function workerMessageFor(limits: JobLimits): z.ZodType<WorkerMessage> {
+  return WorkerMessage.superRefine((m, ctx) => {
+    const issue = jobIssue(m, limits);
+    if (issue) ctx.addIssue({ code: 'custom', path: [...issue.path], message: issue.message });
+  });
+}
