@@ -8,31 +8,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bytesOf, type EpochReport, float32s, ROWS_CHUNK_BYTES, uint32s, type WorkerMessage } from '@ringtrain/protocol';
+import { bytesOf, float32s, ROWS_CHUNK_BYTES, uint32s, type WorkerMessage } from '@ringtrain/protocol';
 import { encodeSnapshot, INITIAL_LOOP } from '@ringtrain/train';
-import { closed, coordinator, type FakeWorker, type Harness, register, status, until, within, worker } from './server.fixture.js';
-
-const P = 4;
-const epoch = (n: number): EpochReport => ({ epoch: n, train: { loss: 0.5, accuracy: 0.8 }, validation: null, learningRate: 0.01, seconds: 1, samplesPerSecond: 100 });
-const FINAL = { train: { loss: 0.5, accuracy: 0.8 }, validation: null, test: null };
-
-/** A `done` for the whole job (2 epochs, 8 steps) with every weight `w`. */
-function done(generation: number, w: number, result: Partial<Extract<WorkerMessage, { type: 'done' }>['result']> = {}): WorkerMessage {
-  return {
-    type: 'done',
-    generation,
-    result: { history: [epoch(1), epoch(2)], bestEpoch: 2, stoppedEarly: false, steps: 2 * P, final: FINAL, ...result },
-    params: bytesOf(new Float32Array(15).fill(w)),
-  };
-}
-
-/** Registers `id` (with `more`) and reads its `job`; the worker is then a member. */
-async function joined(h: Harness, id: string, more: Partial<Extract<WorkerMessage, { type: 'register' }>> = {}): Promise<FakeWorker> {
-  const w = await worker(h);
-  w.send(register(id, more));
-  await w.next('job');
-  return w;
-}
+import { closed, coordinator, done, type FakeWorker, type Harness, joined, P, register, status, until, within, worker } from './server.fixture.js';
 
 /** w1 alone in generation 1, then w2 joining: generation 2 of [w1, w2] from the coordinator's state. */
 async function twoInARing(h: Harness): Promise<[FakeWorker, FakeWorker]> {

@@ -2,7 +2,7 @@
 import { REJECT_REASONS, type RejectReason } from './rejections.js';
 import type { JobStatus, MetricHistory } from './status.js';
 
-const STATES = ['waiting', 'running', 'recovering', 'paused', 'completed', 'stopped', 'failed'] as const;
+const STATES = ['waiting', 'running', 'recovering', 'paused', 'finishing', 'completed', 'stopped', 'failed'] as const;
 
 function label(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');

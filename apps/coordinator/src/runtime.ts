@@ -153,6 +153,8 @@ export class JobRuntime extends EventEmitter {
   private readonly started = Date.now();
   private readonly ticker: NodeJS.Timeout;
   private resolveOutcome!: (o: Outcome) => void;
+  /** The outcome once every output is written: until then a job that is over is 'finishing'. */
+  private settled: Outcome | null = null;
   readonly outcome: Promise<Outcome>;
   private lastStepAt: { step: number; time: number } | null = null;
   private rate: number | null = null;
@@ -208,6 +210,7 @@ export class JobRuntime extends EventEmitter {
       this.event('checkpoint', `resuming from ${checkpoint.dir} at step ${checkpoint.snapshot.loop.globalStep}`);
     }
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
+    void this.outcome.then((o) => (this.settled = o));
     this.ticker = setInterval(() => {
       this.apply({ type: 'tick' });
       this.rejections.flush();
@@ -802,9 +805,9 @@ export class JobRuntime extends EventEmitter {
             ? 'recovering'
             : s.phase === 'paused'
               ? 'paused'
-              : this.modelPath
-                ? 'completed'
-                : 'stopped';
+              : this.settled === null
+                ? 'finishing'
+                : this.settled.kind;
     const reason = s.phase === 'training' ? `training with ${ring.length} worker${ring.length === 1 ? '' : 's'}` : s.reason;
     const now = Date.now();
     const workers: WorkerStatus[] = [...this.byId.values()].map((c) => ({

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type RawData, WebSocket } from 'ws';
 import { selectBackend } from '@ringtrain/model';
-import { type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type WorkerMessage } from '@ringtrain/protocol';
+import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type EpochReport, type WorkerMessage } from '@ringtrain/protocol';
 import { type OpenedJob, openJob, validateJobSpec } from '@ringtrain/train';
 import { JobRuntime } from './runtime.js';
 import { type CoordinatorServer, startServer } from './server.js';
@@ -163,3 +163,26 @@ export const register = (id = 'w1', more: Partial<Extract<WorkerMessage, { type:
   generation: -1,
   ...more,
 });
+
+/** Steps per epoch of the default job (Iris: 120 training rows in batches of 32). */
+export const P = 4;
+export const epoch = (n: number): EpochReport => ({ epoch: n, train: { loss: 0.5, accuracy: 0.8 }, validation: null, learningRate: 0.01, seconds: 1, samplesPerSecond: 100 });
+export const FINAL = { train: { loss: 0.5, accuracy: 0.8 }, validation: null, test: null };
+
+/** A `done` for the whole job (2 epochs, 8 steps) with every weight `w`. */
+export function done(generation: number, w: number, result: Partial<Extract<WorkerMessage, { type: 'done' }>['result']> = {}): WorkerMessage {
+  return {
+    type: 'done',
+    generation,
+    result: { history: [epoch(1), epoch(2)], bestEpoch: 2, stoppedEarly: false, steps: 2 * P, final: FINAL, ...result },
+    params: bytesOf(new Float32Array(15).fill(w)),
+  };
+}
+
+/** Registers `id` (with `more`) and reads its `job`; the worker is then a member. */
+export async function joined(h: Harness, id: string, more: Partial<Extract<WorkerMessage, { type: 'register' }>> = {}): Promise<FakeWorker> {
+  const w = await worker(h);
+  w.send(register(id, more));
+  await w.next('job');
+  return w;
+}

@@ -98,8 +98,9 @@ test('control needs POST and the token; pause, resume and stop change the job st
   assert.equal(resumed.state, 'waiting');
   assert.match(resumed.reason, /0 of minWorkers 1/);
 
-  // With no worker there is no state to save: the job stops with no checkpoint.
-  assert.deepEqual(await post(h, '/api/stop', TOKEN).then((r) => [r.status, r.body]), [200, { state: 'stopped' }]);
+  // With no worker there is no state to save: the job stops with no checkpoint. It is
+  // `finishing` until its outputs (cluster.json, report.html) are written, then `stopped`.
+  assert.deepEqual(await post(h, '/api/stop', TOKEN).then((r) => [r.status, r.body]), [200, { state: 'finishing' }]);
   const outcome = await within(h.runtime.outcome, 'outcome');
   // Its report.html is of the run so far: nothing yet, marked interrupted.
   assert.deepEqual(outcome, { kind: 'stopped', checkpoint: null, reason: 'stopped through the API', report: outcome.report });

@@ -5,7 +5,8 @@
  */
 import type { EpochReport, Timing } from '@ringtrain/protocol';
 
-export type JobState = 'waiting' | 'running' | 'recovering' | 'paused' | 'completed' | 'stopped' | 'failed';
+/** `finishing`: the job is over (completed or stopped) and its outputs are being written; `completed` and `stopped` only once they all are. */
+export type JobState = 'waiting' | 'running' | 'recovering' | 'paused' | 'finishing' | 'completed' | 'stopped' | 'failed';
 
 export interface WorkerStatus {
   readonly id: string;
