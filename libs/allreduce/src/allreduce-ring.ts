@@ -35,7 +35,7 @@
  * Length 0 still sends one empty segment per chunk, so an all-reduce of nothing is a
  * barrier; W = 1 is a no-op and never gets here.
  */
-import type { Collective, OpContext } from './collective.js';
+import type { OpContext, RingOp } from './ring-op.js';
 import { RingError, RingFrameError } from './errors.js';
 import { FRAME_HEADER_BYTES as H, OpKind, Phase, writeHeader, writeStage, type FrameHeader } from './frame.js';
 import {
@@ -48,7 +48,7 @@ import {
 } from './schedule.js';
 import type { SlotSource } from './send-window.js';
 
-export class AllReduceOp implements Collective, SlotSource {
+export class AllReduceOp implements RingOp, SlotSource {
   private readonly ctx: OpContext;
   private readonly data: Float32Array;
   private readonly bytes: Buffer;

@@ -35,13 +35,13 @@
  * allocated, up to the ring's `maxBroadcastBytes`. An empty buffer still sends one empty
  * segment, so every rank learns that it is empty.
  */
-import type { Collective, OpContext } from './collective.js';
+import type { OpContext, RingOp } from './ring-op.js';
 import { RingError, RingFrameError } from './errors.js';
 import { FRAME_HEADER_BYTES as H, OpKind, Phase, writeHeader, type FrameHeader } from './frame.js';
 import { segmentCount, segmentLength } from './schedule.js';
 import type { SlotSource } from './send-window.js';
 
-export class BroadcastOp implements Collective, SlotSource {
+export class BroadcastOp implements RingOp, SlotSource {
   private readonly ctx: OpContext;
   private readonly root: number;
   private readonly maxBytes: number;

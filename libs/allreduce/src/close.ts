@@ -6,15 +6,27 @@ import { tlsFailure } from './tls.js';
 /** How long to wait for the peer's close frame before killing the socket. */
 const CLOSE_GRACE_MS = 1000;
 
-/** ws limits a close reason to 123 bytes. */
-function closeReason(err: RingError): string {
-  return Buffer.from(`${err.code}: ${err.message}`).subarray(0, 123).toString('utf8').replace(/\uFFFD+$/, '');
+/** A close frame's payload is at most 125 bytes, 2 of them the code: ws throws on a longer reason. */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * `text` as a close reason: its first MAX_CLOSE_REASON_BYTES bytes of UTF-8, cut before
+ * a character that would not fit whole (never through one). The one truncation of close
+ * reasons: the ring's and the coordinator's connections both close with it.
+ */
+export function closeReason(text: string): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return text;
+  // A continuation byte (10xxxxxx) at the cut means a character straddles it: cut before its first byte.
+  let end = MAX_CLOSE_REASON_BYTES;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
 }
 
 /** Closes `ws` with the error's close code (a normal 1000 without one), then kills it if the peer does not answer. */
 export function closeWith(ws: WebSocket, err?: RingError): void {
   try {
-    if (err) ws.close(err.closeCode, closeReason(err));
+    if (err) ws.close(err.closeCode, closeReason(`${err.code}: ${err.message}`));
     else ws.close(1000, 'RING_CLOSED');
   } catch {
     ws.terminate();

@@ -4,9 +4,10 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { after, describe, it } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { listen, type RingEndpoint } from './endpoint.js';
-import { tokenBytes } from './handshake.js';
+import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION, newNonce, probeFields, proof, proofMatches, tokenBytes } from './handshake.js';
 import { silentLogger } from './logger.js';
 import { probeEndpoint } from './probe.js';
+import { closeOf, Opcode, type RawPeer, rawServer } from './raw-ws.fixture.js';
 import { TOKEN } from './ring.fixture.js';
 import { createRing } from './ring.js';
 
@@ -89,5 +90,90 @@ describe('probeEndpoint: the ring handshake, not a TCP connect', () => {
     await Promise.all(rings.map((r, i) => r.allReduce(data[i]!)));
     assert.deepEqual([...data[0]!], [11, 22]);
     await Promise.all(rings.map((r) => r.close()));
+  });
+});
+
+/** An endpoint played by hand: `play` runs on each prober right after the upgrade. */
+async function handPlayed(play: (peer: RawPeer) => void): Promise<number> {
+  const server = await rawServer(play);
+  closing.push(() => server.close());
+  return server.port;
+}
+
+const challenge = (peer: RawPeer, nonce = newNonce()): Buffer => {
+  peer.send(Opcode.binary, encodeHandshake({ type: 'challenge', v: HANDSHAKE_VERSION, nonce }));
+  return nonce;
+};
+
+describe('probeEndpoint against an endpoint played by hand', () => {
+  it('answers the challenge with a probe, never a hello: its nonce and a proof under the probe label with no ring fields', async () => {
+    let seen: { type: string; proves: boolean; mask: Buffer | null } | undefined;
+    const port = await handPlayed((peer) => {
+      const serverNonce = challenge(peer);
+      void peer.reader.until(1).then(([frame]) => {
+        const m = decodeHandshake(frame!.payload);
+        const fields = probeFields(serverNonce, m.type === 'probe' ? Buffer.from(m.nonce) : Buffer.alloc(32));
+        seen = { type: m.type, proves: m.type === 'probe' && proofMatches(proof(tokenBytes(TOKEN), 'probe', fields), m.mac), mask: frame!.mask };
+        peer.send(Opcode.binary, encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: proof(tokenBytes(TOKEN), 'probe-welcome', fields) }));
+      });
+    });
+    assert.deepEqual(await probeEndpoint({ host: '127.0.0.1', port, token: TOKEN }), { reachable: true, detail: 'answered the ring handshake' });
+    assert.equal(seen?.type, 'probe');
+    assert.equal(seen?.proves, true);
+    assert.ok(seen?.mask, 'a client frame is masked');
+  });
+
+  it('after a proof it closes normally (1000), as a prober, not with an error', async () => {
+    let peer: RawPeer | undefined;
+    const port = await handPlayed((p) => {
+      peer = p;
+      const serverNonce = challenge(p);
+      void p.reader.until(1).then(([frame]) => {
+        const m = decodeHandshake(frame!.payload);
+        if (m.type !== 'probe') return;
+        p.send(Opcode.binary, encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: proof(tokenBytes(TOKEN), 'probe-welcome', probeFields(serverNonce, Buffer.from(m.nonce))) }));
+      });
+    });
+    assert.equal((await probeEndpoint({ host: '127.0.0.1', port, token: TOKEN })).reachable, true);
+    const [, close] = await peer!.reader.until(2);
+    assert.deepEqual(closeOf(close!), { code: 1000, reason: 'RING_CLOSED' });
+  });
+
+  it('a welcome that a ring peer would get (the hello label), not a prober\'s: not reachable', async () => {
+    const port = await handPlayed((peer) => {
+      const serverNonce = challenge(peer);
+      void peer.reader.until(1).then(([frame]) => {
+        const m = decodeHandshake(frame!.payload);
+        if (m.type !== 'probe') return;
+        peer.send(Opcode.binary, encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: proof(tokenBytes(TOKEN), 'welcome', probeFields(serverNonce, Buffer.from(m.nonce))) }));
+      });
+    });
+    assert.deepEqual(await probeEndpoint({ host: '127.0.0.1', port, token: TOKEN }), { reachable: false, detail: 'it could not prove it holds the job token' });
+  });
+
+  it('an opening that is not a challenge: not a ring endpoint, naming what it sent', async () => {
+    const port = await handPlayed((peer) => peer.send(Opcode.binary, encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: Buffer.alloc(32) })));
+    assert.deepEqual(await probeEndpoint({ host: '127.0.0.1', port, token: TOKEN }), { reachable: false, detail: 'not a ring endpoint (it sent welcome)' });
+  });
+
+  it('garbage, or text, instead of a challenge: the decoder\'s code', async () => {
+    const garbage = await handPlayed((peer) => peer.send(Opcode.binary, Buffer.from([0xc1, 0x00, 0x17])));
+    assert.match((await probeEndpoint({ host: '127.0.0.1', port: garbage, token: TOKEN })).detail, /^RING_BAD_FRAME: /);
+    const text = await handPlayed((peer) => peer.send(Opcode.text, Buffer.from('{"type":"challenge"}')));
+    assert.match((await probeEndpoint({ host: '127.0.0.1', port: text, token: TOKEN })).detail, /^RING_BAD_FRAME: handshake: not a binary message/);
+  });
+
+  it('the deadline covers the whole exchange: a challenge, then silence', async () => {
+    const port = await handPlayed((peer) => void challenge(peer));
+    const t0 = Date.now();
+    assert.deepEqual(await probeEndpoint({ host: '127.0.0.1', port, token: TOKEN, timeoutMs: 300 }), { reachable: false, detail: 'no answer within 300 ms' });
+    assert.ok(Date.now() - t0 < 1500);
+  });
+
+  it('never rejects: an address that makes no URL, an empty token', async () => {
+    const bad = await probeEndpoint({ host: 'a b', port: 1, token: TOKEN });
+    assert.equal(bad.reachable, false);
+    assert.match(bad.detail, /^cannot dial a b:1: Invalid URL/);
+    assert.deepEqual(await probeEndpoint({ host: '127.0.0.1', port: 1, token: '' }), { reachable: false, detail: 'RING_INVALID_ARGUMENT: the job token is empty' });
   });
 });

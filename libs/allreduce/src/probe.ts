@@ -40,13 +40,20 @@ export interface ProbeResult {
 export async function probeEndpoint(o: ProbeOptions): Promise<ProbeResult> {
   const timeoutMs = o.timeoutMs ?? PROBE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
-  const token = tokenBytes(o.token);
-  const ws = new WebSocket(`${o.tls ? 'wss' : 'ws'}://${o.host}:${o.port}/`, {
-    ...(o.tls ? dialOptions(o.tls, o.host) : {}),
-    perMessageDeflate: false,
-    maxPayload: 4096,
-    handshakeTimeout: timeoutMs,
-  });
+  let token: Buffer;
+  let ws: WebSocket;
+  try {
+    token = tokenBytes(o.token);
+    ws = new WebSocket(`${o.tls ? 'wss' : 'ws'}://${o.host}:${o.port}/`, {
+      ...(o.tls ? dialOptions(o.tls, o.host) : {}),
+      perMessageDeflate: false,
+      maxPayload: 4096,
+      handshakeTimeout: timeoutMs,
+    });
+  } catch (err) {
+    // An empty token, or an address that makes no URL (a worker advertises what it likes).
+    return { reachable: false, detail: isRingError(err) ? `${err.code}: ${err.message}` : `cannot dial ${o.host}:${o.port}: ${(err as Error).message}` };
+  }
   let connectError: NodeJS.ErrnoException | undefined;
   let httpStatus: number | undefined;
   ws.on('error', (err: NodeJS.ErrnoException) => (connectError ??= err));
@@ -68,7 +75,8 @@ export async function probeEndpoint(o: ProbeOptions): Promise<ProbeResult> {
     return { reachable: true, detail: 'answered the ring handshake' };
   } catch (err) {
     if (httpStatus !== undefined) return { reachable: false, detail: `not a ring endpoint (HTTP ${httpStatus})` };
-    if (isRingError(err) && err.code === 'RING_TIMEOUT') return { reachable: false, detail: `no answer within ${timeoutMs} ms` };
+    // Our deadline or ws's handshake timeout, whichever fired first: both are no answer in time.
+    if ((isRingError(err) && err.code === 'RING_TIMEOUT') || Date.now() >= deadline) return { reachable: false, detail: `no answer within ${timeoutMs} ms` };
     if (connectError?.code && !connectError.code.startsWith('WS_ERR_')) return { reachable: false, detail: connectError.code };
     return { reachable: false, detail: isRingError(err) ? `${err.code}: ${err.message}` : String(err) };
   } finally {

@@ -21,7 +21,7 @@
 import { endianness } from 'node:os';
 import { AllReduceOp } from './allreduce-ring.js';
 import { BroadcastOp } from './broadcast-ring.js';
-import type { Collective, OpContext } from './collective.js';
+import type { OpContext, RingOp } from './ring-op.js';
 import { dial } from './connect.js';
 import { isRingError, RingError, RingFrameError } from './errors.js';
 import { decodeFrame, emptyHeader, FRAME_HEADER_BYTES, MAX_U32, OpKind } from './frame.js';
@@ -251,7 +251,7 @@ function asRingError(err: unknown): RingError {
 }
 
 interface Pending {
-  readonly collective: Collective;
+  readonly algorithm: RingOp;
   readonly op: number;
   readonly resolve: () => void;
   readonly reject: (err: RingError) => void;
@@ -362,7 +362,7 @@ class RingImpl implements Ring {
   }
 
   /** Runs one collective; `make` is undefined where there is nothing to exchange (W = 1). */
-  private run(options: OpOptions, make: ((ctx: OpContext) => Collective) | undefined): Promise<void> {
+  private run(options: OpOptions, make: ((ctx: OpContext) => RingOp) | undefined): Promise<void> {
     const step = options.step ?? 0;
     const timeoutMs = options.timeoutMs ?? this.settings.opTimeoutMs;
     if (!Number.isSafeInteger(step) || step < 0) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `step must be a non-negative safe integer, got ${String(step)}`));
@@ -396,14 +396,14 @@ class RingImpl implements Ring {
         timeoutMs,
       );
       try {
-        this.active = { collective: make(ctx), op, resolve, reject, timer };
+        this.active = { algorithm: make(ctx), op, resolve, reject, timer };
       } catch (err) {
         clearTimeout(timer);
         reject(asRingError(err));
         return;
       }
       this.opCalledAt = performance.now();
-      this.active.collective.start();
+      this.active.algorithm.start();
       this.drainEarly();
     });
   }
@@ -472,7 +472,7 @@ class RingImpl implements Ring {
         this.opCalledAt = null;
       }
       try {
-        a.collective.onFrame(frame, h);
+        a.algorithm.onFrame(frame, h);
       } catch (err) {
         this.fail(asRingError(err));
       }

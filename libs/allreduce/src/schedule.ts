@@ -11,36 +11,22 @@
  * its successor and receives chunk (r - s - 1) mod world from its predecessor. After the
  * last step rank r holds chunk (r + 1) mod world fully reduced. All-gather step s: rank
  * r sends chunk (r + 1 - s) mod world and receives chunk (r - s) mod world.
+ *
+ * The ring needs only the receiving side: a rank sends its own chunk r at step 0 and
+ * otherwise forwards what it received. The sending side is schedule.spec.ts's oracle.
  */
-
-export interface Span {
-  /** First element. */
-  readonly start: number;
-  /** Number of elements. */
-  readonly length: number;
-}
 
 export function mod(a: number, n: number): number {
   const m = a % n;
   return m < 0 ? m + n : m;
 }
 
-/** The elements of chunk `chunk` when `length` elements are split over `world` chunks. */
-export function chunkSpan(length: number, world: number, chunk: number): Span {
-  const base = Math.floor(length / world);
-  const extra = length % world;
-  return {
-    start: chunk * base + Math.min(chunk, extra),
-    length: base + (chunk < extra ? 1 : 0),
-  };
-}
-
-/** Start of chunk `chunk`, without allocating. */
+/** Start of chunk `chunk` when `length` elements are split over `world` chunks. */
 export function chunkStart(length: number, world: number, chunk: number): number {
   return chunk * Math.floor(length / world) + Math.min(chunk, length % world);
 }
 
-/** Length of chunk `chunk`, without allocating. */
+/** Length of chunk `chunk` when `length` elements are split over `world` chunks. */
 export function chunkLength(length: number, world: number, chunk: number): number {
   return Math.floor(length / world) + (chunk < length % world ? 1 : 0);
 }
@@ -55,24 +41,9 @@ export function segmentLength(length: number, segment: number, index: number): n
   return Math.max(0, Math.min(segment, length - index * segment));
 }
 
-/** The chunk rank `rank` sends at reduce-scatter step `step`. */
-export function reduceScatterSendChunk(rank: number, world: number, step: number): number {
-  return mod(rank - step, world);
-}
-
 /** The chunk rank `rank` receives (and adds to) at reduce-scatter step `step`. */
 export function reduceScatterRecvChunk(rank: number, world: number, step: number): number {
   return mod(rank - step - 1, world);
-}
-
-/** The chunk rank `rank` holds fully reduced after reduce-scatter. */
-export function ownedChunk(rank: number, world: number): number {
-  return mod(rank + 1, world);
-}
-
-/** The chunk rank `rank` sends at all-gather step `step`. */
-export function allGatherSendChunk(rank: number, world: number, step: number): number {
-  return mod(rank + 1 - step, world);
 }
 
 /** The chunk rank `rank` receives at all-gather step `step`. */

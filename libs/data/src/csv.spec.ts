@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { loadCsv, parseCsv } from './csv.js';
+import { type CsvOptions, loadCsv, parseCsv as parse } from './csv.js';
 import { dataError, tmpDir, writeFixture } from './testing.js';
+import type { Table } from './types.js';
+
+/** The table of CSV text, as loadCsv gives it for a file. */
+const parseCsv = (text: string, file: string, options?: CsvOptions): Table => parse(text, file, options).table;
 
 describe('parseCsv', () => {
   it('reads features row-major and string labels as sorted classes', () => {

@@ -53,7 +53,7 @@ export interface ParsedCsv {
 /** Reads a CSV file (plain or gzip) into a Table, with what its label column holds. */
 export async function loadCsv(file: string, options: CsvOptions = {}): Promise<ParsedCsv> {
   const bytes = await readBytes(file);
-  return readCsv(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), file, options);
+  return parseCsv(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), file, options);
 }
 
 interface CsvRecord {
@@ -62,12 +62,8 @@ interface CsvRecord {
   readonly fields: string[];
 }
 
-/** Parses CSV text into a Table; `file` is only used in error messages. */
-export function parseCsv(text: string, file: string, options: CsvOptions = {}): Table {
-  return readCsv(text, file, options).table;
-}
-
-function readCsv(text: string, file: string, options: CsvOptions): ParsedCsv {
+/** Parses CSV text into a Table, with what its label column holds; `file` is only used in error messages. */
+export function parseCsv(text: string, file: string, options: CsvOptions = {}): ParsedCsv {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = text.split('\n');
   const hasHeader = options.header !== false;

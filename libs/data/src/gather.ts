@@ -5,7 +5,7 @@
  * and the result holds views of the right length into them).
  */
 import { DataError } from './errors.js';
-import type { Table, Task } from './types.js';
+import type { Table } from './types.js';
 
 export interface Batch {
   /** k x cols, row-major. */
@@ -60,17 +60,4 @@ export function oneHot(labels: Int32Array, numClasses: number, out?: Float32Arra
     y[i * numClasses + l] = 1;
   }
   return y;
-}
-
-/**
- * The training targets of a batch: one-hot rows for classification, the target
- * values (k x 1) for regression.
- */
-export function batchTargets(batch: Batch, task: Task, out?: Float32Array): Float32Array {
-  if (task.kind === 'classification') {
-    if (!(batch.labels instanceof Int32Array)) throw new DataError('DATA_ARGUMENT_INVALID', 'classification batch has non-integer labels');
-    return oneHot(batch.labels, task.classes.length, out);
-  }
-  if (!(batch.labels instanceof Float32Array)) throw new DataError('DATA_ARGUMENT_INVALID', 'regression batch has integer labels');
-  return batch.labels;
 }

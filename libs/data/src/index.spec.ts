@@ -7,7 +7,7 @@ describe('@ringtrain/data entry point', () => {
     const values = Object.keys(data).sort();
     assert.deepEqual(values, [
       'BUILTIN_NAMES', 'DataError', 'IDX_IMAGES_MAGIC', 'IDX_LABELS_MAGIC', 'SYNTHETIC_DEFAULTS', 'Stream',
-      'absoluteSource', 'applyNormalizer', 'augment', 'augmentEnabled', 'batchIndices', 'batchRange', 'batchTargets', 'builtinPath',
+      'absoluteSource', 'applyNormalizer', 'augment', 'augmentEnabled', 'batchIndices', 'batchRange', 'builtinPath',
       'epochPermutation', 'fitNormalizer', 'gatherBatch', 'loadSource', 'mix32', 'normCols', 'oneHot', 'parseCsv',
       'parseIdx', 'parseNormStats', 'parseSource', 'parseSyntheticSpec', 'permutation', 'prepareDataset', 'rankRange',
       'sampleShift', 'selectClasses', 'splitIndices', 'splitTables', 'stepsPerEpoch', 'syntheticTable', 'takeRows', 'toGaussian', 'toUnit',
@@ -21,7 +21,7 @@ describe('@ringtrain/data entry point', () => {
     assert.equal(idx.length, 3, 'last step of 105 rows: 9 rows over 3 ranks');
     const batch = data.gatherBatch(d.train, idx);
     data.augment(batch.x, batch.indices, d.train.cols, { noise: 0.1 }, { seed: 0, epoch: 0 });
-    assert.equal(data.batchTargets(batch, d.task).length, 3 * 3);
+    assert.equal(data.oneHot(batch.labels as Int32Array, 3).length, 3 * 3);
     await assert.rejects(data.loadSource('nope'), data.DataError);
   });
 });

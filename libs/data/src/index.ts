@@ -1,14 +1,14 @@
 export * from './types.js';
 export * from './random.js';
 export { DataError, type DataErrorCode, type DataErrorDetails } from './errors.js';
-export { parseCsv, type CsvOptions, type TaskKind } from './csv.js';
+export { parseCsv, type CsvOptions, type ParsedCsv, type TaskKind } from './csv.js';
 export { parseIdx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, type IdxArray } from './idx.js';
 export { parseSyntheticSpec, syntheticTable, SYNTHETIC_DEFAULTS, type SyntheticSpec } from './synthetic.js';
 export { absoluteSource, loadSource, parseSource, builtinPath, BUILTIN_NAMES, type BuiltinName, type LoadOptions, type LoadedSource, type SourceRef } from './source.js';
 export { splitIndices, splitTables, takeRows, type SplitIndices } from './split.js';
 export { fitNormalizer, applyNormalizer, parseNormStats, normCols } from './normalize.js';
 export { epochPermutation, stepsPerEpoch, batchRange, rankRange, batchIndices, type ShardKey } from './shard.js';
-export { gatherBatch, oneHot, batchTargets, type Batch, type BatchBuffers } from './gather.js';
+export { gatherBatch, oneHot, type Batch, type BatchBuffers } from './gather.js';
 export { augment, augmentEnabled, sampleShift, type AugmentKey } from './augment.js';
 export { prepareDataset, type PrepareOptions } from './prepare.js';
 export { selectClasses } from './classes.js';

@@ -12,9 +12,3 @@ export function logits(mlp: Mlp, x: tf.Tensor2D): tf.Tensor2D {
   const last = mlp.arch.hidden.length;
   return tf.add(tf.matMul(h, mlp.kernel(last)), mlp.bias(last)) as tf.Tensor2D;
 }
-
-/** Model outputs as a user sees them: class probabilities, or regression values. */
-export function predict(mlp: Mlp, x: tf.Tensor2D): tf.Tensor2D {
-  const z = logits(mlp, x);
-  return mlp.arch.output === 'softmax' ? tf.softmax(z) : z;
-}

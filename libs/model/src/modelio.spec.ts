@@ -8,9 +8,15 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { Architecture } from './architecture.js';
 import { selectBackend } from './backend.js';
 import { ModelError } from './errors.js';
-import { predict } from './forward.js';
+import { logits } from './forward.js';
 import { Mlp } from './mlp.js';
 import { loadModel, type ModelMetadata, saveModel, writeFileAtomic } from './modelio.js';
+
+/** The model's outputs as a user sees them (class probabilities, or regression values): what a LayersModel's predict() gives. */
+function predict(mlp: Mlp, x: tf.Tensor2D): tf.Tensor2D {
+  const z = logits(mlp, x);
+  return mlp.arch.output === 'softmax' ? tf.softmax(z) : z;
+}
 
 const ARCH: Architecture = {
   inputs: 4,

@@ -10,7 +10,7 @@ import { TrainError } from './errors.js';
 import { modelMetadata } from './output.js';
 import { resumeMismatches } from './resume.js';
 import { parseJobSpec, type JobSpec } from './spec.js';
-import { architectureFor, resolveLoss } from './tensors.js';
+import { architectureFor, resolveLoss } from './job-model.js';
 import { type CheckpointReason, train, type TrainSnapshot } from './trainer.js';
 
 // Dropout, noise augmentation, momentum-free Adam with a schedule, early stopping:

@@ -33,7 +33,8 @@ import {
 import { TrainError } from './errors.js';
 import { verifySnapshot } from './snapshot-codec.js';
 import { validateJobSpec, type JobSpec } from './spec.js';
-import type { CheckpointReason, LoopState, TrainSnapshot } from './trainer.js';
+import type { LoopState } from './loop.js';
+import type { CheckpointReason, TrainSnapshot } from './trainer.js';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 const PREFIX = 'step-';

@@ -19,7 +19,7 @@ import { type Architecture, loadModel, Mlp, type ModelMetadata } from '@ringtrai
 import { readCheckpoint, type LineageEntry } from './checkpoint.js';
 import { TrainError } from './errors.js';
 import type { JobSpec } from './spec.js';
-import { outputCount } from './tensors.js';
+import { outputCount } from './job-model.js';
 
 export interface InitialModel {
   /** The loaded weights, before the head is replaced. Caller disposes. */

@@ -16,7 +16,7 @@ import { TrainError } from './errors.js';
 import { fineTuneStart, inheritedNormalizer, loadInitialModel } from './init.js';
 import { modelMetadata } from './output.js';
 import type { JobSpec } from './spec.js';
-import { architectureFor, integerLabelsAreClasses, resolveLoss, type TaskInference, taskInference } from './tensors.js';
+import { architectureFor, integerLabelsAreClasses, resolveLoss, type TaskInference, taskInference } from './job-model.js';
 
 export interface OpenedJob {
   readonly spec: JobSpec;

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { TrainError } from './errors.js';
 import { decodeSnapshot, encodeSnapshot, verifySnapshot } from './snapshot-codec.js';
 import { validateJobSpec } from './spec.js';
-import { INITIAL_LOOP, type TrainSnapshot } from './trainer.js';
+import { INITIAL_LOOP } from './loop.js';
+import type { TrainSnapshot } from './trainer.js';
 
 const SNAP: TrainSnapshot = {
   loop: {

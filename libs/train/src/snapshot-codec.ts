@@ -18,7 +18,8 @@ import { stepsPerEpoch } from '@ringtrain/data';
 import { optimizerSlotCount, type OptimizerState } from '@ringtrain/model';
 import { TrainError } from './errors.js';
 import type { JobSpec } from './spec.js';
-import { type LoopState, optimizerSpec, type TrainSnapshot } from './trainer.js';
+import type { LoopState } from './loop.js';
+import { optimizerSpec, type TrainSnapshot } from './trainer.js';
 
 const MAGIC = 0x31535452; // "RTS1" read as little-endian uint32
 

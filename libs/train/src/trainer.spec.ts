@@ -8,7 +8,7 @@ import { loadJobSpec, parseJobSpec, type JobSpec } from './spec.js';
 
 /** The Iris spec, as shipped: the contract the docs and examples build on. */
 const IRIS_EXAMPLE = fileURLToPath(new URL('../../../examples/iris.yaml', import.meta.url));
-import { architectureFor, resolveLoss } from './tensors.js';
+import { architectureFor, resolveLoss } from './job-model.js';
 import { type Collective, train, type TrainResult } from './trainer.js';
 
 /**

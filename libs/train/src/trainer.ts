@@ -5,6 +5,13 @@
  * one whose all-reduce does nothing, so `ringtrain train` and a cluster worker run the
  * same loop and, by invariant 1 of DESIGN.md, follow the same trajectory.
  *
+ * `train()` is that loop and nothing else; each part is a function below it, in the
+ * order they run: `openRun` (the optimizer, a resumed state), `trainStep`,
+ * `betweenSteps` (a turn for the event loop, a stop, a checkpoint on the steps
+ * schedule), `endEpoch` (validation, early stopping, the epoch's checkpoint) and
+ * `finish` (the best weights restored, the final evaluation). Where the loop stands is
+ * a `LoopState` (loop.ts), moved only by loop.ts's pure functions.
+ *
  * After each epoch the validation split is evaluated; with early stopping, training
  * ends when validation loss has not improved by minDelta for `patience` epochs, and the
  * best epoch's weights are restored.
@@ -28,15 +35,21 @@ import {
   LOSS_SUM,
   type LossName,
   Mlp,
+  type Optimizer,
   type OptimizerSpec,
   type OptimizerState,
   SAMPLE_COUNT,
 } from '@ringtrain/model';
+import { type BatchScratch, evalData, trainingBatch } from './batches.js';
 import { TrainError } from './errors.js';
+import { earlyStopping, type EpochRecord, type EpochSums, globalStepAt, INITIAL_LOOP, loopAfterEpoch, loopAt, type LoopState, type Metrics } from './loop.js';
 import type { JobSpec } from './spec.js';
-import { type BatchScratch, evalData, trainingBatch } from './tensors.js';
 
-/** How this worker takes part in each step. */
+/**
+ * How this worker takes part in each step: the ring as a training step sees it (in a
+ * cluster, apps/worker's ringCollective over libs/allreduce's Ring, whose operations
+ * are its internal RingOps).
+ */
 export interface Collective {
   readonly rank: number;
   readonly world: number;
@@ -69,22 +82,6 @@ export interface StepProgress {
   readonly samplesPerSecond: number;
 }
 
-export interface Metrics {
-  readonly loss: number;
-  readonly accuracy: number | null;
-}
-
-export interface EpochRecord {
-  /** 1-based. */
-  readonly epoch: number;
-  /** Training loss and accuracy as measured during the epoch (dropout on). */
-  readonly train: Metrics;
-  readonly validation: Metrics | null;
-  readonly learningRate: number;
-  readonly seconds: number;
-  readonly samplesPerSecond: number;
-}
-
 /** The model evaluated on each split after training, on the restored (best) weights, without dropout. */
 export interface FinalMetrics {
   readonly train: Metrics;
@@ -114,25 +111,6 @@ export type TrainResult = (RunOutcome & { readonly interrupted: false; readonly 
 export const YIELD_EVERY_MS = 20;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/**
- * Where the loop stands, as plain data: with the parameters and the optimizer state
- * it is everything a checkpoint needs to continue bit for bit, mid-epoch included.
- */
-export interface LoopState {
-  /** The epoch in progress (0-based), or the next one when stepInEpoch is 0. */
-  readonly epoch: number;
-  /** Steps of that epoch already done. */
-  readonly stepInEpoch: number;
-  /** Steps done in all: keys dropout and the learning-rate schedule. */
-  readonly globalStep: number;
-  /** Sums over the steps of the epoch in progress, so its record comes out whole after a resume. */
-  readonly partial: { readonly lossSum: number; readonly count: number; readonly correct: number; readonly seconds: number };
-  readonly history: readonly EpochRecord[];
-  /** Early stopping's best validation loss so far and its 1-based epoch. */
-  readonly best: { readonly loss: number; readonly epoch: number } | null;
-  readonly stoppedEarly: boolean;
-}
 
 /** Everything that continues a run exactly. */
 export interface TrainSnapshot {
@@ -209,16 +187,6 @@ export interface TrainOptions {
   readonly shouldStop?: () => boolean;
 }
 
-export const INITIAL_LOOP: LoopState = {
-  epoch: 0,
-  stepInEpoch: 0,
-  globalStep: 0,
-  partial: { lossSum: 0, count: 0, correct: 0, seconds: 0 },
-  history: [],
-  best: null,
-  stoppedEarly: false,
-};
-
 export function optimizerSpec(spec: JobSpec): OptimizerSpec {
   const o = spec.training.optimizer;
   return o.name === 'adam'
@@ -230,205 +198,266 @@ function metricsOf(result: { loss: number; accuracy: number | null }): Metrics {
   return { loss: result.loss, accuracy: result.accuracy };
 }
 
+/**
+ * Trains `options.mlp` in place until every epoch ran, early stopping ended the run, or
+ * shouldStop() did. Rejects with CollectiveAborted (carrying the last committed state)
+ * when an all-reduce, an evaluation or prepareEpoch fails.
+ */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { spec, data, mlp, loss } = options;
-  const collective = options.collective ?? SOLO;
-  const { batchSize, epochs, seed } = spec.training;
-  const n = data.train.rows;
-  const perEpoch = stepsPerEpoch(n, batchSize);
-  const totalSteps = perEpoch * epochs;
+  const run = openRun(options);
+  while (run.loop.epoch < run.epochs && !run.loop.stoppedEarly && !run.interrupted) {
+    const epoch = beginEpoch(run);
+    if (options.prepareEpoch) await collectively(run, () => run.loop, () => options.prepareEpoch!(epoch.index));
+    for (; epoch.step < run.perEpoch; epoch.step++) {
+      const stepEnded = await trainStep(run, epoch);
+      if (await betweenSteps(run, epoch, stepEnded)) break;
+    }
+    if (epoch.step < run.perEpoch) break;
+    await endEpoch(run, epoch);
+  }
+  return finish(run);
+}
+
+/** A run in progress: what it was given, its buffers, and where it stands. */
+interface Run {
+  readonly options: TrainOptions;
+  readonly collective: Collective;
+  readonly evaluator: Evaluator;
+  readonly optimizer: Optimizer;
+  readonly epochs: number;
+  readonly perEpoch: number;
+  readonly totalSteps: number;
+  readonly classify: boolean;
+  readonly hasValidation: boolean;
+  /** The gradient buffer the all-reduce sums: gradients, then loss sum, sample count, correct count. */
+  readonly buffer: Float32Array;
+  readonly scratch: BatchScratch;
+  /** performance.now() at the start of this call. */
+  readonly started: number;
+  loop: LoopState;
+  /** Early stopping's best weights; null without early stopping (or before its first epoch). */
+  bestParams: Float32Array | null;
+  /** shouldStop() said so: the loop ends at this step (or epoch) boundary, without the final evaluation. */
+  interrupted: boolean;
+  /** Samples of the global batches of this call's steps, for its throughput. */
+  samplesSeen: number;
+  /** performance.now() when the loop last let the event loop run. */
+  lastYield: number;
+}
+
+/** The epoch in progress: its sums so far, as they grow step by step. */
+interface Epoch {
+  /** 0-based. */
+  readonly index: number;
+  /** performance.now() at its start, less the seconds a resumed epoch had already run. */
+  readonly start: number;
+  /** The next step to run, 0-based within the epoch. */
+  step: number;
+  lossSum: number;
+  count: number;
+  correct: number;
+  /** The learning rate of its last step run in this call (0 until one runs). */
+  learningRate: number;
+}
+
+function openRun(options: TrainOptions): Run {
+  const { spec, data, mlp, resume } = options;
+  const { batchSize, epochs } = spec.training;
+  const perEpoch = stepsPerEpoch(data.train.rows, batchSize);
   const optimizer = createOptimizer(optimizerSpec(spec), mlp.layout.size);
   const buffer = new Float32Array(gradientBufferLength(mlp));
-  const scratch: BatchScratch = {};
-  const size = mlp.layout.size;
-  const classify = data.task.kind === 'classification';
   const hasValidation = data.validation.rows > 0;
-  const evaluator = options.evaluator ?? localEvaluator(data, loss);
-  const early = spec.training.earlyStopping;
-  if (early && !hasValidation) {
+  if (spec.training.earlyStopping && !hasValidation) {
     const issue = `training.earlyStopping: the validation split of ${data.source} has no rows (raise data.split.validation)`;
     throw new TrainError('SPEC_INVALID', issue, [issue]);
   }
-  const ckpt = options.checkpoint;
-
-  let loop: LoopState = INITIAL_LOOP;
-  let bestParams: Float32Array | null = null;
-  if (options.resume) {
-    loop = options.resume.loop;
-    mlp.setParams(options.resume.params);
-    optimizer.importState(options.resume.optimizer);
-    bestParams = options.resume.bestParams;
+  if (resume) {
+    mlp.setParams(resume.params);
+    optimizer.importState(resume.optimizer);
   }
-  const snapshot = (): TrainSnapshot => ({
-    loop,
-    params: Float32Array.from(mlp.params),
-    optimizer: optimizer.exportState(),
-    bestParams,
-    trainRows: n,
-  });
-
-  let interrupted = false;
-  let samplesSeen = 0;
   const started = performance.now();
-  let lastYield = started;
-  /** Runs a collective; on failure, stops with the state at `at` (the last commit). */
-  const collectively = async <T>(at: () => LoopState, work: () => Promise<T>): Promise<T> => {
-    try {
-      return await work();
-    } catch (err) {
-      loop = at();
-      throw new CollectiveAborted(snapshot(), err);
-    }
+  return {
+    options,
+    collective: options.collective ?? SOLO,
+    evaluator: options.evaluator ?? localEvaluator(data, options.loss),
+    optimizer,
+    epochs,
+    perEpoch,
+    totalSteps: perEpoch * epochs,
+    classify: data.task.kind === 'classification',
+    hasValidation,
+    buffer,
+    scratch: {},
+    started,
+    loop: resume?.loop ?? INITIAL_LOOP,
+    bestParams: resume?.bestParams ?? null,
+    interrupted: false,
+    samplesSeen: 0,
+    lastYield: started,
   };
+}
 
-  while (loop.epoch < epochs && !loop.stoppedEarly && !interrupted) {
-    const epoch = loop.epoch;
-    const epochStart = performance.now() - loop.partial.seconds * 1000;
-    let { lossSum, count, correct } = loop.partial;
-    let learningRate = 0;
-    let step = loop.stepInEpoch;
-    const here = (s: number, seconds: number) => (): LoopState => ({
-      ...loop,
-      stepInEpoch: s,
-      globalStep: loop.globalStep + (s - loop.stepInEpoch),
-      partial: { lossSum, count, correct, seconds },
-    });
-    if (options.prepareEpoch) await collectively(here(step, loop.partial.seconds), () => options.prepareEpoch!(epoch));
-    for (; step < perEpoch; step++) {
-      const globalStep = loop.globalStep + (step - loop.stepInEpoch);
-      const t0 = performance.now();
-      const indices = batchIndices({ n, batchSize, seed, epoch, step, rank: collective.rank, world: collective.world });
-      const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch }, scratch);
-      computeGradients(mlp, batch, { loss, seed, step: globalStep }, buffer);
-      const t1 = performance.now();
-      await collectively(here(step, (t1 - epochStart) / 1000), () => collective.allReduce(buffer, globalStep));
-      const t2 = performance.now();
-      const stepLoss = buffer[size + LOSS_SUM]!;
-      const stepSamples = buffer[size + SAMPLE_COUNT]!;
-      lossSum += stepLoss;
-      count += stepSamples;
-      correct += buffer[size + CORRECT_COUNT]!;
-      learningRate = learningRateAt(spec.training.optimizer.learningRate, spec.training.optimizer.schedule, {
-        step: globalStep,
-        stepsPerEpoch: perEpoch,
-        totalSteps,
-      });
-      applyGradients(mlp, optimizer, buffer, {
-        learningRate,
-        l2: spec.model.l2,
-        ...(options.frozenLayers ? { frozenLayers: options.frozenLayers } : {}),
-      });
-      samplesSeen += stepSamples;
-      const t3 = performance.now();
-      const elapsed = (t3 - epochStart) / 1000;
-      options.onStep?.({
-        globalStep,
-        stepLoss: stepLoss / stepSamples,
-        stepSamples,
-        computeMs: t1 - t0 + (t3 - t2),
-        commMs: t2 - t1,
-        epoch: epoch + 1,
-        epochs,
-        step: step + 1,
-        stepsPerEpoch: perEpoch,
-        loss: lossSum / count,
-        accuracy: classify ? correct / count : null,
-        samplesPerSecond: count / elapsed,
-      });
-      if (t3 - lastYield >= YIELD_EVERY_MS) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-      }
-      const done = step + 1;
-      const stop = options.shouldStop?.() === true;
-      const due = ckpt !== undefined && ckpt.everySteps > 0 && (globalStep + 1) % ckpt.everySteps === 0;
-      if ((stop || due) && done < perEpoch) {
-        loop = {
-          ...loop,
-          stepInEpoch: done,
-          globalStep: globalStep + 1,
-          partial: { lossSum, count, correct, seconds: elapsed },
-        };
-        if (stop) interrupted = true;
-        // The last step of an epoch is saved after validation, below.
-        await ckpt?.save(snapshot(), stop ? 'stop' : 'steps');
-        if (stop) break;
-      } else if (stop) {
-        interrupted = true;
-      }
-    }
-    if (step < perEpoch) break;
+function beginEpoch(run: Run): Epoch {
+  const { epoch, stepInEpoch, partial } = run.loop;
+  return { index: epoch, start: performance.now() - partial.seconds * 1000, step: stepInEpoch, lossSum: partial.lossSum, count: partial.count, correct: partial.correct, learningRate: 0 };
+}
 
-    const seconds = (performance.now() - epochStart) / 1000;
-    const val = hasValidation
-      ? await collectively(here(perEpoch, seconds), () => evaluator('validation', mlp, loop.globalStep + (perEpoch - loop.stepInEpoch)))
-      : null;
-    const record: EpochRecord = {
-      epoch: epoch + 1,
-      train: { loss: lossSum / count, accuracy: classify ? correct / count : null },
-      validation: val,
-      learningRate,
-      seconds,
-      samplesPerSecond: count / seconds,
-    };
-    options.onEpoch?.(record);
-    let best = loop.best;
-    let stoppedEarly = false;
-    if (early && val) {
-      if (best === null || val.loss < best.loss - early.minDelta) {
-        best = { loss: val.loss, epoch: epoch + 1 };
-        bestParams = Float32Array.from(mlp.params);
-      } else if (epoch + 1 - best.epoch >= early.patience) {
-        stoppedEarly = true;
-      }
-    }
-    loop = {
-      epoch: epoch + 1,
-      stepInEpoch: 0,
-      globalStep: loop.globalStep + (perEpoch - loop.stepInEpoch),
-      partial: INITIAL_LOOP.partial,
-      history: [...loop.history, record],
-      best,
-      stoppedEarly,
-    };
-    const finished = stoppedEarly || loop.epoch >= epochs;
-    if (ckpt && (finished || interrupted || ckpt.everyEpoch)) {
-      await ckpt.save(snapshot(), finished ? 'end' : interrupted ? 'stop' : 'epoch');
-    }
+/** The loop with `stepInEpoch` steps of the epoch done and its sums so far, `seconds` into it. */
+function epochLoop(run: Run, epoch: Epoch, stepInEpoch: number, seconds: number): LoopState {
+  const partial: EpochSums = { lossSum: epoch.lossSum, count: epoch.count, correct: epoch.correct, seconds };
+  return loopAt(run.loop, stepInEpoch, partial);
+}
+
+/**
+ * One step: this worker's share of the global batch, its summed gradient, the all-reduce
+ * (after which the step commits), the update. Resolves to performance.now() at its end.
+ */
+async function trainStep(run: Run, epoch: Epoch): Promise<number> {
+  const { options, collective, buffer } = run;
+  const { spec, data, mlp } = options;
+  const { batchSize, seed } = spec.training;
+  const step = epoch.step;
+  const globalStep = globalStepAt(run.loop, step);
+  const t0 = performance.now();
+  const indices = batchIndices({ n: data.train.rows, batchSize, seed, epoch: epoch.index, step, rank: collective.rank, world: collective.world });
+  const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch: epoch.index }, run.scratch);
+  computeGradients(mlp, batch, { loss: options.loss, seed, step: globalStep }, buffer);
+  const t1 = performance.now();
+  await collectively(run, () => epochLoop(run, epoch, step, (t1 - epoch.start) / 1000), () => collective.allReduce(buffer, globalStep));
+  const t2 = performance.now();
+  const size = mlp.layout.size;
+  const stepLoss = buffer[size + LOSS_SUM]!;
+  const stepSamples = buffer[size + SAMPLE_COUNT]!;
+  epoch.lossSum += stepLoss;
+  epoch.count += stepSamples;
+  epoch.correct += buffer[size + CORRECT_COUNT]!;
+  const { learningRate, schedule } = spec.training.optimizer;
+  epoch.learningRate = learningRateAt(learningRate, schedule, { step: globalStep, stepsPerEpoch: run.perEpoch, totalSteps: run.totalSteps });
+  applyGradients(mlp, run.optimizer, buffer, {
+    learningRate: epoch.learningRate,
+    l2: spec.model.l2,
+    ...(options.frozenLayers ? { frozenLayers: options.frozenLayers } : {}),
+  });
+  run.samplesSeen += stepSamples;
+  const t3 = performance.now();
+  options.onStep?.({
+    globalStep,
+    stepLoss: stepLoss / stepSamples,
+    stepSamples,
+    computeMs: t1 - t0 + (t3 - t2),
+    commMs: t2 - t1,
+    epoch: epoch.index + 1,
+    epochs: run.epochs,
+    step: step + 1,
+    stepsPerEpoch: run.perEpoch,
+    loss: epoch.lossSum / epoch.count,
+    accuracy: run.classify ? epoch.correct / epoch.count : null,
+    samplesPerSecond: epoch.count / ((t3 - epoch.start) / 1000),
+  });
+  return t3;
+}
+
+/**
+ * After a step that ended at `stepEnded`: a turn for the event loop, then a stop or a
+ * checkpoint on the steps schedule. Resolves to true when the run stops here. An
+ * epoch's last step is saved after its validation instead (endEpoch).
+ */
+async function betweenSteps(run: Run, epoch: Epoch, stepEnded: number): Promise<boolean> {
+  if (stepEnded - run.lastYield >= YIELD_EVERY_MS) {
+    await yieldToEventLoop();
+    run.lastYield = performance.now();
   }
+  const done = epoch.step + 1;
+  const ckpt = run.options.checkpoint;
+  const stop = run.options.shouldStop?.() === true;
+  const due = ckpt !== undefined && ckpt.everySteps > 0 && globalStepAt(run.loop, done) % ckpt.everySteps === 0;
+  if (stop) run.interrupted = true;
+  if (!(stop || due) || done >= run.perEpoch) return false;
+  run.loop = epochLoop(run, epoch, done, (stepEnded - epoch.start) / 1000);
+  await ckpt?.save(snapshot(run), stop ? 'stop' : 'steps');
+  return stop;
+}
 
-  // The checkpoints above hold the last weights (a resumed run continues from them);
-  // the model handed back holds the best epoch's.
-  const history = [...loop.history];
-  const last = snapshot();
+/** After an epoch's last step: validation, the epoch's record, early stopping, the epoch's checkpoint. */
+async function endEpoch(run: Run, epoch: Epoch): Promise<void> {
+  const { options, perEpoch } = run;
+  const seconds = (performance.now() - epoch.start) / 1000;
+  const validation = run.hasValidation
+    ? await collectively(run, () => epochLoop(run, epoch, perEpoch, seconds), () => run.evaluator('validation', options.mlp, globalStepAt(run.loop, perEpoch)))
+    : null;
+  const record: EpochRecord = {
+    epoch: epoch.index + 1,
+    train: { loss: epoch.lossSum / epoch.count, accuracy: run.classify ? epoch.correct / epoch.count : null },
+    validation,
+    learningRate: epoch.learningRate,
+    seconds,
+    samplesPerSecond: epoch.count / seconds,
+  };
+  options.onEpoch?.(record);
+  const verdict = earlyStopping(options.spec.training.earlyStopping, run.loop.best, epoch.index + 1, validation);
+  if (verdict.improved) run.bestParams = Float32Array.from(options.mlp.params);
+  run.loop = loopAfterEpoch(run.loop, perEpoch, record, verdict);
+  const finished = run.loop.stoppedEarly || run.loop.epoch >= run.epochs;
+  const ckpt = options.checkpoint;
+  if (ckpt && (finished || run.interrupted || ckpt.everyEpoch)) {
+    await ckpt.save(snapshot(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
+  }
+}
+
+/**
+ * The run's result. The checkpoints hold the last weights (a resumed run continues from
+ * them); the model handed back holds the best epoch's. Stopped on request, the 'stop'
+ * checkpoint is written and evaluating now would only delay the exit (a resumed run
+ * evaluates when it ends).
+ */
+async function finish(run: Run): Promise<TrainResult> {
+  const { mlp } = run.options;
+  const history = [...run.loop.history];
+  const last = snapshot(run);
   let bestEpoch = history.length;
-  if (bestParams && loop.best && loop.best.epoch !== history.length) {
-    mlp.setParams(bestParams);
-    bestEpoch = loop.best.epoch;
+  if (run.bestParams && run.loop.best && run.loop.best.epoch !== history.length) {
+    mlp.setParams(run.bestParams);
+    bestEpoch = run.loop.best.epoch;
   }
   const outcome = (): RunOutcome => {
-    const seconds = (performance.now() - started) / 1000;
-    return { mlp, history, bestEpoch, stoppedEarly: loop.stoppedEarly, steps: loop.globalStep, seconds, samplesPerSecond: samplesSeen / seconds };
+    const seconds = (performance.now() - run.started) / 1000;
+    return { mlp, history, bestEpoch, stoppedEarly: run.loop.stoppedEarly, steps: run.loop.globalStep, seconds, samplesPerSecond: run.samplesSeen / seconds };
   };
-  // Stopped on request: the 'stop' checkpoint is written; evaluating now would only
-  // delay the exit (a resumed run evaluates when it ends).
-  if (interrupted) return { ...outcome(), interrupted: true, final: null };
+  if (run.interrupted) return { ...outcome(), interrupted: true, final: null };
+  const final = await finalEvaluation(run, last);
+  return { ...outcome(), interrupted: false, final };
+}
 
-  // Evaluated on every rank at once in a cluster; a failure there leaves the last
-  // weights (not the restored best ones) as the state to continue from.
-  const finalMetrics = async (split: EvalSplit): Promise<Metrics | null> => {
+/**
+ * Every split on the model as handed back. Evaluated on every rank at once in a cluster;
+ * a failure there leaves `last` (the last weights, not the restored best ones) as the
+ * state to continue from.
+ */
+async function finalEvaluation(run: Run, last: TrainSnapshot): Promise<FinalMetrics> {
+  const on = async (split: EvalSplit): Promise<Metrics | null> => {
     try {
-      return await evaluator(split, mlp, loop.globalStep);
+      return await run.evaluator(split, run.options.mlp, run.loop.globalStep);
     } catch (err) {
       throw new CollectiveAborted(last, err);
     }
   };
-  const finalTrain = await finalMetrics('train');
-  const finalValidation = await finalMetrics('validation');
-  const finalTest = await finalMetrics('test');
-  return {
-    ...outcome(),
-    interrupted: false,
-    final: { train: finalTrain ?? { loss: NaN, accuracy: null }, validation: finalValidation, test: finalTest },
-  };
+  const train = await on('train');
+  const validation = await on('validation');
+  const test = await on('test');
+  return { train: train ?? { loss: NaN, accuracy: null }, validation, test };
+}
+
+/** Everything that continues the run from where its loop stands. */
+function snapshot(run: Run): TrainSnapshot {
+  return { loop: run.loop, params: Float32Array.from(run.options.mlp.params), optimizer: run.optimizer.exportState(), bestParams: run.bestParams, trainRows: run.options.data.train.rows };
+}
+
+/** Runs a collective; on failure the run stops with the state `at()` gives (the last commit). */
+async function collectively<T>(run: Run, at: () => LoopState, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    run.loop = at();
+    throw new CollectiveAborted(snapshot(run), err);
+  }
 }

@@ -1,67 +1,17 @@
 /**
- * Glue between libs/data's tables and libs/model's batches: targets are one-hot rows
- * for classification and the raw target for regression (one output). Also how the task
- * and the loss fit together: a loss left out follows the task, and an explicit
- * cross-entropy makes integer labels classes (as Keras's sparse categorical
- * cross-entropy does), which the app is told so that it can log it.
+ * What a job's spec and data make of the model: the loss (one left out follows the task,
+ * and an explicit cross-entropy makes integer labels classes, as Keras's sparse
+ * categorical cross-entropy does, which the app is told so that it can log it), the
+ * output layer and the architecture.
  */
-import { augment, augmentEnabled, gatherBatch, oneHot, type AugmentSpec, type LabelColumn, type PreparedDataset, type Table, type Task } from '@ringtrain/data';
-import { type Architecture, type Batch, type EvalData, type HiddenLayer, type LossName } from '@ringtrain/model';
-import type { JobSpec } from './spec.js';
+import type { LabelColumn, PreparedDataset, Task } from '@ringtrain/data';
+import type { Architecture, HiddenLayer, LossName } from '@ringtrain/model';
 import { TrainError } from './errors.js';
+import type { JobSpec } from './spec.js';
 
+/** Units of the output layer: one per class, or one for a regression target. */
 export function outputCount(task: Task): number {
   return task.kind === 'classification' ? task.classes.length : 1;
-}
-
-function targetsFor(task: Task, labels: Int32Array | Float32Array, out?: Float32Array): { targets: Float32Array; labels?: Int32Array } {
-  if (task.kind === 'classification') {
-    const classes = labels as Int32Array;
-    return { targets: oneHot(classes, task.classes.length, out), labels: classes };
-  }
-  const targets = out && out.length >= labels.length ? out.subarray(0, labels.length) : new Float32Array(labels.length);
-  targets.set(labels);
-  return { targets };
-}
-
-export function evalData(table: Table): EvalData {
-  return { rows: table.rows, x: table.features, ...targetsFor(table.task, table.labels) };
-}
-
-/**
- * Buffers a training loop passes to every trainingBatch call so that its steps allocate
- * no batch arrays (a step's 3 MB of rows, every step, kept the garbage collector busy).
- * The batch returned holds views into them, valid until the next call.
- */
-export interface BatchScratch {
-  x?: Float32Array;
-  labels?: Int32Array | Float32Array;
-  targets?: Float32Array;
-}
-
-/** The whole buffer behind a view, so that a short batch does not shrink the scratch. */
-const whole = <T extends Float32Array | Int32Array>(view: T): T =>
-  (view instanceof Float32Array ? new Float32Array(view.buffer) : new Int32Array(view.buffer)) as T;
-
-/** The rows of one worker's share of a step, gathered, augmented and ready for the model. */
-export function trainingBatch(
-  table: Table,
-  indices: Uint32Array,
-  augmentSpec: AugmentSpec,
-  key: { seed: number; epoch: number },
-  scratch?: BatchScratch,
-): Batch {
-  const gathered = gatherBatch(table, indices, scratch);
-  if (augmentEnabled(augmentSpec)) {
-    augment(gathered.x, indices, table.cols, augmentSpec, key, table.imageShape);
-  }
-  const targets = targetsFor(table.task, gathered.labels, scratch?.targets);
-  if (scratch) {
-    scratch.x = whole(gathered.x);
-    scratch.labels = whole(gathered.labels);
-    scratch.targets = whole(targets.targets);
-  }
-  return { rows: indices.length, x: gathered.x, indices, ...targets };
 }
 
 /**

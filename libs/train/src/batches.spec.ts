@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Table } from '@ringtrain/data';
-import { type BatchScratch, trainingBatch } from './tensors.js';
+import { type BatchScratch, evalData, trainingBatch } from './batches.js';
 
 function table(kind: 'classification' | 'regression', rows = 10, cols = 6): Table {
   return {
@@ -37,4 +37,23 @@ describe('trainingBatch with a scratch', () => {
       assert.equal(scratch.targets!.length, 4 * (kind === 'classification' ? 3 : 1));
     });
   }
+});
+
+describe('targets', () => {
+  it('are one-hot rows for classification, with the class labels, and the target values for regression', () => {
+    const classes = trainingBatch(table('classification'), Uint32Array.from([1, 2]), {}, { seed: 0, epoch: 0 });
+    assert.deepEqual([...classes.targets], [0, 1, 0, 0, 0, 1]);
+    assert.deepEqual(classes.labels, Int32Array.from([1, 2]));
+    const values = trainingBatch(table('regression'), Uint32Array.from([2, 3]), {}, { seed: 0, epoch: 0 });
+    assert.deepEqual([...values.targets], [3, 4.5]);
+    assert.equal(values.labels, undefined, 'regression has no class labels');
+  });
+
+  it('of a whole split: every row, its features as they are', () => {
+    const t = table('classification', 4, 2);
+    const all = evalData(t);
+    assert.equal(all.rows, 4);
+    assert.equal(all.x, t.features);
+    assert.deepEqual([...all.targets], [1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0]);
+  });
 });

@@ -1,4 +1,12 @@
-/** What a collective algorithm needs from the ring it runs on, and what it offers it. */
+/**
+ * What one operation's algorithm (AllReduceOp, BroadcastOp) needs from the ring it runs
+ * on (`OpContext`), and what it offers the ring (`RingOp`).
+ *
+ * Named `RingOp`, not `Collective`: in this project a `Collective` is libs/train's view
+ * of the whole ring from a training step (rank, world, allReduce); a `RingOp` is one
+ * running operation inside the ring, fed its frames one at a time. The ring (ring.ts)
+ * owns the links, deadlines and operation numbers; a RingOp owns only its schedule.
+ */
 import type { FrameHeader } from './frame.js';
 import type { SendWindow } from './send-window.js';
 
@@ -24,7 +32,8 @@ export interface OpContext {
   finished(): void;
 }
 
-export interface Collective {
+/** One running operation of a ring: an all-reduce, a barrier or a broadcast. */
+export interface RingOp {
   /** Sends what this rank can send before receiving anything. */
   start(): void;
   /**
