@@ -1,47 +1,56 @@
 /**
  * The worker's end of the control channel: one WebSocket to the coordinator's /worker
  * path, authenticated with the job's token as a bearer token on the upgrade request.
- * It never reconnects by itself; the worker does, with backoff, after each close.
+ * It never reconnects by itself; the worker does, with backoff, after each close
+ * (lifecycle.ts).
  *
  * A partition is silence, not a close, and TCP would take many minutes to notice: the
  * channel pings the coordinator (ws answers pings by itself) and gives up on a
- * connection that has not answered within `silenceMs`, so a worker cut off from the
- * network rejoins once it is reachable again.
+ * connection that has not answered within `silenceMs` (CONTROL_SILENT), so a worker cut
+ * off from the network rejoins once it is reachable again.
  *
- * Over wss (an https:// coordinator URL) the coordinator's certificate is verified
- * against `ca` (Node's bundled roots without one) and the URL's host. A TLS failure is
- * not a network fault that passes: it closes with a `ControlTlsError`, and the worker
- * exits with its code instead of reconnecting (so does a plain-text connection that a
- * TLS coordinator answers with 400 TLS_REQUIRED).
+ * Every close is a coded WorkerError (or the ProtocolError of a message the worker
+ * refused): CONTROL_UNREACHABLE, CONTROL_REFUSED, CONTROL_CLOSED, CONTROL_SILENT are
+ * network faults that pass. Over wss (an https:// coordinator URL) the coordinator's
+ * certificate is verified against `ca` (Node's bundled roots without one) and the URL's
+ * host; a TLS failure (TLS_CERT_UNTRUSTED, TLS_HANDSHAKE_FAILED, or TLS_REQUIRED: a
+ * plain-text connection that a TLS coordinator answers with 400) is not: the worker
+ * exits with it instead of reconnecting (errors.ts, isFatal).
  */
 import WebSocket from 'ws';
 import { tlsFailure } from '@ringtrain/allreduce';
-import { type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type WorkerMessage } from '@ringtrain/protocol';
+import { type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, ProtocolError, type WorkerMessage } from '@ringtrain/protocol';
+import { WorkerError } from './errors.js';
+
+/** How often the coordinator is pinged. */
+export const PING_INTERVAL_MS = 1000;
+/** Silence after which a connection is given up, until the job's heartbeat timeout is known. */
+export const DEFAULT_SILENCE_MS = 10_000;
+/** The largest message taken: a state snapshot or the coordinator's initial state for a model of ~100 million parameters. */
+const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+/** How long a 400's body is read for TLS_REQUIRED (another server's body need not end), and how much of it. */
+const REFUSAL_BODY_WAIT_MS = 1000;
+const REFUSAL_BODY_BYTES = 4096;
 
 export interface ControlHandlers {
+  readonly onOpen: () => void;
   readonly onMessage: (m: CoordinatorMessage) => void;
-  /** The connection closed (or never opened); `reason` says why, `fatal` when retrying cannot help. */
-  readonly onClose: (reason: string, fatal?: ControlTlsError) => void;
-}
-
-/** TLS with the coordinator failed in a way only a change of configuration mends. */
-export class ControlTlsError extends Error {
-  constructor(
-    readonly code: 'TLS_CERT_UNTRUSTED' | 'TLS_HANDSHAKE_FAILED' | 'TLS_REQUIRED',
-    message: string,
-  ) {
-    super(message);
-  }
+  /** The connection closed (or never opened), and why; called once. */
+  readonly onClose: (err: WorkerError | ProtocolError) => void;
 }
 
 /** The worker's error for a TLS failure `err` on a connection to `url`, if it is one. */
-function tlsError(url: string, err: unknown): ControlTlsError | undefined {
+function tlsError(url: string, err: unknown): WorkerError | undefined {
   const f = tlsFailure(err);
   if (!f) return undefined;
   if (f.kind === 'untrusted') {
-    return new ControlTlsError('TLS_CERT_UNTRUSTED', `the coordinator's certificate at ${url} failed verification (${f.detail}): --tls-ca (RINGTRAIN_TLS_CA) must name the CA that signed it, and its names must include the URL's host`);
+    return new WorkerError(
+      'TLS_CERT_UNTRUSTED',
+      `the coordinator's certificate at ${url} failed verification (${f.detail}): --tls-ca (RINGTRAIN_TLS_CA) must name the CA that signed it, and its names must include the URL's host`,
+      { cause: err },
+    );
   }
-  return new ControlTlsError('TLS_HANDSHAKE_FAILED', `no TLS session with the coordinator at ${url} (${f.detail}): is it started with --tls-cert and --tls-key?`);
+  return new WorkerError('TLS_HANDSHAKE_FAILED', `no TLS session with the coordinator at ${url} (${f.detail}): is it started with --tls-cert and --tls-key?`, { cause: err });
 }
 
 export class ControlChannel {
@@ -50,86 +59,83 @@ export class ControlChannel {
   private lastHeard = Date.now();
   private readonly pinger: NodeJS.Timeout;
   /** Silence after which the connection is given up; the job's heartbeat timeout once known. */
-  silenceMs = 10_000;
+  silenceMs = DEFAULT_SILENCE_MS;
 
   constructor(url: string, token: string, handlers: ControlHandlers, tls: { readonly ca?: string | Buffer } = {}) {
-    this.ws = new WebSocket(`${url.replace(/\/$/, '')}/worker`, { headers: { authorization: `Bearer ${token}` }, maxPayload: 512 * 1024 * 1024, ...tls });
-    const close = (reason: string, fatal?: ControlTlsError) => {
+    this.ws = new WebSocket(`${url.replace(/\/$/, '')}/worker`, { headers: { authorization: `Bearer ${token}` }, maxPayload: MAX_MESSAGE_BYTES, ...tls });
+    const close = (err: WorkerError | ProtocolError): void => {
       if (this.closed) return;
       this.closed = true;
       clearInterval(this.pinger);
-      handlers.onClose(reason, fatal);
+      handlers.onClose(err);
     };
     this.pinger = setInterval(() => {
       if (this.ws.readyState !== WebSocket.OPEN) return;
       if (Date.now() - this.lastHeard > this.silenceMs) {
-        close(`no answer from the coordinator for ${this.silenceMs} ms`);
+        close(new WorkerError('CONTROL_SILENT', `no answer from the coordinator for ${this.silenceMs} ms`));
         this.ws.terminate();
         return;
       }
       this.ws.ping();
-    }, 1000);
+    }, PING_INTERVAL_MS);
     this.ws.on('pong', () => (this.lastHeard = Date.now()));
-    this.ws.on('open', () => (this.lastHeard = Date.now()));
+    this.ws.on('open', () => {
+      this.lastHeard = Date.now();
+      if (!this.closed) handlers.onOpen();
+    });
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.lastHeard = Date.now();
-      if (!isBinary) return this.fail('text frame on the control channel', close);
+      if (this.closed) return;
+      if (!isBinary) return this.refuse(new ProtocolError('PROTOCOL_BAD_MESSAGE', 'text frame on the control channel'), close);
       let m: CoordinatorMessage;
       try {
         m = decodeCoordinatorMessage(data);
       } catch (err) {
-        return this.fail((err as Error).message, close);
+        return this.refuse(err instanceof ProtocolError ? err : new ProtocolError('PROTOCOL_BAD_MESSAGE', String(err)), close);
       }
       handlers.onMessage(m);
     });
     this.ws.on('unexpected-response', (_req, res) => {
-      const refused = `coordinator refused the connection: HTTP ${res.statusCode}`;
+      const refused = new WorkerError('CONTROL_REFUSED', `coordinator refused the connection: HTTP ${res.statusCode}`);
       if (res.statusCode !== 400) {
         close(refused);
         this.ws.terminate();
         return;
       }
-      // A TLS port answers plain text with 400 and the code TLS_REQUIRED in a short JSON body
-      // (read for at most a second: another server's body need not end).
+      // A TLS port answers plain text with 400 and the code TLS_REQUIRED in a short JSON body.
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (body = (body + d).slice(0, 4096)));
-      const giveUp = setTimeout(() => res.destroy(), 1000);
+      res.on('data', (d: string) => (body = (body + d).slice(0, REFUSAL_BODY_BYTES)));
+      const giveUp = setTimeout(() => res.destroy(), REFUSAL_BODY_WAIT_MS);
       res.once('close', () => {
         clearTimeout(giveUp);
         const plain = body.includes('"TLS_REQUIRED"');
-        close(refused, plain ? new ControlTlsError('TLS_REQUIRED', `the coordinator at ${url} speaks TLS only: use an https:// URL (and --tls-ca)`) : undefined);
+        close(plain ? new WorkerError('TLS_REQUIRED', `the coordinator at ${url} speaks TLS only: use an https:// URL (and --tls-ca)`) : refused);
         this.ws.terminate();
       });
     });
-    this.ws.on('error', (err) => close(err.message, tlsError(url, err)));
-    this.ws.on('close', (code, reason) => close(`closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
-  }
-
-  /** Resolves once open; false if it closed first. */
-  opened(): Promise<boolean> {
-    if (this.ws.readyState === WebSocket.OPEN) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      this.ws.once('open', () => resolve(true));
-      this.ws.once('close', () => resolve(false));
-      this.ws.once('error', () => resolve(false));
-    });
+    this.ws.on('error', (err) => close(tlsError(url, err) ?? new WorkerError('CONTROL_UNREACHABLE', `coordinator at ${url}: ${err.message}`, { cause: err })));
+    this.ws.on('close', (code, reason) => close(new WorkerError('CONTROL_CLOSED', `closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`)));
   }
 
   get isOpen(): boolean {
     return !this.closed && this.ws.readyState === WebSocket.OPEN;
   }
 
-  send(m: WorkerMessage): void {
-    if (this.isOpen) this.ws.send(encodeMessage(m));
+  /** Sends `m` if the connection is open; says whether it was. */
+  send(m: WorkerMessage): boolean {
+    if (!this.isOpen) return false;
+    this.ws.send(encodeMessage(m));
+    return true;
   }
 
   close(reason = 'worker closing'): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000, reason);
   }
 
-  private fail(reason: string, close: (reason: string) => void): void {
-    close(`bad message from the coordinator: ${reason}`);
-    this.ws.close(1008, 'PROTOCOL_BAD_MESSAGE');
+  /** A message this worker cannot take: the connection is closed with 1008 and the error's code. */
+  private refuse(err: ProtocolError, close: (err: ProtocolError) => void): void {
+    close(new ProtocolError(err.code, `bad message from the coordinator: ${err.message}`));
+    this.ws.close(1008, err.code);
   }
 }

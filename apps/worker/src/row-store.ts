@@ -4,11 +4,12 @@
  * each split is a full-size table whose rows fill in as they arrive, with a bitmap of
  * which are here, so libs/train's loop indexes it by global row like any table. It is
  * also where an answer is reassembled: the coordinator streams a request's rows in
- * chunks of at most 4 MiB, and each is put here as it arrives (worker.ts checks that a
+ * chunks of at most 4 MiB, and each is put here as it arrives (rows.ts checks that a
  * chunk holds the next rows asked for), so no whole answer is ever held at once.
  */
 import type { PreparedDataset, Table, Task } from '@ringtrain/data';
 import type { DatasetInfo, Split } from '@ringtrain/protocol';
+import { WorkerError } from './errors.js';
 
 export class RowStore {
   readonly dataset: PreparedDataset;
@@ -48,15 +49,15 @@ export class RowStore {
     return Uint32Array.from([...want].sort((a, b) => a - b));
   }
 
-  /** Stores rows sent by the coordinator; throws on indices out of range or sizes that disagree. */
+  /** Stores rows sent by the coordinator; throws ROWS_INVALID on indices out of range or sizes that disagree, storing none. */
   put(split: Split, indices: Uint32Array, features: Float32Array, labels: Int32Array | Float32Array): void {
     const t = this.tables[split];
     if (features.length !== indices.length * t.cols || labels.length !== indices.length) {
-      throw new Error(`rows for ${split}: ${indices.length} indices, ${features.length} feature values, ${labels.length} labels (${t.cols} columns)`);
+      throw new WorkerError('ROWS_INVALID', `rows for ${split}: ${indices.length} indices, ${features.length} feature values, ${labels.length} labels (${t.cols} columns)`);
     }
+    for (const i of indices) if (i >= t.rows) throw new WorkerError('ROWS_INVALID', `rows for ${split}: index ${i} is past its ${t.rows} rows`);
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k]!;
-      if (i >= t.rows) throw new Error(`rows for ${split}: index ${i} is past its ${t.rows} rows`);
       t.features.set(features.subarray(k * t.cols, (k + 1) * t.cols), i * t.cols);
       t.labels[i] = labels[k]!;
       this.present[split][i] = 1;

@@ -1,0 +1,61 @@
+/**
+ * Errors raised by the worker. Each carries a stable code (docs/errors.md, "The
+ * worker"); logs carry the error itself under `err`, so pino writes its code and stack.
+ * A generation that ends with one reports it in its `stopped` reason as `CODE: message`
+ * (stoppedReason below).
+ */
+export type WorkerErrorCode =
+  /** A fetch's answer was not complete within its deadline (rows.ts). */
+  | 'ROWS_TIMEOUT'
+  /** A chunk of an answer that is not the next rows asked for, or whose sizes or indices do not fit the split. */
+  | 'ROWS_INVALID'
+  /** The generation ended, or the connection was lost, before the rows arrived. */
+  | 'ROWS_CANCELLED'
+  /** The coordinator could not be reached (refused, reset, no route); retried with backoff. */
+  | 'CONTROL_UNREACHABLE'
+  /** The coordinator answered the upgrade with an HTTP status (401 without the token, say); retried with backoff. */
+  | 'CONTROL_REFUSED'
+  /** The connection closed; retried with backoff. */
+  | 'CONTROL_CLOSED'
+  /** No answer to pings within the job's heartbeat timeout (a partition): given up on, retried with backoff. */
+  | 'CONTROL_SILENT'
+  /** TLS with the coordinator failed in a way only a change of configuration mends: the worker exits 2. */
+  | 'TLS_CERT_UNTRUSTED'
+  | 'TLS_HANDSHAKE_FAILED'
+  | 'TLS_REQUIRED'
+  /** Chosen as a generation's state source, but holding no state. */
+  | 'WORKER_NO_STATE'
+  /** The training loop returned interrupted although nothing asked it to stop: a bug. */
+  | 'WORKER_LOOP_INTERRUPTED';
+
+export class WorkerError extends Error {
+  override readonly name = 'WorkerError';
+  constructor(
+    readonly code: WorkerErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A failure that retrying cannot mend: the worker exits with it (2) instead of reconnecting. */
+export function isFatal(err: WorkerError): boolean {
+  return err.code.startsWith('TLS_');
+}
+
+/** The code of any of ringtrain's coded errors (WorkerError, RingError, TrainError, ...), or null. */
+export function codeOf(err: unknown): string | null {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9]*_[A-Z0-9_]+$/.test(code) ? code : null;
+}
+
+/**
+ * The reason a `stopped` report gives for `err`: `CODE: message` for a coded error, the
+ * message otherwise. (The protocol has no code field yet; the reason text carries it.)
+ */
+export function stoppedReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = codeOf(err);
+  return code && !message.startsWith(`${code}:`) ? `${code}: ${message}` : message;
+}

@@ -1,0 +1,222 @@
+/**
+ * One generation on one worker: its ring, the state sync, and libs/train's loop with the
+ * ring as its collective. lifecycle.ts decides when a generation starts and when it must
+ * end; this does the work and reports each milestone as an event (`ring-formed`,
+ * `synced`, `step`, `trained`, and `generation-ended` once its ring is closed).
+ *
+ * The state sync: the source rank broadcasts its state (or the coordinator's, which it
+ * was handed), and every member checks what it receives before it takes it (job.ts,
+ * verifiedState). A state that fails names its source in this worker's `stopped`
+ * report, and the coordinator excludes that source; nobody trains from it. Rows come
+ * epoch by epoch through rows.ts, the next epoch's fetched ahead of need. The loop ends
+ * early only by a ring that fails (aborted: the coordinator said stop, or the worker is
+ * leaving or has lost the coordinator; or a peer was lost), and then throws
+ * CollectiveAborted with the last committed state, which the worker keeps.
+ */
+import type { Logger } from 'pino';
+import { createRing, isRingError, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
+import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
+import { evaluate } from '@ringtrain/model';
+import { bytesOf, type CoordinatorMessage, type Progress, type Split, type WorkerMessage } from '@ringtrain/protocol';
+import { CollectiveAborted, encodeSnapshot, evalData, type Evaluator, snapshotProgress, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
+import { stoppedReason, WorkerError } from './errors.js';
+import { type Job, verifiedState } from './job.js';
+import type { Blame } from './lifecycle.js';
+import { ringCollective } from './ring-collective.js';
+import type { StepRecords } from './reports.js';
+import type { RowFetcher } from './rows.js';
+
+export type GenerationMessage = Extract<CoordinatorMessage, { type: 'generation' }>;
+type DoneMessage = Extract<WorkerMessage, { type: 'done' }>;
+
+/** The ring's heartbeats: five within its heartbeat timeout, at most ten a second. */
+const RING_HEARTBEATS_PER_TIMEOUT = 5;
+const MIN_RING_HEARTBEAT_MS = 100;
+
+/** The state a worker holds, shared with the executor: the last committed, and how far a generation in progress has got. */
+export interface Holding {
+  held: TrainSnapshot | null;
+  live: Progress | null;
+}
+
+export type GenerationEvent = { readonly type: 'ring-formed' | 'synced' | 'step' | 'trained' } | ({ readonly type: 'generation-ended'; readonly reason: string } & Blame);
+
+export interface GenerationContext {
+  readonly job: Job;
+  readonly endpoint: RingEndpoint;
+  readonly token: string;
+  readonly log: Logger;
+  readonly holding: Holding;
+  readonly rows: RowFetcher;
+  readonly records: StepRecords;
+  /** Sends a message to the coordinator (a no-op without a connection). */
+  readonly send: (m: WorkerMessage) => void;
+  readonly emit: (e: GenerationEvent) => void;
+}
+
+export class Generation {
+  /** Once training completed: the result every member sends (the coordinator takes rank 0's). */
+  done: DoneMessage | null = null;
+  private ring: Ring | null = null;
+  private readonly ending = new AbortController();
+  private readonly closing: Promise<void>;
+  private release: () => void = () => {};
+
+  constructor(
+    private readonly ctx: GenerationContext,
+    readonly m: GenerationMessage,
+  ) {
+    this.closing = new Promise<void>((resolve) => (this.release = resolve));
+  }
+
+  /** Ends the generation: its ring fails, and so does the loop, at a step boundary. */
+  abort(reason: string): void {
+    this.ending.abort(reason);
+    this.ring?.abort(reason);
+  }
+
+  /** A completed generation's ring may close: no peer needs it any more. */
+  close(): void {
+    this.ending.abort('released');
+    this.release();
+  }
+
+  /** Runs the generation to its end; never rejects. */
+  async run(): Promise<void> {
+    const { ctx, m } = this;
+    const { job, holding } = ctx;
+    const log = ctx.log.child({ job: job.spec.name, generation: m.generation, rank: m.rank, world: m.world });
+    const c = job.message.ring;
+    let ended: { reason: string } & Blame = { reason: 'released' };
+    /** The state the source broadcast did not verify here: the `stopped` report names it. */
+    let invalidSource = false;
+    try {
+      this.ring = await createRing({
+        membership: { generation: m.generation, rank: m.rank, world: m.world, peers: m.peers, token: ctx.token },
+        endpoint: ctx.endpoint,
+        connectTimeoutMs: c.connectTimeoutMs,
+        opTimeoutMs: c.opTimeoutMs,
+        heartbeatTimeoutMs: c.heartbeatTimeoutMs,
+        heartbeatIntervalMs: Math.max(MIN_RING_HEARTBEAT_MS, Math.floor(c.heartbeatTimeoutMs / RING_HEARTBEATS_PER_TIMEOUT)),
+        logger: log,
+      });
+      const ring = this.ring;
+      ctx.emit({ type: 'ring-formed' });
+      // State sync: everyone takes the source's state, bit for bit.
+      let mine: Uint8Array | undefined;
+      if (m.rank === m.source) {
+        mine = m.state ?? (holding.held ? encodeSnapshot(holding.held) : undefined);
+        if (!mine) throw new WorkerError('WORKER_NO_STATE', 'chosen as the state source but holds no state');
+      }
+      const received = await ring.broadcast(mine, m.source);
+      let synced: TrainSnapshot;
+      try {
+        synced = verifiedState(job, received, m.progress);
+      } catch (err) {
+        invalidSource = true;
+        // A source whose own state fails holds nothing it can train from: it drops it, and says so by its report's progress.
+        if (m.rank === m.source && m.state === undefined) holding.held = null;
+        ring.abort(`the state of rank ${m.source} did not verify at rank ${m.rank}`);
+        throw err;
+      }
+      holding.held = synced;
+      holding.live = snapshotProgress(synced);
+      log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source }, 'generation started');
+      ctx.emit({ type: 'synced' });
+      const result = await this.train(ring, synced);
+      // A worker's loop ends early only by a ring abort (CollectiveAborted), never by shouldStop.
+      if (result.interrupted) throw new WorkerError('WORKER_LOOP_INTERRUPTED', 'the training loop returned interrupted without a stop request');
+      this.done = {
+        type: 'done',
+        generation: m.generation,
+        result: { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final },
+        params: bytesOf(Float32Array.from(result.mlp.params)),
+      };
+      log.info({ steps: result.steps }, 'training complete');
+      ctx.emit({ type: 'trained' });
+      // Keep the ring open until the job is over: a peer may still be finishing the last
+      // evaluation, and closing our links now would fail its ring.
+      await this.closing;
+    } catch (err) {
+      if (err instanceof CollectiveAborted) holding.held = err.snapshot;
+      const cause = err instanceof CollectiveAborted ? (err.cause ?? err) : err;
+      const reason = stoppedReason(cause);
+      log.info({ step: holding.held?.loop.globalStep ?? null, reason }, 'generation stopped');
+      // A successor it could not connect to at all: the coordinator checks that address.
+      const unreachable = this.ring === null && isRingError(err) && err.details.unreachable ? err.details.peer : undefined;
+      ended = { reason, ...(unreachable !== undefined ? { unreachable } : {}), ...(invalidSource ? { invalidSource: m.source } : {}) };
+    } finally {
+      holding.live = null;
+      this.ending.abort('ended');
+      await this.ring?.close().catch((err: unknown) => log.warn({ err }, 'closing the ring failed'));
+    }
+    ctx.emit({ type: 'generation-ended', ...ended });
+  }
+
+  private train(ring: Ring, resume: TrainSnapshot): Promise<TrainResult> {
+    const { ctx, m } = this;
+    const { job, records, holding } = ctx;
+    const { spec, store } = job;
+    const n = store.dataset.train.rows;
+    const perEpoch = stepsPerEpoch(n, spec.training.batchSize);
+    const rank0 = m.rank === 0;
+    let epochs = resume.loop.history.length;
+    const classify = store.dataset.task.kind === 'classification';
+    const ensure = (split: Split, indices: Iterable<number>): Promise<void> => ctx.rows.ensure(store, split, indices, { signal: this.ending.signal, deadlineMs: job.rowsDeadlineMs });
+    const epochRows = (epoch: number): number[] => {
+      const out: number[] = [];
+      for (let step = 0; step < perEpoch; step++) {
+        for (const i of batchIndices({ n, batchSize: spec.training.batchSize, seed: spec.training.seed, epoch, step, rank: m.rank, world: m.world })) out.push(i);
+      }
+      return out;
+    };
+    const evaluator: Evaluator = async (split, mlp, tag) => {
+      const t = store.table(split);
+      if (t.rows === 0) return null;
+      const [a, b] = rankRange(t.rows, m.rank, m.world);
+      await ensure(split, Array.from({ length: b - a }, (_, k) => a + k));
+      const sums = new Float32Array(3);
+      if (b > a) {
+        const part: Table = { ...t, rows: b - a, features: t.features.subarray(a * t.cols, b * t.cols), labels: t.labels.subarray(a, b) };
+        const r = evaluate(mlp, evalData(part), job.loss);
+        sums.set([r.lossSum, r.count, r.correct]);
+      }
+      await ring.allReduce(sums, { step: tag });
+      return { loss: sums[0]! / sums[1]!, accuracy: classify ? sums[2]! / sums[1]! : null };
+    };
+    return train({
+      spec,
+      data: store.dataset,
+      mlp: job.mlp,
+      loss: job.loss,
+      frozenLayers: job.frozenLayers,
+      collective: ringCollective(ring),
+      resume,
+      evaluator,
+      prepareEpoch: async (epoch) => {
+        const t0 = performance.now();
+        await ensure('train', epochRows(epoch));
+        records.waited(performance.now() - t0);
+        // The next epoch's rows, ahead of need (asked again when needed, should this fail).
+        if (epoch + 1 < spec.training.epochs) void ensure('train', epochRows(epoch + 1)).catch(() => {});
+      },
+      checkpoint: {
+        everySteps: rank0 ? spec.checkpoint.everySteps : 0,
+        everyEpoch: rank0 ? spec.checkpoint.everyEpoch : false,
+        save: async (snapshot, reason) => {
+          if (reason === 'end') holding.held = snapshot;
+          if (rank0) ctx.send({ type: 'checkpoint', generation: m.generation, reason, snapshot: encodeSnapshot(snapshot) });
+        },
+      },
+      onStep: (p) => {
+        holding.live = { step: p.globalStep + 1, epochs };
+        records.step({ ...p, ringWaitMs: ring.stats.lastOpWaitMs }, rank0);
+        ctx.emit({ type: 'step' });
+      },
+      onEpoch: (r) => {
+        epochs = r.epoch;
+        records.epoch(r, rank0);
+      },
+    });
+  }
+}
