@@ -1,6 +1,6 @@
 /**
  * What a worker may send, beyond what its message's schema checks: pure functions that
- * the runtime applies right after decoding (runtime.ts, onWorkerMessage), each answering
+ * the coordinator applies right after decoding (handlers.ts), each answering
  * with the refusal's text or its verdict. The job's fixed bounds are in the schema
  * itself (libs/protocol's job-limits.ts, built here by `jobLimits`); what depends on the
  * membership is here:
@@ -18,11 +18,10 @@
  *   world), for evaluation its slice of the split (ceil(rows / W)). It asks epoch by
  *   epoch, one request per split at a time, the next epoch's once this one's is in. A
  *   request for more than its shard, or a second one for a split while one is served,
- *   is refused; the answer is streamed in chunks (runtime.ts), so what a request costs
+ *   is refused; the answer is streamed in chunks (rows.ts), so what a request costs
  *   the coordinator is bounded by the shard, not by the request.
  */
-import type { Split } from '@ringtrain/protocol';
-import type { JobLimits } from '@ringtrain/protocol';
+import type { JobLimits, Split } from '@ringtrain/protocol';
 import { stepsPerEpoch } from '@ringtrain/data';
 import type { OpenedJob } from '@ringtrain/train';
 import type { Progress, RankAssignment } from './membership.js';
@@ -67,6 +66,22 @@ export function roleOf(formed: Formed | null, current: number, id: string, gener
   if (generation > current || formed === null || formed.generation !== current) return 'outsider';
   const rank = formed.ranks.find((r) => r.id === id)?.rank;
   return rank === 0 ? 'rank0' : rank === undefined ? 'outsider' : 'member';
+}
+
+/** The worker id at `rank` of the newest generation formed, if a report of `generation` names it (a `stopped` report's `unreachable`). */
+export function memberAt(formed: Formed | null, generation: number, rank: number | undefined): string | undefined {
+  if (rank === undefined || formed === null || formed.generation !== generation) return undefined;
+  return formed.ranks.find((r) => r.rank === rank)?.id;
+}
+
+/**
+ * The worker id at `rank`, if it was the source of that generation's state (a `stopped`
+ * report's `invalidSource`): a member can name only the member whose state it was sent
+ * (the coordinator's own state is verified before it is sent).
+ */
+export function sourceAt(formed: Formed | null, generation: number, rank: number | undefined): string | undefined {
+  const id = memberAt(formed, generation, rank);
+  return id !== undefined && id === formed?.source ? id : undefined;
 }
 
 /** Why a worker's seen generation is refused, or null: it must leave the next ring a u32 and be no lie. */

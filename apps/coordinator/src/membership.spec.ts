@@ -1,21 +1,39 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress } from './membership.js';
+import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress, type RecordKind } from './membership.js';
 
 const POLICY: Policy = { minWorkers: 2, maxWorkers: 3, heartbeatTimeoutMs: 5_000, stopTimeoutMs: 3_000 };
 const addr = (n: number) => ({ host: `w${n}`, port: 7000 + n });
 const at = (step: number, epochs = 0): Progress => ({ step, epochs });
 
-/** Feeds events at the given times; returns the final state and every action, in order. */
+type Effect = Exclude<Action, { type: 'record' }>;
+type Recorded = readonly [RecordKind, string];
+
+/** The actions that do something (sending, closing, forming), in order: what decide returns but its records. */
+function effects(actions: readonly Action[]): Effect[] {
+  return actions.filter((a): a is Effect => a.type !== 'record');
+}
+
+/** What decide said to record, in order, as [kind, message]. */
+function recorded(actions: readonly Action[]): Recorded[] {
+  return actions.flatMap((a) => (a.type === 'record' ? [[a.kind, a.message] as const] : []));
+}
+
+/**
+ * Feeds events at the given times; returns the final state, every action but the
+ * records (in order), and the records (in order); `last` is the records of the last event.
+ */
 function run(events: [number, MembershipEvent][], policy = POLICY, from = initialMembership(policy)) {
   let state: MembershipState = from;
-  const actions: Action[] = [];
+  const all: Action[] = [];
+  let last: Recorded[] = [];
   for (const [now, event] of events) {
     const d = decide(state, event, now, policy);
     state = d.state;
-    actions.push(...d.actions);
+    all.push(...d.actions);
+    last = recorded(d.actions);
   }
-  return { state, actions };
+  return { state, actions: effects(all), records: recorded(all), last };
 }
 
 const join = (n: number, held: Progress | null = null): MembershipEvent => ({ type: 'join', id: `w${n}`, address: addr(n), held });
@@ -95,7 +113,7 @@ test('beyond maxWorkers a worker is rejected with a code; after the job, JOB_DON
   const { actions, state } = run([[0, join(1)], [0, join(2)], [0, join(3)], [0, join(4)]]);
   assert.deepEqual(actions.at(-1), { type: 'reject', id: 'w4', code: 'WORKER_LIMIT', reason: 'the job already has maxWorkers 3' });
   const done = decide({ ...state, phase: 'done', reason: 'completed' }, join(5), 0, POLICY);
-  assert.deepEqual(done.actions, [{ type: 'reject', id: 'w5', code: 'JOB_DONE', reason: 'the job has finished' }]);
+  assert.deepEqual(effects(done.actions), [{ type: 'reject', id: 'w5', code: 'JOB_DONE', reason: 'the job has finished' }]);
 });
 
 test('pause stops the ring and holds; resume forms the next generation; stop saves the most advanced state', () => {
@@ -151,7 +169,7 @@ test('a member named unreachable is probed; if the coordinator cannot reach it e
   const stop = (n: number): [number, MembershipEvent] => [1100, stopped(n, 2, null)];
   const probed = (reachable: boolean, address = addr(3)): [number, MembershipEvent] => [
     1200,
-    { type: 'probed', id: 'w3', address, reachable, detail: reachable ? 'connected' : 'ECONNREFUSED' },
+    { type: 'probed', id: 'w3', address, reporter: 'w2', reachable, detail: reachable ? 'connected' : 'ECONNREFUSED' },
   ];
   // Reachable from the coordinator: the reporter's side may be at fault; nobody is excluded.
   const reachable = run([...failed, stop(1), stop(3), probed(true)]);
@@ -209,4 +227,74 @@ test('a member naming itself an invalid source only corrects its claim; nobody i
   assert.equal(actions.filter((a) => a.type === 'reject' || a.type === 'drop').length, 0);
   assert.deepEqual(state.excluded, {});
   assert.equal(state.members.find((m) => m.id === 'w1')?.held, null);
+});
+
+// ---- what is recorded: decided here, recorded by the executor as it is -------------------------
+
+test('a refused worker is recorded as refused only, never as joined: beyond maxWorkers, after the job, while excluded', () => {
+  const full = run([[0, join(1)], [0, join(2)], [0, join(3)], [0, join(4)]]);
+  assert.deepEqual(full.last, [['refused', 'w4 refused: WORKER_LIMIT the job already has maxWorkers 3']]);
+  assert.ok(!full.records.some(([kind, message]) => kind === 'join' && message.startsWith('w4 ')));
+  const done = decide({ ...full.state, phase: 'done', reason: 'completed' }, join(5), 0, POLICY);
+  assert.deepEqual(recorded(done.actions), [['refused', 'w5 refused: JOB_DONE the job has finished']]);
+  const bad: MembershipEvent = { type: 'stopped', id: 'w1', generation: 3, held: at(40), reason: 'state snapshot: params[0] is NaN', invalidSource: 'w3' };
+  const claimed: [number, MembershipEvent][] = [[0, join(1)], [0, join(2)], [0, stopped(1, 1, at(40))], [0, stopped(2, 1, at(40))], [10, join(3, at(90))]];
+  const again = run([...claimed, [20, stopped(1, 2, at(40))], [20, stopped(2, 2, at(40))], [30, bad], [40, join(3, at(90))]]);
+  assert.deepEqual(again.last, [['refused', 'w3 refused: SOURCE_INVALID excluded for another 60 s: the state it sent did not verify']]);
+});
+
+test('a join mid-run is recorded as the join, the generation stopping, then the next generation', () => {
+  const { records } = run([[0, join(1)], [0, join(2)], [200, join(3)], [210, stopped(1, 1, at(41))], [220, stopped(2, 1, at(42))]]);
+  assert.deepEqual(records, [
+    ['join', 'w1 joined from w1:7001'],
+    ['waiting', 'waiting for workers: 1 of minWorkers 2'],
+    ['join', 'w2 joined from w2:7002'],
+    ['generation', 'generation 1: w1, w2 (state from the coordinator)'],
+    ['join', 'w3 joined from w3:7003'],
+    ['stopping', 'generation 1 stopping: w3 joined'],
+    ['generation', 'generation 2: w1, w2, w3 (state from w2)'],
+  ]);
+});
+
+test('leaves and losses are recorded for members only; a loss found by a deadline is recorded as lost', () => {
+  const left = run([...THREE, [10, { type: 'leave', id: 'w3' }]]);
+  assert.deepEqual(left.last, [['leave', 'w3 left'], ['stopping', 'generation 2 stopping: w3 left']]);
+  const closed = run([...THREE, [10, { type: 'lost', id: 'w3', reason: 'connection closed' }]]);
+  assert.deepEqual(closed.last, [['lost', 'w3 lost: connection closed'], ['stopping', 'generation 2 stopping: w3 lost: connection closed']]);
+  // A worker that was never admitted (refused for the worker limit) leaves or closes: nothing happened to the job.
+  const outsider = run([...THREE, [10, join(4)], [11, { type: 'leave', id: 'w4' }], [12, { type: 'lost', id: 'w4', reason: 'connection closed' }]]);
+  assert.deepEqual(outsider.last, []);
+  assert.deepEqual(outsider.records.filter(([, m]) => m.startsWith('w4 ')), [['refused', 'w4 refused: WORKER_LIMIT the job already has maxWorkers 3']]);
+  const silent = run([...THREE, [4_000, beat(1, at(3))], [4_000, beat(2, at(3))], [5_001, { type: 'tick' }]]);
+  assert.deepEqual(silent.last, [['lost', 'w3 lost: silent past 5000 ms'], ['stopping', 'generation 2 stopping: silent past 5000 ms: w3']]);
+  // After the job, a worker that falls silent is dropped, and nothing is recorded.
+  const over = run([[5_001, { type: 'tick' }]], POLICY, { ...run(THREE).state, phase: 'done', reason: 'completed' });
+  assert.deepEqual([over.actions.map((a) => a.type), over.last], [['drop', 'drop', 'drop'], []]);
+});
+
+test('an exclusion is recorded once, as excluded, saying who could not connect; the regroup after it as usual', () => {
+  const failed: [number, MembershipEvent][] = [
+    ...THREE,
+    [1000, { type: 'stopped', id: 'w2', generation: 2, held: null, reason: 'could not connect to rank 2', unreachable: 'w3' }],
+    [1100, stopped(1, 2, null)],
+    [1100, stopped(3, 2, null)],
+  ];
+  const probed: MembershipEvent = { type: 'probed', id: 'w3', address: addr(3), reporter: 'w2', reachable: false, detail: 'ECONNREFUSED' };
+  const excluded = run([...failed, [1200, probed]]);
+  assert.deepEqual(excluded.last, [
+    ['excluded', 'w3 excluded: w2 could not connect to its ring address w3:7003, nor could the coordinator (ECONNREFUSED)'],
+    ['stopping', 'generation 3 stopping: w3 excluded: its ring address w3:7003 cannot be reached (ECONNREFUSED)'],
+  ]);
+  // Reachable after all, or moved: nothing happened to record.
+  assert.deepEqual(run([...failed, [1200, { ...probed, reachable: true }]]).last, []);
+  assert.deepEqual(run([...failed, [1200, { ...probed, address: { host: 'elsewhere', port: 1 } }]]).last, []);
+});
+
+test('pause is recorded when it pauses or will, not when there is nothing to pause', () => {
+  const training = run([[0, join(1)], [0, join(2)], [10, { type: 'pause' }]]);
+  assert.deepEqual(training.last, [['paused', 'paused'], ['stopping', 'generation 1 stopping: paused']]);
+  const waiting = run([[0, join(1)], [10, { type: 'pause' }]]);
+  assert.deepEqual(waiting.last, [['paused', 'paused']]);
+  const twice = run([[0, join(1)], [10, { type: 'pause' }], [20, { type: 'pause' }]]);
+  assert.deepEqual(twice.last, []);
 });

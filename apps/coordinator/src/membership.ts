@@ -28,8 +28,22 @@
  * cannot back up: it is excluded for exclusionMs, and the next generation takes the
  * most advanced of the others. Its own report names nobody but itself, which only
  * corrects its claim.
+ *
+ * What happened is decided here too: every decision returns, as `record` actions, the
+ * events the job's event list and log show (a worker joined, was refused, excluded,
+ * lost; a generation formed or is stopping). The executor records exactly those and
+ * infers nothing, so a worker refused is recorded as refused and nothing else.
  */
 
+/*
+ * Address and Progress are declared here and in libs/protocol (messages.ts, zod schemas
+ * and the types inferred from them). This file imports nothing, by design: it is the
+ * job's logic, testable with plain objects and a fake clock, so it keeps its own minimal
+ * declarations, and these are the coordinator's one name for each (its files import
+ * them from here, never the protocol's). The protocol's inferred types are the same
+ * shapes: handlers.ts, where wire messages become membership events, fails to compile if
+ * either stops being assignable to the other, so the two cannot drift apart.
+ */
 export interface Address {
   readonly host: string;
   readonly port: number;
@@ -133,8 +147,8 @@ export type MembershipEvent =
       readonly unreachable?: string;
       readonly invalidSource?: string;
     }
-  /** The coordinator's own attempt to connect to `id`'s ring address. */
-  | { readonly type: 'probed'; readonly id: string; readonly address: Address; readonly reachable: boolean; readonly detail: string }
+  /** The coordinator's own attempt to connect to `id`'s ring address, which `reporter` could not connect to. */
+  | { readonly type: 'probed'; readonly id: string; readonly address: Address; readonly reporter: string; readonly reachable: boolean; readonly detail: string }
   /** A graceful exit: the worker finished its step and says goodbye. */
   | { readonly type: 'leave'; readonly id: string }
   /** Its connection closed, or it broke the protocol. */
@@ -170,7 +184,16 @@ export type Action =
   /** Close a lost member's connection: if it is alive after all, it reconnects and joins again. */
   | { readonly type: 'drop'; readonly id: string; readonly reason: string }
   /** Stopped for good: save `source`'s state as a checkpoint and release the workers. */
-  | { readonly type: 'save-and-finish'; readonly source: StateSource; readonly reason: string };
+  | { readonly type: 'save-and-finish'; readonly source: StateSource; readonly reason: string }
+  /** Record that this happened, in the job's event list and log. */
+  | { readonly type: 'record'; readonly kind: RecordKind; readonly message: string };
+
+/**
+ * What the event list says happened, of what membership decides: a worker joined (or
+ * rejoined), was refused (`reject`), excluded, left or was lost; a generation formed, is
+ * stopping; the job waits or was paused.
+ */
+export type RecordKind = 'join' | 'refused' | 'excluded' | 'leave' | 'lost' | 'generation' | 'stopping' | 'waiting' | 'paused';
 
 /** Until when (ms) a worker stays out, and why. */
 export interface Exclusion {
@@ -188,6 +211,20 @@ export interface Decision {
 
 export function initialMembership(policy: Policy, baseline: Progress = { step: 0, epochs: 0 }): MembershipState {
   return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, started: false, excluded: {}, reason: waitingReason(0, policy, false) };
+}
+
+function record(kind: RecordKind, message: string): Action {
+  return { type: 'record', kind, message };
+}
+
+/** No ring: the job waits, and says why. */
+function waitFor(reason: string): Action[] {
+  return [{ type: 'wait', reason }, record('waiting', reason)];
+}
+
+/** A refusal, sent to the worker and recorded as such (it did not join). */
+function refuse(id: string, code: RejectCode, reason: string): Action[] {
+  return [{ type: 'reject', id, code, reason }, record('refused', `${id} refused: ${code} ${reason}`)];
 }
 
 function needed(policy: Policy, started: boolean): number {
@@ -215,14 +252,17 @@ function sourceOf(members: readonly Member[], baseline: Progress): StateSource {
 function regroup(c: Common, policy: Policy): Decision {
   if (c.members.length < needed(policy, c.started)) {
     const reason = waitingReason(c.members.length, policy, c.started);
-    return { state: { ...c, phase: 'waiting', reason }, actions: [{ type: 'wait', reason }] };
+    return { state: { ...c, phase: 'waiting', reason }, actions: waitFor(reason) };
   }
   const chosen = [...c.members].sort((a, b) => a.joinOrder - b.joinOrder).slice(0, policy.maxWorkers);
   const generation = c.generation + 1;
+  const source = sourceOf(chosen, c.baseline);
+  const from = source.kind === 'member' ? source.id : 'the coordinator';
   return {
     state: { ...c, generation, started: true, phase: 'training', ring: chosen.map((m) => m.id) },
     actions: [
-      { type: 'form', generation, ranks: chosen.map((m, rank) => ({ id: m.id, rank, address: m.address })), source: sourceOf(chosen, c.baseline) },
+      { type: 'form', generation, ranks: chosen.map((m, rank) => ({ id: m.id, rank, address: m.address })), source },
+      record('generation', `generation ${generation}: ${chosen.map((m) => m.id).join(', ')} (state from ${from})`),
     ],
   };
 }
@@ -245,7 +285,7 @@ function endGeneration(s: MembershipState & { phase: 'training' }, c: Common, no
   if (pending.length === 0) return afterStop(c, then, policy, reason);
   return {
     state: { ...c, phase: 'stopping', pending, since: now, reason, then },
-    actions: [{ type: 'stop-ring', generation: s.generation, ids: pending, reason }],
+    actions: [{ type: 'stop-ring', generation: s.generation, ids: pending, reason }, record('stopping', `generation ${s.generation} stopping: ${reason}`)],
   };
 }
 
@@ -261,19 +301,28 @@ function remove(s: MembershipState, ids: ReadonlySet<string>, now: number, why: 
     }
     case 'waiting': {
       const reason = waitingReason(c.members.length, policy, c.started);
-      return { state: { ...c, phase: 'waiting', reason }, actions: [{ type: 'wait', reason }] };
+      return { state: { ...c, phase: 'waiting', reason }, actions: waitFor(reason) };
     }
     case 'paused':
     case 'done':
       return { state: { ...s, ...c }, actions: [] };
+    default:
+      return unhandled(s);
   }
 }
 
-/** Excludes `id` for exclusionMs: it is told why (`code`), dropped, and the generation goes on without it. */
-function exclude(s: MembershipState, id: string, code: Exclusion['code'], reason: string, now: number, policy: Policy): Decision {
+/**
+ * Excludes `id` for exclusionMs: it is told why (`code`, `reason`), dropped, and the
+ * generation goes on without it. `why` is the event list's account (it names who found
+ * out, which the worker's reason need not).
+ */
+function exclude(s: MembershipState, id: string, code: Exclusion['code'], reason: string, why: string, now: number, policy: Policy): Decision {
   const excludedState = { ...s, excluded: { ...s.excluded, [id]: { until: now + (policy.exclusionMs ?? DEFAULT_EXCLUSION_MS), code } } };
   const d = remove(excludedState, new Set([id]), now, `${id} excluded: ${reason}`, policy);
-  return { state: d.state, actions: [{ type: 'reject', id, code, reason }, { type: 'drop', id, reason: `excluded: ${reason}` }, ...d.actions] };
+  return {
+    state: d.state,
+    actions: [record('excluded', `${id} excluded: ${why}`), { type: 'reject', id, code, reason }, { type: 'drop', id, reason: `excluded: ${reason}` }, ...d.actions],
+  };
 }
 
 function withHeld(s: MembershipState, id: string, held: Progress | null, now: number): Common {
@@ -284,16 +333,15 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
   const s = state;
   switch (event.type) {
     case 'join': {
-      if (s.phase === 'done') return { state: s, actions: [{ type: 'reject', id: event.id, code: 'JOB_DONE', reason: 'the job has finished' }] };
+      if (s.phase === 'done') return { state: s, actions: refuse(event.id, 'JOB_DONE', 'the job has finished') };
       const out = s.excluded[event.id];
       if (out !== undefined && now < out.until) {
         const why = out.code === 'PEER_UNREACHABLE' ? 'its ring address could not be reached' : 'the state it sent did not verify';
-        const reason = `excluded for another ${Math.ceil((out.until - now) / 1000)} s: ${why}`;
-        return { state: s, actions: [{ type: 'reject', id: event.id, code: out.code, reason }] };
+        return { state: s, actions: refuse(event.id, out.code, `excluded for another ${Math.ceil((out.until - now) / 1000)} s: ${why}`) };
       }
       const known = s.members.find((m) => m.id === event.id);
       if (!known && s.members.length >= policy.maxWorkers) {
-        return { state: s, actions: [{ type: 'reject', id: event.id, code: 'WORKER_LIMIT', reason: `the job already has maxWorkers ${policy.maxWorkers}` }] };
+        return { state: s, actions: refuse(event.id, 'WORKER_LIMIT', `the job already has maxWorkers ${policy.maxWorkers}`) };
       }
       // A known id joining again restarted or reconnected: its old ring is gone.
       const member: Member = { id: event.id, address: event.address, joinOrder: known?.joinOrder ?? s.nextOrder, lastSeen: now, held: event.held };
@@ -306,21 +354,9 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
         nextOrder: known ? s.nextOrder : s.nextOrder + 1,
         generation: Math.max(s.generation, event.seenGeneration ?? 0),
       };
-      const why = `${event.id} ${known ? 'rejoined' : 'joined'}`;
-      switch (s.phase) {
-        case 'waiting':
-          return regroup(c, policy);
-        case 'training':
-          return endGeneration(s, c, now, 'regroup', why, policy);
-        case 'stopping': {
-          // A rejoining old member reported its state by joining.
-          const pending = s.pending.filter((id) => id !== event.id);
-          return pending.length === 0 ? afterStop(c, s.then, policy, s.reason) : { state: { ...s, ...c, pending }, actions: [] };
-        }
-        case 'paused':
-          return { state: { ...s, ...c }, actions: [] };
-      }
-      break;
+      const joined = record('join', `${event.id} joined from ${event.address.host}:${event.address.port}`);
+      const d = admitted(s, c, now, `${event.id} ${known ? 'rejoined' : 'joined'}`, event.id, policy);
+      return { state: d.state, actions: [joined, ...d.actions] };
     }
     case 'heartbeat': {
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
@@ -337,7 +373,8 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (liar) {
         const d = decide(s, { ...event, invalidSource: undefined }, now, policy);
         const claim = liar.held ? `step ${liar.held.step}` : 'a state';
-        const x = exclude(d.state, liar.id, 'SOURCE_INVALID', `it claimed ${claim} but the state it sent did not verify at ${event.id} (${event.reason})`, now, policy);
+        const reason = `it claimed ${claim} but the state it sent did not verify at ${event.id} (${event.reason})`;
+        const x = exclude(d.state, liar.id, 'SOURCE_INVALID', reason, reason, now, policy);
         return { state: x.state, actions: [...d.actions, ...x.actions] };
       }
       const c = withHeld(s, event.id, event.held, now);
@@ -356,15 +393,20 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       // Reachable (then the reporter's side or a passing fault), or it has since
       // re-registered elsewhere: nothing to do.
       if (event.reachable || !m || m.address.host !== event.address.host || m.address.port !== event.address.port) return { state: s, actions: [] };
-      return exclude(s, event.id, 'PEER_UNREACHABLE', `its ring address ${event.address.host}:${event.address.port} cannot be reached (${event.detail})`, now, policy);
+      const where = `${event.address.host}:${event.address.port}`;
+      const reason = `its ring address ${where} cannot be reached (${event.detail})`;
+      const why = `${event.reporter} could not connect to its ring address ${where}, nor could the coordinator (${event.detail})`;
+      return exclude(s, event.id, 'PEER_UNREACHABLE', reason, why, now, policy);
     }
-    case 'leave':
+    case 'leave': {
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
-      return remove(s, new Set([event.id]), now, `${event.id} left`, policy);
+      const d = remove(s, new Set([event.id]), now, `${event.id} left`, policy);
+      return { state: d.state, actions: [record('leave', `${event.id} left`), ...d.actions] };
+    }
     case 'lost': {
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
       const d = remove(s, new Set([event.id]), now, `${event.id} lost: ${event.reason}`, policy);
-      return { state: d.state, actions: [{ type: 'drop', id: event.id, reason: event.reason }, ...d.actions] };
+      return { state: d.state, actions: [record('lost', `${event.id} lost: ${event.reason}`), { type: 'drop', id: event.id, reason: event.reason }, ...d.actions] };
     }
     case 'tick': {
       const silent = s.members.filter((m) => now - m.lastSeen > policy.heartbeatTimeoutMs).map((m) => m.id);
@@ -373,13 +415,23 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (gone.size === 0) return { state: s, actions: [] };
       const why = silent.length > 0 ? `silent past ${policy.heartbeatTimeoutMs} ms: ${silent.join(', ')}` : `no state report within ${policy.stopTimeoutMs} ms: ${late.join(', ')}`;
       const d = remove(s, gone, now, why, policy);
-      return { state: d.state, actions: [...[...gone].map((id): Action => ({ type: 'drop', id, reason: why })), ...d.actions] };
+      // After the job, a worker falling silent is no loss of the job's: dropped, not recorded.
+      const lost = [...gone].flatMap((id): Action[] => [
+        ...(s.phase === 'done' ? [] : [record('lost', `${id} lost: ${silent.includes(id) ? `silent past ${policy.heartbeatTimeoutMs} ms` : `no state report within ${policy.stopTimeoutMs} ms`}`)]),
+        { type: 'drop', id, reason: why },
+      ]);
+      return { state: d.state, actions: [...lost, ...d.actions] };
     }
-    case 'pause':
-      if (s.phase === 'training') return endGeneration(s, common(s), now, 'pause', 'paused', policy);
-      if (s.phase === 'stopping' && s.then !== 'stop') return { state: { ...s, then: 'pause' }, actions: [] };
-      if (s.phase === 'waiting') return { state: { ...common(s), phase: 'paused', reason: 'paused' }, actions: [] };
+    case 'pause': {
+      const paused = record('paused', 'paused');
+      if (s.phase === 'training') {
+        const d = endGeneration(s, common(s), now, 'pause', 'paused', policy);
+        return { state: d.state, actions: [paused, ...d.actions] };
+      }
+      if (s.phase === 'stopping' && s.then !== 'stop') return { state: { ...s, then: 'pause' }, actions: [paused] };
+      if (s.phase === 'waiting') return { state: { ...common(s), phase: 'paused', reason: 'paused' }, actions: [paused] };
       return { state: s, actions: [] };
+    }
     case 'resume':
       if (s.phase === 'paused') return regroup(common(s), policy);
       if (s.phase === 'stopping' && s.then === 'pause') return { state: { ...s, then: 'regroup' }, actions: [] };
@@ -393,7 +445,36 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       return compareProgress(event.progress, s.baseline) > 0 ? { state: { ...s, baseline: event.progress }, actions: [] } : { state: s, actions: [] };
     case 'finished':
       return { state: { ...common(s), phase: 'done', reason: 'completed' }, actions: [] };
+    default:
+      return unhandled(event);
   }
+}
+
+/** A worker admitted (joined, or rejoined under its id), by phase. */
+function admitted(s: MembershipState, c: Common, now: number, why: string, id: string, policy: Policy): Decision {
+  switch (s.phase) {
+    case 'waiting':
+      return regroup(c, policy);
+    case 'training':
+      return endGeneration(s, c, now, 'regroup', why, policy);
+    case 'stopping': {
+      // A rejoining old member reported its state by joining.
+      const pending = s.pending.filter((p) => p !== id);
+      return pending.length === 0 ? afterStop(c, s.then, policy, s.reason) : { state: { ...s, ...c, pending }, actions: [] };
+    }
+    case 'paused':
+      return { state: { ...s, ...c }, actions: [] };
+    case 'done':
+      // A finished job refuses joins before it gets here (JOB_DONE).
+      return { state: s, actions: [] };
+    default:
+      return unhandled(s);
+  }
+}
+
+/** The end of a switch that handles every case: a new case is a compile error here, not a silent no-op. */
+function unhandled(x: never): never {
+  throw new Error(`membership: unhandled case ${JSON.stringify(x)}`);
 }
 
 /** `id` has reported: drop it from the pending list, and finish the stop once none is left. */

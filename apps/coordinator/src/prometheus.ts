@@ -1,8 +1,6 @@
 /** The job's status as Prometheus text exposition (version 0.0.4). */
 import { REJECT_REASONS, type RejectReason } from './rejections.js';
-import type { JobStatus, MetricHistory } from './status.js';
-
-const STATES = ['waiting', 'running', 'recovering', 'paused', 'finishing', 'completed', 'stopped', 'failed'] as const;
+import { JOB_STATES, type JobStatus, type MetricHistory } from './status.js';
 
 function label(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -16,7 +14,7 @@ export function prometheusText(s: JobStatus, m: MetricHistory, rejected: Readonl
     for (const [labels, v] of rows) if (v !== null && Number.isFinite(v)) out.push(`${name}${labels} ${v}`);
   };
   const job = `job_name="${label(s.job)}"`;
-  gauge('ringtrain_job_state', 'The job state (1 for the current one).', STATES.map((st) => [`{${job},state="${st}"}`, st === s.state ? 1 : 0]));
+  gauge('ringtrain_job_state', 'The job state (1 for the current one).', JOB_STATES.map((st) => [`{${job},state="${st}"}`, st === s.state ? 1 : 0]));
   gauge('ringtrain_generation', 'Current generation (ring) number.', [[`{${job}}`, s.generation]]);
   gauge('ringtrain_step', 'Committed global steps.', [[`{${job}}`, s.step]]);
   gauge('ringtrain_epoch', 'Epoch in progress (1-based).', [[`{${job}}`, s.epoch]]);

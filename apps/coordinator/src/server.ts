@@ -98,7 +98,7 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
   const reject = (reason: RejectReason, socket: Socket, message: string, fields: object = {}): void => rejections.note(reason, socket.remoteAddress, message, fields);
   /** A handler threw: our bug, whatever the request. Logged (rate-limited per peer, at error) and answered by `answer`. */
   const failed = (socket: Socket, where: string, err: unknown, answer: () => void): void => {
-    reject('internal_error', socket, `${where} failed`, { err: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack });
+    reject('internal_error', socket, `${where} failed`, { err });
     try {
       answer();
     } catch {

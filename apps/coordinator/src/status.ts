@@ -4,9 +4,15 @@
  * come from these shapes.
  */
 import type { EpochReport, Timing } from '@ringtrain/protocol';
+import type { RecordKind } from './membership.js';
 
-/** `finishing`: the job is over (completed or stopped) and its outputs are being written; `completed` and `stopped` only once they all are. */
-export type JobState = 'waiting' | 'running' | 'recovering' | 'paused' | 'finishing' | 'completed' | 'stopped' | 'failed';
+/**
+ * `finishing`: the job is over (completed or stopped) and its outputs are being written;
+ * `completed` and `stopped` only once they all are. A job that cannot go on stops
+ * (`stopped`, its reason in `reason`); there is no failed state.
+ */
+export const JOB_STATES = ['waiting', 'running', 'recovering', 'paused', 'finishing', 'completed', 'stopped'] as const;
+export type JobState = (typeof JOB_STATES)[number];
 
 export interface WorkerStatus {
   readonly id: string;
@@ -24,7 +30,8 @@ export interface WorkerStatus {
 
 export interface JobEvent {
   readonly time: string;
-  readonly kind: 'join' | 'leave' | 'lost' | 'excluded' | 'generation' | 'stopping' | 'waiting' | 'paused' | 'checkpoint' | 'completed' | 'stopped' | 'error';
+  /** Membership's (what its decisions record), or the job's own: a checkpoint written, the job completed or stopped, an output that failed. */
+  readonly kind: RecordKind | 'checkpoint' | 'completed' | 'stopped' | 'error';
   readonly generation: number;
   readonly message: string;
 }

@@ -1,0 +1,249 @@
+/**
+ * The end of the job and what it leaves in the output directory. Completed: rank 0's
+ * `done` carries the final weights and results, written as model/, metrics.json and
+ * job.yaml (libs/train's writeRunOutput). Stopped: the state source is asked for its
+ * state (`upload`), which is written as a `stop` checkpoint. Either way cluster.json
+ * and report.html follow, the workers are released, and only then is the outcome
+ * settled: until it is, a job that is over is `finishing`.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { Mlp, writeFileAtomic } from '@ringtrain/model';
+import { float32s, type WorkerMessage } from '@ringtrain/protocol';
+import { type OpenedJob, type RunSummary, summarize, writeRunOutput } from '@ringtrain/train';
+import type { Checkpoints } from './checkpoints.js';
+import type { Connections } from './connections.js';
+import { CoordinatorError } from './errors.js';
+import type { EventLog } from './events.js';
+import type { RunHistory } from './history.js';
+import type { MembershipEvent, MembershipState, Progress } from './membership.js';
+import { writeReport } from './report.js';
+
+export const CLUSTER_LOG = 'cluster.json';
+
+/**
+ * How long the end of a job waits for the other members' `done` before writing
+ * cluster.json (which counts them): they finish the same final evaluation as rank 0, and
+ * are moments behind it; 5 s bounds the wait for one that died meanwhile.
+ */
+export const DONE_GRACE_MS = 5_000;
+/** How often that wait looks: a few milliseconds, next to the seconds it may last. */
+const DONE_POLL_MS = 20;
+
+/**
+ * How long a stopping job waits for its state source's answer to `upload`: the source
+ * finishes its step, encodes its state (tens of MB for a large model) and sends it over
+ * its one connection; 30 s covers that on a slow network, and after it the latest
+ * checkpoint stands.
+ */
+export const UPLOAD_DEADLINE_MS = 30_000;
+
+/** `report`: OUT/report.html, null when it could not be written. */
+export type Outcome =
+  | { readonly kind: 'completed'; readonly model: string; readonly report: string | null }
+  | { readonly kind: 'stopped'; readonly checkpoint: string | null; readonly reason: string; readonly report: string | null };
+
+export type DoneMessage = Extract<WorkerMessage, { type: 'done' }>;
+
+export interface OutputsOptions {
+  readonly job: OpenedJob;
+  readonly outDir: string;
+  readonly backend: string;
+  readonly log: Logger;
+  /** When the coordinator started (ms). */
+  readonly started: number;
+  readonly events: EventLog;
+  readonly history: RunHistory;
+  readonly checkpoints: Checkpoints;
+  readonly connections: Pick<Connections, 'send' | 'has' | 'ids' | 'messages'>;
+  readonly membership: () => MembershipState;
+  readonly apply: (event: MembershipEvent) => void;
+  /** The job's committed steps, as the status says. */
+  readonly step: () => number;
+}
+
+/** The `upload` asked for when the job stops: of whom, for which generation, the progress it claimed; answered by `state`. */
+interface PendingUpload {
+  readonly id: string;
+  readonly generation: number;
+  readonly claim: Progress | null;
+  readonly resolve: (bytes: Uint8Array | null) => void;
+}
+
+export class Outputs {
+  /** The job's end has begun: checkpoints and further results are not taken. */
+  private ending = false;
+  /** Whether the workers are told to exit when the job stops (not on SIGTERM: they wait for the coordinator's return). */
+  releaseOnStop = true;
+  private modelDir: string | null = null;
+  private settledAs: Outcome | null = null;
+  private resolveOutcome!: (o: Outcome) => void;
+  readonly outcome: Promise<Outcome>;
+  private upload: PendingUpload | null = null;
+  /** Members that sent `done`, of one generation. */
+  private done: { generation: number; readonly ids: Set<string> } = { generation: -1, ids: new Set() };
+
+  constructor(private readonly o: OutputsOptions) {
+    this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
+  }
+
+  get finishing(): boolean {
+    return this.ending;
+  }
+
+  /** model/, once written. */
+  get model(): string | null {
+    return this.modelDir;
+  }
+
+  /** How the job ended, once every output is written; null before. */
+  get settled(): Outcome['kind'] | null {
+    return this.settledAs?.kind ?? null;
+  }
+
+  /** A member of `generation` sent its `done` (rank 0's is the one taken; cluster.json counts them all). */
+  noteDone(id: string, generation: number): void {
+    if (this.done.generation !== generation) this.done = { generation, ids: new Set() };
+    this.done.ids.add(id);
+  }
+
+  /** Rank 0's `done`: writes the run's outputs; if that fails (a full disk, say), says so, and the next `done` tries again. */
+  complete(m: DoneMessage): void {
+    this.ending = true;
+    this.writeCompleted(m).catch((err: unknown) => {
+      this.ending = false;
+      this.o.log.error({ err }, 'cannot write the run outputs');
+      this.o.events.record('error', `cannot write the run outputs: ${(err as Error).message}`);
+    });
+  }
+
+  /** Whether `id` was asked for its state for `generation`. */
+  uploadAsked(id: string, generation: number): boolean {
+    return this.upload !== null && this.upload.id === id && this.upload.generation === generation;
+  }
+
+  /** The answer to `upload` (uploadAsked said it was asked for). */
+  uploaded(id: string, bytes: Uint8Array): void {
+    const asked = this.upload;
+    if (asked === null) return;
+    asked.resolve(this.o.checkpoints.verifiedUpload(bytes, asked.claim, id));
+  }
+
+  /** The job stops for good: the state of `source` (null: the coordinator's own stands) as a `stop` checkpoint, then the other outputs. */
+  async stop(source: string | null, reason: string): Promise<void> {
+    const { log, events, history, checkpoints, connections } = this.o;
+    this.ending = true;
+    let dir: string | null = null;
+    if (source !== null) {
+      const bytes = await this.askForState(source);
+      if (bytes) dir = await checkpoints.save(bytes, 'stop');
+      else log.error({ err: new CoordinatorError('UPLOAD_TIMEOUT', `no verified state from ${source} within ${UPLOAD_DEADLINE_MS / 1000} s; the latest checkpoint stands`), source }, 'no state upload');
+    }
+    await checkpoints.idle();
+    history.flush();
+    events.record('stopped', `stopped (${reason})${dir ? `; checkpoint ${dir}` : ''}`);
+    await this.writeClusterLog();
+    if (this.releaseOnStop) for (const id of connections.ids()) connections.send(id, { type: 'finished', reason: `job stopped: ${reason}` });
+    const report = await this.writeReport(this.interruptedSummary(), null);
+    this.settle({ kind: 'stopped', checkpoint: dir, reason, report });
+  }
+
+  private askForState(source: string): Promise<Uint8Array | null> {
+    const state = this.o.membership();
+    const claim = state.members.find((m) => m.id === source)?.held ?? null;
+    const generation = state.generation;
+    return new Promise<Uint8Array | null>((resolve) => {
+      const timer = setTimeout(() => answer(null), UPLOAD_DEADLINE_MS);
+      const answer = (bytes: Uint8Array | null): void => {
+        clearTimeout(timer);
+        this.upload = null;
+        resolve(bytes);
+      };
+      this.upload = { id: source, generation, claim, resolve: answer };
+      this.o.connections.send(source, { type: 'upload', generation });
+    });
+  }
+
+  private async writeCompleted(m: DoneMessage): Promise<void> {
+    const { job, outDir, backend, events, history, checkpoints, connections } = this.o;
+    const { spec, data, loss, metadata } = job;
+    await checkpoints.idle();
+    history.flush();
+    const mlp = Mlp.fromParams(job.mlp.arch, Float32Array.from(float32s(m.params, 'params')));
+    try {
+      const epochs = history.epochs();
+      const samples = epochs.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
+      const result = {
+        mlp,
+        history: m.result.history,
+        bestEpoch: m.result.bestEpoch,
+        stoppedEarly: m.result.stoppedEarly,
+        interrupted: false as const,
+        steps: m.result.steps,
+        seconds: (Date.now() - this.o.started) / 1000,
+        samplesPerSecond: samples / Math.max(1e-9, m.result.history.reduce((a, r) => a + r.seconds, 0)),
+        final: m.result.final,
+      };
+      const summary = summarize(spec, data, backend, loss, result);
+      await mkdir(outDir, { recursive: true });
+      await writeRunOutput(outDir, spec, data, summary, result, metadata);
+      this.modelDir = join(outDir, 'model');
+      const state = this.o.membership();
+      const ring = state.phase === 'training' ? state.ring : [];
+      this.o.apply({ type: 'finished' });
+      events.record('completed', `training complete: ${m.result.steps} steps; model written to ${this.modelDir}`);
+      // cluster.json counts every member's `done`: the others are at most moments behind.
+      const deadline = Date.now() + DONE_GRACE_MS;
+      while (ring.some((id) => !this.done.ids.has(id) && connections.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, DONE_POLL_MS));
+      await this.writeClusterLog();
+      for (const id of connections.ids()) connections.send(id, { type: 'finished', reason: 'training complete' });
+      const report = await this.writeReport(summary, mlp);
+      this.settle({ kind: 'completed', model: this.modelDir, report });
+    } finally {
+      mlp.dispose();
+    }
+  }
+
+  private settle(outcome: Outcome): void {
+    this.settledAs = outcome;
+    this.resolveOutcome(outcome);
+  }
+
+  /** A stopped job's run so far, for its report: the epochs recorded, no final metrics. */
+  private interruptedSummary(): RunSummary {
+    const { job, backend, history, checkpoints } = this.o;
+    const { spec, data, loss, mlp } = job;
+    const epochs = history.epochs();
+    const seconds = epochs.reduce((a, r) => a + r.seconds, 0);
+    const samples = epochs.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
+    const result = {
+      mlp,
+      history: epochs,
+      bestEpoch: checkpoints.baseline.snapshot.loop.best?.epoch ?? epochs.length,
+      stoppedEarly: false,
+      interrupted: true as const,
+      steps: this.o.step(),
+      seconds: (Date.now() - this.o.started) / 1000,
+      samplesPerSecond: samples / Math.max(1e-9, seconds),
+      final: null,
+    };
+    return summarize(spec, data, backend, loss, result);
+  }
+
+  /** OUT/report.html (report.ts) with this run's generations; a failure is logged and the run's other outputs stand. */
+  private writeReport(summary: RunSummary, model: Mlp | null): Promise<string | null> {
+    const { job, outDir, history, log } = this.o;
+    return writeReport(outDir, { spec: job.spec, data: job.data, summary, model, generations: history.generations() }).catch((err: unknown) => {
+      log.error({ err }, 'cannot write report.html');
+      return null;
+    });
+  }
+
+  /** cluster.json: what happened to the cluster during this coordinator's run (generations, events, checkpoints, message counts). */
+  private async writeClusterLog(): Promise<void> {
+    const { outDir, history, events, checkpoints, connections, log } = this.o;
+    const body = { generations: history.generations(), events: events.all(), checkpoints: checkpoints.list(), messages: connections.messages() };
+    await writeFileAtomic(join(outDir, CLUSTER_LOG), `${JSON.stringify(body, null, 2)}\n`).catch((err: unknown) => log.error({ err }, 'cannot write cluster.json'));
+  }
+}

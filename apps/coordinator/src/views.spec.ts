@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { StepReport } from '@ringtrain/protocol';
+import { validateJobSpec } from '@ringtrain/train';
+import { initialMembership } from './membership.js';
+import { jobStateOf, NEWEST_WEIGHT, RateEstimate, statusOf } from './views.js';
+
+const steps = (from: number, to: number, samples = 32): StepReport[] => Array.from({ length: to - from + 1 }, (_, i) => ({ step: from + i, epoch: 1, loss: 1, samples }));
+
+test('the rate follows step reports, smoothed: none before two reports, then the rate between them, then a weighted mean', () => {
+  const r = new RateEstimate();
+  r.observe(steps(0, 9), 1_000);
+  assert.equal(r.value, null);
+  r.observe(steps(10, 19), 2_000); // 10 steps of 32 in 1 s
+  assert.equal(r.value, 320);
+  r.observe(steps(20, 39), 3_000); // 20 steps of 32 in 1 s
+  assert.equal(r.value, (1 - NEWEST_WEIGHT) * 320 + NEWEST_WEIGHT * 640);
+  // Replays (a step not past the last) and empty heartbeats change nothing.
+  r.observe(steps(30, 39), 4_000);
+  r.observe([], 5_000);
+  assert.equal(r.value, (1 - NEWEST_WEIGHT) * 320 + NEWEST_WEIGHT * 640);
+});
+
+test('the job state: each phase, and a job that is over says finishing until its outputs are written', () => {
+  assert.deepEqual(
+    (['waiting', 'training', 'stopping', 'paused'] as const).map((p) => jobStateOf(p, null)),
+    ['waiting', 'running', 'recovering', 'paused'],
+  );
+  assert.equal(jobStateOf('done', null), 'finishing');
+  assert.equal(jobStateOf('done', 'completed'), 'completed');
+  assert.equal(jobStateOf('done', 'stopped'), 'stopped');
+});
+
+test('the status counts the steps of the newest ring\'s members only, ranks its workers first, and shows a rate only while running', () => {
+  const spec = validateJobSpec({ name: 'views', data: { source: 'builtin:iris' }, training: { epochs: 2, batchSize: 32 } });
+  const worker = (id: string, step: number | null) => ({ id, address: `${id}:1`, backend: 'cpu', step, timing: null, lastSeen: 900 });
+  const waiting = initialMembership({ minWorkers: 2, maxWorkers: 4, heartbeatTimeoutMs: 1, stopTimeoutMs: 1 });
+  const input = {
+    spec,
+    trainRows: 120,
+    membership: { ...waiting, phase: 'training', ring: ['b', 'a'], generation: 3 } as const,
+    settled: null,
+    baselineStep: 2,
+    members: new Set(['a', 'b']),
+    workers: [worker('liar', 7), worker('a', 5), worker('b', 4)],
+    rate: 100,
+    started: 0,
+    now: 1_000,
+    checkpoints: [],
+    messages: {},
+    events: [],
+    model: null,
+  };
+  const s = statusOf(input);
+  assert.equal(s.step, 5, 'the liar outside the ring claims 7');
+  assert.deepEqual(s.workers.map((w) => [w.id, w.rank, w.lastHeartbeatMs]), [['b', 0, 100], ['a', 1, 100], ['liar', null, 100]]);
+  assert.equal(s.epoch, 2);
+  assert.equal(s.samplesPerSecond, 100);
+  assert.equal(s.etaSeconds, ((8 - 5) * 32) / 100);
+  assert.equal(s.reason, 'training with 2 workers');
+  const paused = statusOf({ ...input, membership: { ...waiting, phase: 'paused', reason: 'paused' } });
+  assert.deepEqual([paused.state, paused.samplesPerSecond, paused.etaSeconds, paused.ring], ['paused', null, null, []]);
+});
