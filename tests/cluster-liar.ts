@@ -21,7 +21,7 @@
 import WebSocket from 'ws';
 import { createRing, listen, type RingEndpoint } from '@ringtrain/allreduce';
 import { type Architecture, paramLayout } from '@ringtrain/model';
-import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type Progress, type WorkerMessage } from '@ringtrain/protocol';
+import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type Progress, PROTOCOL_VERSION, type WorkerMessage } from '@ringtrain/protocol';
 import { encodeSnapshot, INITIAL_LOOP } from '@ringtrain/train';
 
 const [port, token = '', claimStep, claimEpochs] = process.argv.slice(2);
@@ -60,6 +60,7 @@ function connection(play: (send: (m: WorkerMessage) => void, next: () => Promise
 
 const register = (id: string, more: Partial<Extract<WorkerMessage, { type: 'register' }>> = {}): WorkerMessage => ({
   type: 'register',
+  protocol: PROTOCOL_VERSION,
   id,
   address: { host: '127.0.0.1', port: 9 },
   backend: 'cpu',

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
-import { decodeCoordinatorMessage, decodeWorkerMessage, encodeMessage, WorkerMessage } from '@ringtrain/protocol';
+import { decodeCoordinatorMessage, decodeWorkerMessage, encodeMessage, PROTOCOL_VERSION, WorkerMessage } from '@ringtrain/protocol';
 import { decodeHandshake } from '../libs/allreduce/src/handshake.js';
 import { fuzzSeed, Random } from './fuzz-random.js';
 import { messageTypes, mutate, sample, type Schema } from './fuzz-schema.js';
@@ -224,7 +224,7 @@ interface WorkerCase {
   readonly what: string;
   /** The frame: bytes, or text. */
   readonly frame: Buffer | string;
-  /** What libs/protocol's decoder says of it: refused (with its reason) or accepted. */
+  /** What libs/protocol's decoder says of it: refused (`CODE: reason`, the close reason expected) or accepted. */
   readonly refused: string | null;
 }
 
@@ -241,15 +241,17 @@ function workerCase(r: Random, i: number, generation?: number, pristine = 0): Wo
       decodeWorkerMessage(frame);
       return { what, frame, refused: null };
     } catch (err) {
-      return { what, frame, refused: (err as Error).message };
+      return { what, frame, refused: `${(err as { code: string }).code}: ${(err as Error).message}` };
     }
   };
   const kind = r.int(20);
-  if (kind === 0) return { what: `#${i} text frame`, frame: r.string(1 + r.int(50), 'abc{}":'), refused: 'text frame' };
+  if (kind === 0) return { what: `#${i} text frame`, frame: r.string(1 + r.int(50), 'abc{}":'), refused: 'PROTOCOL_BAD_MESSAGE: text frame' };
   if (kind === 1) return judge(`#${i} random bytes`, r.bytes(1 + r.int(300)));
   if (kind <= 3) return judge(`#${i} random msgpack`, packr.pack(randomValue(r)));
   const message = sample(WorkerMessage as unknown as Schema, r) as Record<string, unknown>;
   if (generation !== undefined && 'generation' in message) message.generation = generation;
+  // This version's register, so that mutations reach its other fields (a mutated `protocol` is refused first).
+  if (message.type === 'register') message.protocol = PROTOCOL_VERSION;
   const { value, what } = r.chance(pristine) ? { value: message, what: 'as sampled' } : mutate(message, r, WORKER_TYPES);
   let frame: Buffer;
   try {
@@ -271,7 +273,7 @@ const VALID_ENDINGS = new Set([1000, 1008, 4000]);
 function checkWorkerCase(c: WorkerCase, got: Ended, problems: string[]): void {
   if (c.refused !== null) {
     // The reason whole, or cut to a close frame's 123 bytes.
-    const expected = `PROTOCOL_BAD_MESSAGE: ${c.refused}`;
+    const expected = c.refused;
     const reason = got.reason ?? '';
     const whole = reason === expected || (Buffer.byteLength(reason) > 119 && expected.startsWith(reason));
     if (got.code !== 1008 || !whole) problems.push(`${c.what}: closed ${got.code} "${reason}", expected 1008 "${expected}"`);
@@ -293,7 +295,7 @@ describe("fuzz: the coordinator's /worker channel", () => {
   const attack = async (c: WorkerCase, register: boolean): Promise<Ended> =>
     converse(url, { authorization: `Bearer ${TOKEN}` }, async (ws, nextMessage) => {
       if (register) {
-        ws.send(encodeMessage({ type: 'register', id: `fuzz-${registrations++}`, address: { host: '127.0.0.1', port: 1 }, backend: 'cpu', held: null, generation: -1 }));
+        ws.send(encodeMessage({ type: 'register', protocol: PROTOCOL_VERSION, id: `fuzz-${registrations++}`, address: { host: '127.0.0.1', port: 1 }, backend: 'cpu', held: null, generation: -1 }));
         await nextMessage(); // the job: registered
       }
       ws.send(c.frame);
@@ -352,7 +354,7 @@ describe("fuzz: the coordinator's /worker channel", () => {
     for (let i = 0; i < 150; i++) {
       let c: WorkerCase | undefined;
       const ended = await converse(url, { authorization: `Bearer ${TOKEN}` }, async (ws, nextMessage) => {
-        ws.send(encodeMessage({ type: 'register', id: `rank0-${i}`, address: { host: '127.0.0.1', port: 1 }, backend: 'cpu', held: null, generation: -1 }));
+        ws.send(encodeMessage({ type: 'register', protocol: PROTOCOL_VERSION, id: `rank0-${i}`, address: { host: '127.0.0.1', port: 1 }, backend: 'cpu', held: null, generation: -1 }));
         let generation: number | undefined;
         for (let k = 0; k < 2 && generation === undefined; k++) {
           const m = decodeCoordinatorMessage(await nextMessage());
@@ -382,7 +384,7 @@ describe("fuzz: the coordinator's /worker channel", () => {
     assert.ok(target.alive);
     assert.equal((await fetch(`http://127.0.0.1:${target.port}/healthz`)).status, 200);
     const registered = await converse(url, { authorization: `Bearer ${TOKEN}` }, async (ws, nextMessage) => {
-      ws.send(encodeMessage({ type: 'register', id: 'a-real-worker', address: { host: '127.0.0.1', port: 1 }, backend: 'cpu', held: null, generation: -1 }));
+      ws.send(encodeMessage({ type: 'register', protocol: PROTOCOL_VERSION, id: 'a-real-worker', address: { host: '127.0.0.1', port: 1 }, backend: 'cpu', held: null, generation: -1 }));
       await nextMessage();
       ws.close(1000);
     });

@@ -153,7 +153,7 @@ export class WorkerSupervisor {
     child.once('exit', onExit);
     // Could not be started at all (no 'exit' follows then): a failure like any other.
     child.once('error', (err) => {
-      this.o.log.error({ worker: id, err: err.message }, 'cannot start a worker process');
+      this.o.log.error({ worker: id, err }, 'cannot start a worker process');
       if (child.exitCode === null && child.signalCode === null && child.pid === undefined) onExit(null, null);
     });
   }

@@ -102,7 +102,10 @@ export class Connections {
         m = this.o.decode(data);
       } catch (err) {
         rejections.note('bad_message', host, 'bad message from a worker; closing its connection', { worker: conn.id, err });
-        return this.close(conn, 1008, `PROTOCOL_BAD_MESSAGE: ${(err as Error).message}`);
+        const code = err instanceof ProtocolError ? err.code : 'PROTOCOL_BAD_MESSAGE';
+        // Another version's worker is told why in a message it can read (every version has `reject`), then closed.
+        if (code === 'PROTOCOL_VERSION' && ws.readyState === ws.OPEN) ws.send(encodeMessage({ type: 'reject', code, reason: (err as Error).message }));
+        return this.close(conn, 1008, `${code}: ${(err as Error).message}`);
       }
       this.counts[m.type] = (this.counts[m.type] ?? 0) + 1;
       // A connection replaced by a newer one of its worker, dropped, or gone after `leave`: what is still in flight on it is moot.

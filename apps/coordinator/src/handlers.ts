@@ -13,6 +13,7 @@ import {
   type CoordinatorMessage,
   type JobLimits,
   type Progress as WireProgress,
+  PROTOCOL_VERSION,
   ProtocolError,
   uint32s,
   type WorkerMessage,
@@ -140,7 +141,7 @@ export class WorkerMessages {
       id,
       generation: m.generation,
       held: m.progress,
-      reason: m.reason,
+      reason: `${m.code}: ${m.reason}`,
       unreachable: memberAt(formed, m.generation, m.unreachable),
       invalidSource: sourceAt(formed, m.generation, m.invalidSource),
     });
@@ -194,6 +195,7 @@ export function jobMessage(job: OpenedJob, jobId: string): CoordinatorMessage {
   const c = spec.cluster;
   return {
     type: 'job',
+    protocol: PROTOCOL_VERSION,
     jobId,
     spec: spec as unknown as Record<string, unknown>,
     dataset: {
@@ -204,7 +206,7 @@ export function jobMessage(job: OpenedJob, jobId: string): CoordinatorMessage {
       task: data.task.kind === 'classification' ? { kind: 'classification', classes: [...data.task.classes] } : { kind: 'regression', target: data.task.target },
       rows: { train: t.rows, validation: data.validation.rows, test: data.test.rows },
     },
-    arch: mlp.arch as unknown as Record<string, unknown>,
+    arch: { ...mlp.arch, hidden: [...mlp.arch.hidden] },
     frozenLayers: [...frozenLayers],
     loss,
     heartbeatMs: c.heartbeatMs,

@@ -18,7 +18,7 @@ async function twoInARing(h: Harness): Promise<[FakeWorker, FakeWorker]> {
   await w1.next('generation');
   const w2 = await joined(h, 'w2');
   await w1.next('stop');
-  w1.send({ type: 'stopped', generation: 1, progress: null, reason: 'told to stop' });
+  w1.send({ type: 'stopped', generation: 1, progress: null, code: 'RING_ABORTED', reason: 'told to stop' });
   const [g1, g2] = [await w1.next('generation'), await w2.next('generation')];
   assert.deepEqual([g1.generation, g1.rank, g2.rank, g2.world], [2, 0, 1, 2]);
   return [w1, w2];
@@ -77,11 +77,11 @@ test('a forged done is refused: from a newcomer outside the ring (PROTOCOL_ROLE)
   assert.equal(existsSync(join(h.outDir, 'model')), false);
   assert.notEqual((await status(h)).state, 'completed');
   // A ring of w1 and a fresh w4; w4 (rank 1) sends its own result first: counted, not taken.
-  w1.send({ type: 'stopped', generation: 1, progress: null, reason: 'told to stop' });
+  w1.send({ type: 'stopped', generation: 1, progress: null, code: 'RING_ABORTED', reason: 'told to stop' });
   await w1.next('generation');
   const w4 = await joined(h, 'w4');
   await w1.next('stop');
-  w1.send({ type: 'stopped', generation: 2, progress: null, reason: 'told to stop' });
+  w1.send({ type: 'stopped', generation: 2, progress: null, code: 'RING_ABORTED', reason: 'told to stop' });
   assert.equal((await w1.next('generation')).generation, 3);
   assert.equal((await w4.next('generation')).rank, 1);
   w4.send(done(3, 0.5));
@@ -168,13 +168,13 @@ test('step 1e12 with the coordinator\'s own HTTP port as ring address is refused
   // Within the job's steps: taken as the most advanced state, so the next ring's source ...
   const plausible = await joined(h, 'liar', { address: http, held: { jobId: h.runtime.id, progress: { step: P, epochs: 1 } } });
   await w1.next('stop');
-  w1.send({ type: 'stopped', generation: 1, progress: null, reason: 'told to stop' });
+  w1.send({ type: 'stopped', generation: 1, progress: null, code: 'RING_ABORTED', reason: 'told to stop' });
   const g = await w1.next('generation');
   assert.deepEqual([g.source, g.progress], [1, { step: P, epochs: 1 }]);
   await plausible.next('generation');
   // ... whose address w1 cannot dial. The coordinator's probe runs the ring handshake, which an HTTP port cannot answer.
   const gone = closed(plausible.ws);
-  w1.send({ type: 'stopped', generation: 2, progress: null, reason: 'could not connect to rank 1', unreachable: 1 });
+  w1.send({ type: 'stopped', generation: 2, progress: null, code: 'RING_ABORTED', reason: 'could not connect to rank 1', unreachable: 1 });
   await plausible.next('stop');
   const reject = await plausible.next('reject');
   assert.equal(reject.code, 'PEER_UNREACHABLE');
@@ -192,12 +192,12 @@ test('a source whose state a member finds invalid is excluded (SOURCE_INVALID); 
   await w1.next('generation');
   const liar = await joined(h, 'liar', { held: { jobId: h.runtime.id, progress: { step: P, epochs: 1 } } });
   await w1.next('stop');
-  w1.send({ type: 'stopped', generation: 1, progress: null, reason: 'told to stop' });
+  w1.send({ type: 'stopped', generation: 1, progress: null, code: 'RING_ABORTED', reason: 'told to stop' });
   const g = await w1.next('generation');
   assert.equal(g.source, 1);
   await liar.next('generation');
   const gone = closed(liar.ws);
-  w1.send({ type: 'stopped', generation: 2, progress: null, reason: 'state snapshot: params[0] is NaN', invalidSource: 1 });
+  w1.send({ type: 'stopped', generation: 2, progress: null, code: 'RING_ABORTED', reason: 'state snapshot: params[0] is NaN', invalidSource: 1 });
   await liar.next('stop');
   assert.equal((await liar.next('reject')).code, 'SOURCE_INVALID');
   assert.equal((await gone).code, 4000);
@@ -205,6 +205,6 @@ test('a source whose state a member finds invalid is excluded (SOURCE_INVALID); 
   assert.deepEqual([next.generation, next.world, next.source, next.progress], [3, 1, 0, { step: 0, epochs: 0 }]);
   assert.ok((await status(h)).events.some((e) => e.kind === 'excluded' && e.message.startsWith('liar excluded: it claimed step 4 but the state it sent did not verify at w1')));
   // A member can only name the generation's source: w1 naming itself, or a rank that was no source, changes nothing.
-  w1.send({ type: 'stopped', generation: 3, progress: null, reason: 'x', invalidSource: 0 });
+  w1.send({ type: 'stopped', generation: 3, progress: null, code: 'RING_ABORTED', reason: 'x', invalidSource: 0 });
   assert.equal((await w1.next('generation')).generation, 4);
 });

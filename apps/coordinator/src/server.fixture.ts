@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type RawData, WebSocket } from 'ws';
 import { selectBackend } from '@ringtrain/model';
-import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type EpochReport, type WorkerMessage } from '@ringtrain/protocol';
+import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type EpochReport, PROTOCOL_VERSION, type WorkerMessage } from '@ringtrain/protocol';
 import { type OpenedJob, openJob, validateJobSpec } from '@ringtrain/train';
 import { JobRuntime } from './runtime.js';
 import { type CoordinatorServer, startServer } from './server.js';
@@ -156,6 +156,7 @@ export function refusedWith(h: Harness, headers: Record<string, string>): Promis
 
 export const register = (id = 'w1', more: Partial<Extract<WorkerMessage, { type: 'register' }>> = {}): Extract<WorkerMessage, { type: 'register' }> => ({
   type: 'register',
+  protocol: PROTOCOL_VERSION,
   id,
   address: { host: '127.0.0.1', port: 9 },
   backend: 'cpu',

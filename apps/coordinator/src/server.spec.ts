@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { bytesOf, encodeMessage, float32s, int32s, uint32s, type WorkerMessage } from '@ringtrain/protocol';
+import { bytesOf, encodeMessage, float32s, int32s, PROTOCOL_VERSION, uint32s, type WorkerMessage } from '@ringtrain/protocol';
 import { decodeSnapshot, snapshotShape } from '@ringtrain/train';
 import {
   closed,
@@ -151,6 +151,24 @@ test('a worker breaking the protocol is closed with 1008 PROTOCOL_BAD_MESSAGE; t
   assert.deepEqual((await status(h)).workers, []);
   assert.equal((await status(h)).state, 'waiting');
   assert.deepEqual(await request(h, '/healthz').then((r) => [r.status, r.body]), [200, { ok: true }]);
+});
+
+test('a worker of another control protocol version is told so (reject PROTOCOL_VERSION, naming both versions) and closed with 1008; it never joins', async (t) => {
+  const h = await coordinator(t);
+  for (const [theirs, said] of [
+    [undefined, '1 (it carries none)'],
+    [PROTOCOL_VERSION + 1, String(PROTOCOL_VERSION + 1)],
+  ] as const) {
+    const w = await worker(h);
+    const close = closed(w.ws);
+    const { protocol: _ours, ...old } = register('old');
+    w.ws.send(encodeMessage({ ...old, ...(theirs === undefined ? {} : { protocol: theirs }) } as unknown as WorkerMessage));
+    const reject = await w.next('reject');
+    const expected = `register: the worker speaks control protocol ${said}, this coordinator ${PROTOCOL_VERSION}: run the same ringtrain version everywhere`;
+    assert.deepEqual(reject, { type: 'reject', code: 'PROTOCOL_VERSION', reason: expected });
+    assert.deepEqual(await close, { code: 1008, reason: `PROTOCOL_VERSION: ${expected}`.slice(0, 123) });
+  }
+  assert.deepEqual((await status(h)).workers, []);
 });
 
 test('a registered worker gets the job, forms generation 1 alone, and fetches rows; a bad fetch closes it with 1008 PROTOCOL_BAD_MESSAGE', async (t) => {

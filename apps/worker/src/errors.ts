@@ -1,8 +1,7 @@
 /**
  * Errors raised by the worker. Each carries a stable code (docs/errors.md, "The
  * worker"); logs carry the error itself under `err`, so pino writes its code and stack.
- * A generation that ends with one reports it in its `stopped` reason as `CODE: message`
- * (stoppedReason below).
+ * A generation that ends with one reports its code in `stopped` (stoppedCause below).
  */
 export type WorkerErrorCode =
   /** A fetch's answer was not complete within its deadline (rows.ts). */
@@ -40,8 +39,9 @@ export class WorkerError extends Error {
 }
 
 /** A failure that retrying cannot mend: the worker exits with it (2) instead of reconnecting. */
-export function isFatal(err: WorkerError): boolean {
-  return err.code.startsWith('TLS_');
+export function isFatal(err: Error): boolean {
+  const code = codeOf(err);
+  return code !== null && (code.startsWith('TLS_') || code === 'PROTOCOL_VERSION');
 }
 
 /** The code of any of ringtrain's coded errors (WorkerError, RingError, TrainError, ...), or null. */
@@ -51,11 +51,11 @@ export function codeOf(err: unknown): string | null {
 }
 
 /**
- * The reason a `stopped` report gives for `err`: `CODE: message` for a coded error, the
- * message otherwise. (The protocol has no code field yet; the reason text carries it.)
+ * Why a generation stopped, for its `stopped` report: the error's code (WORKER_INTERNAL
+ * for an error without one: a bug) and its message without the code repeated.
  */
-export function stoppedReason(err: unknown): string {
+export function stoppedCause(err: unknown): { readonly code: string; readonly reason: string } {
   const message = err instanceof Error ? err.message : String(err);
-  const code = codeOf(err);
-  return code && !message.startsWith(`${code}:`) ? `${code}: ${message}` : message;
+  const code = codeOf(err) ?? 'WORKER_INTERNAL';
+  return { code, reason: message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message };
 }

@@ -19,7 +19,7 @@ import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/d
 import { evaluate } from '@ringtrain/model';
 import { bytesOf, type CoordinatorMessage, type Progress, type Split, type WorkerMessage } from '@ringtrain/protocol';
 import { CollectiveAborted, encodeSnapshot, evalData, type Evaluator, snapshotProgress, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
-import { stoppedReason, WorkerError } from './errors.js';
+import { stoppedCause, WorkerError } from './errors.js';
 import { type Job, verifiedState } from './job.js';
 import type { Blame } from './lifecycle.js';
 import { ringCollective } from './ring-collective.js';
@@ -39,7 +39,7 @@ export interface Holding {
   live: Progress | null;
 }
 
-export type GenerationEvent = { readonly type: 'ring-formed' | 'synced' | 'step' | 'trained' } | ({ readonly type: 'generation-ended'; readonly reason: string } & Blame);
+export type GenerationEvent = { readonly type: 'ring-formed' | 'synced' | 'step' | 'trained' } | ({ readonly type: 'generation-ended'; readonly code: string; readonly reason: string } & Blame);
 
 export interface GenerationContext {
   readonly job: Job;
@@ -87,7 +87,7 @@ export class Generation {
     const { job, holding } = ctx;
     const log = ctx.log.child({ job: job.spec.name, generation: m.generation, rank: m.rank, world: m.world });
     const c = job.message.ring;
-    let ended: { reason: string } & Blame = { reason: 'released' };
+    let ended: { code: string; reason: string } & Blame = { code: 'GENERATION_RELEASED', reason: 'released' };
     /** The state the source broadcast did not verify here: the `stopped` report names it. */
     let invalidSource = false;
     try {
@@ -140,11 +140,11 @@ export class Generation {
     } catch (err) {
       if (err instanceof CollectiveAborted) holding.held = err.snapshot;
       const cause = err instanceof CollectiveAborted ? (err.cause ?? err) : err;
-      const reason = stoppedReason(cause);
-      log.info({ step: holding.held?.loop.globalStep ?? null, reason }, 'generation stopped');
+      const { code, reason } = stoppedCause(cause);
+      log.info({ step: holding.held?.loop.globalStep ?? null, code, reason }, 'generation stopped');
       // A successor it could not connect to at all: the coordinator checks that address.
       const unreachable = this.ring === null && isRingError(err) && err.details.unreachable ? err.details.peer : undefined;
-      ended = { reason, ...(unreachable !== undefined ? { unreachable } : {}), ...(invalidSource ? { invalidSource: m.source } : {}) };
+      ended = { code, reason, ...(unreachable !== undefined ? { unreachable } : {}), ...(invalidSource ? { invalidSource: m.source } : {}) };
     } finally {
       holding.live = null;
       this.ending.abort('ended');

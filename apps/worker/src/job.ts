@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
-import { type Architecture, type BackendName, type LossName, Mlp, selectBackend } from '@ringtrain/model';
+import { type BackendName, type LossName, Mlp, selectBackend } from '@ringtrain/model';
 import type { CoordinatorMessage, Progress } from '@ringtrain/protocol';
 import { decodeSnapshot, type JobSpec, type SnapshotShape, snapshotProgress, snapshotShape, TrainError, type TrainSnapshot, validateJobSpec, verifySnapshot } from '@ringtrain/train';
 import { RowStore } from './row-store.js';
@@ -45,7 +45,7 @@ export async function setUpJob(m: JobMessage, backend: string | null, override: 
     chosen = b.name;
     log.info({ backend: b.name, provider: b.provider }, 'backend selected');
   }
-  const mlp = Mlp.create(m.arch as unknown as Architecture, spec.training.seed);
+  const mlp = Mlp.create(m.arch, spec.training.seed);
   const job: Job = {
     id: m.jobId,
     spec,

@@ -49,8 +49,8 @@ export type WorkerEvent<J extends JobOrder = JobOrder, G extends GenerationOrder
   | { readonly type: 'step' }
   /** Training completed. */
   | { readonly type: 'trained' }
-  /** The generation is over and its ring closed; `reason` says why it stopped (unused when it had completed). */
-  | ({ readonly type: 'generation-ended'; readonly reason: string } & Blame)
+  /** The generation is over and its ring closed; `code` and `reason` say why it stopped (unused when it had completed). */
+  | ({ readonly type: 'generation-ended'; readonly code: string; readonly reason: string } & Blame)
   /** The clock moved: heartbeats are due. */
   | { readonly type: 'tick' }
   /** SIGTERM. */
@@ -125,7 +125,8 @@ export type Action<J extends JobOrder = JobOrder, G extends GenerationOrder = Ge
   | { readonly type: 'send-heartbeat'; readonly generation: number; readonly progress: ProgressKind }
   /** A heartbeat with the last `count` step records again. */
   | { readonly type: 'replay'; readonly count: number; readonly generation: number; readonly progress: ProgressKind }
-  | ({ readonly type: 'report-stopped'; readonly generation: number; readonly reason: string; readonly progress: ProgressKind } & Blame)
+  /** `code`: why, as a stable code (docs/errors.md; GENERATION_CANCELLED and GENERATION_STALE are the lifecycle's own). */
+  | ({ readonly type: 'report-stopped'; readonly generation: number; readonly code: string; readonly reason: string; readonly progress: ProgressKind } & Blame)
   | { readonly type: 'send-done'; readonly generation: number }
   | { readonly type: 'send-leave'; readonly progress: ProgressKind }
   | { readonly type: 'upload-state'; readonly generation: number }

@@ -35,7 +35,11 @@ const types = (actions: readonly Action[]) => actions.map((a) => a.type).filter(
 const job = (jobId = 'job-a', heartbeatMs = 250): JobOrder => ({ type: 'job', jobId, heartbeatMs });
 const gen = (generation: number): GenerationOrder => ({ type: 'generation', generation });
 const stop = (generation: number, reason = 'w3 joined'): WorkerEvent => ({ type: 'stop', generation, reason });
-const ended = (reason: string, blame: { unreachable?: number; invalidSource?: number } = {}): WorkerEvent => ({ type: 'generation-ended', reason, ...blame });
+/** A generation's end, written `CODE: reason` for short. */
+const ended = (why: string, blame: { unreachable?: number; invalidSource?: number } = {}): WorkerEvent => {
+  const [code, reason] = /^[A-Z_]+: /.test(why) ? [why.slice(0, why.indexOf(': ')), why.slice(why.indexOf(': ') + 2)] : ['GENERATION_RELEASED', why];
+  return { type: 'generation-ended', code, reason, ...blame };
+};
 const lost = (message = 'closed (1006)', fatal = false): WorkerEvent => ({ type: 'disconnected', error: new Error(message), fatal });
 
 /** Connected, the job set up, no generation yet. */
@@ -80,7 +84,7 @@ test('a stop before the generation`s ring forms is applied once it forms; the re
     { type: 'abort-ring', generation: 1, reason: 'w3 joined' },
     { type: 'send-heartbeat', generation: 1, progress: 'live' },
     { type: 'replay', count: STOPPED_REPLAY_STEPS, generation: 1, progress: 'live' },
-    { type: 'report-stopped', generation: 1, reason: 'RING_ABORTED: w3 joined', progress: 'held' },
+    { type: 'report-stopped', generation: 1, code: 'RING_ABORTED', reason: 'w3 joined', progress: 'held' },
   ]);
   assert.equal(state.reportedUpTo, 1);
   assert.equal(state.work.kind, 'idle');
@@ -90,7 +94,7 @@ test('a stop during training aborts the ring; a ring that could not form names t
   const stopped = after(TRAINING, [[100, stop(1)]]);
   assert.deepEqual(stopped.actions, [{ type: 'abort-ring', generation: 1, reason: 'w3 joined' }]);
   const unreachable = after(READY, [[40, gen(1)], [5_040, ended('RING_TIMEOUT: no connection to rank 1', { unreachable: 1 })]]);
-  assert.deepEqual(unreachable.actions.at(-1), { type: 'report-stopped', generation: 1, reason: 'RING_TIMEOUT: no connection to rank 1', progress: 'held', unreachable: 1 });
+  assert.deepEqual(unreachable.actions.at(-1), { type: 'report-stopped', generation: 1, code: 'RING_TIMEOUT', reason: 'no connection to rank 1', progress: 'held', unreachable: 1 });
 });
 
 test('a stop for a queued generation: skipped, and reported once, after the generation ahead of it', () => {
@@ -98,10 +102,10 @@ test('a stop for a queued generation: skipped, and reported once, after the gene
   const { actions, state } = after(TRAINING, [[100, stop(1)], [110, gen(2)], [120, stop(2)], [130, ended('RING_ABORTED: w3 joined')], [140, stop(2)]]);
   const reports = actions.filter((a) => a.type === 'report-stopped');
   assert.deepEqual(
-    reports.map((a) => a.type === 'report-stopped' && [a.generation, a.reason]),
+    reports.map((a) => a.type === 'report-stopped' && [a.generation, a.code, a.reason]),
     [
-      [1, 'RING_ABORTED: w3 joined'],
-      [2, 'stopped before it started'],
+      [1, 'RING_ABORTED', 'w3 joined'],
+      [2, 'GENERATION_CANCELLED', 'stopped before it started'],
     ],
   );
   assert.ok(!actions.some((a) => a.type === 'start-generation'));
@@ -115,7 +119,7 @@ test('a stop for a queued generation: skipped, and reported once, after the gene
 
 test('a generation older than one already reported is reported, never started', () => {
   const { actions } = after(READY, [[40, gen(5)], [50, stop(5)], [60, ended('RING_ABORTED: w3 joined')], [70, gen(4)]]);
-  assert.deepEqual(actions.at(-1), { type: 'report-stopped', generation: 4, reason: 'generation 4 is older than generation 5, already reported stopped', progress: 'held' });
+  assert.deepEqual(actions.at(-1), { type: 'report-stopped', generation: 4, code: 'GENERATION_STALE', reason: 'generation 4 is older than generation 5, already reported stopped', progress: 'held' });
   assert.equal(actions.filter((a) => a.type === 'start-generation').length, 1);
 });
 

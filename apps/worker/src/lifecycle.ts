@@ -95,14 +95,14 @@ function stopGeneration<J extends JobOrder, G extends GenerationOrder>(s: S<J, G
 }
 
 /** Reports `generation` stopped, once: the last step records first, then the report. */
-function reportStopped<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, generation: number, reason: string, blame: Blame = {}): D<J, G> {
+function reportStopped<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, generation: number, code: string, reason: string, blame: Blame = {}): D<J, G> {
   const state = { ...s, reportedUpTo: Math.max(s.reportedUpTo, generation) };
   if (!sending(s)) return same(state);
   return same(
     state,
     ...heartbeat(s),
     ...(reporting(s) ? [{ type: 'replay', count: STOPPED_REPLAY_STEPS, generation: s.newestGeneration, progress: progressFor(s, 'live') } as const] : []),
-    { type: 'report-stopped', generation, reason, progress: progressFor(s, 'held'), ...blame },
+    { type: 'report-stopped', generation, code, reason, progress: progressFor(s, 'held'), ...blame },
   );
 }
 
@@ -156,13 +156,13 @@ function dequeue<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, item
       if (s.job?.id === item.order.jobId) return same(s);
       return same({ ...s, work: { kind: 'setup', jobId: item.order.jobId } }, { type: 'setup-job', order: item.order });
     case 'cancelled':
-      return s.reportedUpTo < item.generation ? reportStopped(s, item.generation, 'stopped before it started') : same(s);
+      return s.reportedUpTo < item.generation ? reportStopped(s, item.generation, 'GENERATION_CANCELLED', 'stopped before it started') : same(s);
     case 'generation': {
       const g = item.order.generation;
       if (s.job === null) return same(s);
-      if (g <= s.cancelledUpTo) return reportStopped(s, g, 'stopped before it started');
+      if (g <= s.cancelledUpTo) return reportStopped(s, g, 'GENERATION_CANCELLED', 'stopped before it started');
       // Its ring endpoint refuses a generation older than one it has served; no ring is tried.
-      if (g <= s.reportedUpTo) return reportStopped(s, g, `generation ${g} is older than generation ${s.reportedUpTo}, already reported stopped`);
+      if (g <= s.reportedUpTo) return reportStopped(s, g, 'GENERATION_STALE', `generation ${g} is older than generation ${s.reportedUpTo}, already reported stopped`);
       if (s.leaving) return leaveNow(s, true);
       return same({ ...s, work: { kind: 'generation', generation: g, phase: 'forming', stop: null, stepped: false } }, { type: 'start-generation', order: item.order });
     }
@@ -281,7 +281,7 @@ function disconnected<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>,
   return same({ ...d.state, backoffMs }, ...d.actions, log, { type: 'schedule-retry', delayMs: d.state.backoffMs });
 }
 
-function generationEnded<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, e: { readonly reason: string } & Blame): D<J, G> {
+function generationEnded<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, e: { readonly code: string; readonly reason: string } & Blame): D<J, G> {
   const w = s.work;
   if (w.kind !== 'generation') return same(s);
   const t = { ...s, work: IDLE };
@@ -289,7 +289,7 @@ function generationEnded<J extends JobOrder, G extends GenerationOrder>(s: S<J, 
   if (w.phase === 'completed') return t.leaving ? requestExit(t, 0, null, 'worker leaving', 'leaving') : settle(same(t));
   if (t.leaving) return leaveNow(t, true);
   const blame: Blame = { ...(e.unreachable !== undefined ? { unreachable: e.unreachable } : {}), ...(e.invalidSource !== undefined ? { invalidSource: e.invalidSource } : {}) };
-  return settle(reportStopped(t, w.generation, e.reason, blame));
+  return settle(reportStopped(t, w.generation, e.code, e.reason, blame));
 }
 
 function leave<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>): D<J, G> {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { WebSocketServer, type WebSocket as ServerSocket } from 'ws';
 import { createOptimizer } from '@ringtrain/model';
-import { bytesOf, type CoordinatorMessage, decodeWorkerMessage, encodeMessage, type Progress, uint32s, type WorkerMessage } from '@ringtrain/protocol';
+import { bytesOf, type CoordinatorMessage, decodeWorkerMessage, encodeMessage, type Progress, PROTOCOL_VERSION, uint32s, type WorkerMessage } from '@ringtrain/protocol';
 import { encodeSnapshot, INITIAL_LOOP, openJob, type OpenedJob, optimizerSpec, parseJobSpec } from '@ringtrain/train';
 
 export const TOKEN = 'worker-test-token-0123456789';
@@ -77,13 +77,24 @@ export class FakeCoordinator {
     this.socket!.send(encodeMessage(m));
   }
 
+  /** Any map, as msgpack (a message of another version, say). */
+  sendRaw(m: Record<string, unknown>): void {
+    this.socket!.send(encodeMessage(m as never));
+  }
+
   /** The job, as the coordinator sends it after `register`. */
   sendJob(): void {
+    this.send(this.jobMessage());
+  }
+
+  /** The `job` message for this fake's job. */
+  jobMessage(): Extract<CoordinatorMessage, { type: 'job' }> {
     const { spec, data, mlp, loss, frozenLayers } = this.job;
     const t = data.train;
     const c = spec.cluster;
-    this.send({
+    return {
       type: 'job',
+      protocol: PROTOCOL_VERSION,
       jobId: 'job-1',
       spec: spec as unknown as Record<string, unknown>,
       dataset: {
@@ -93,12 +104,12 @@ export class FakeCoordinator {
         task: data.task.kind === 'classification' ? { kind: 'classification', classes: [...data.task.classes] } : { kind: 'regression', target: data.task.target },
         rows: { train: t.rows, validation: data.validation.rows, test: data.test.rows },
       },
-      arch: mlp.arch as unknown as Record<string, unknown>,
+      arch: { ...mlp.arch, hidden: [...mlp.arch.hidden] },
       frozenLayers: [...frozenLayers],
       loss,
       heartbeatMs: c.heartbeatMs,
       ring: { opTimeoutMs: c.ringOpTimeoutMs, heartbeatTimeoutMs: c.ringHeartbeatTimeoutMs, connectTimeoutMs: 5000 },
-    });
+    };
   }
 
   /** Generation `generation` with the worker alone: from the coordinator's initial state, or from the worker's own at `progress`. */

@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { selectBackend } from '@ringtrain/model';
+import { PROTOCOL_VERSION } from '@ringtrain/protocol';
 import { TrainingWorker } from './worker.js';
 import { EPOCHS, FakeCoordinator, is, recordingLogger, STEPS_PER_EPOCH, TOKEN } from './worker.fixture.js';
 
@@ -78,7 +79,8 @@ test('a stop while rows are awaited: reported at once with the progress held; th
   const stopped = await c.waitFor('stopped', is('stopped'));
   // Epoch 0's steps are committed; its validation, and so its record, is not.
   assert.deepEqual(stopped.progress, { step: STEPS_PER_EPOCH, epochs: 0 });
-  assert.match(stopped.reason, /^ROWS_CANCELLED: the generation ended \(w2 joined\) before its validation rows arrived/);
+  assert.equal(stopped.code, 'ROWS_CANCELLED');
+  assert.match(stopped.reason, /^the generation ended \(w2 joined\) before its validation rows arrived/);
   c.answer(held.fetch()!);
   c.onFetch = (f) => c.answer(f);
   c.sendGeneration(2, stopped.progress!);
@@ -95,7 +97,8 @@ test('rows that do not come within the deadline end the generation with ROWS_TIM
   const t0 = performance.now();
   c.sendGeneration(1);
   const stopped = await c.waitFor('stopped', is('stopped'));
-  assert.match(stopped.reason, /^ROWS_TIMEOUT: fetch \d+: only 0 of \d+ train rows arrived within its deadline of 300 ms/);
+  assert.equal(stopped.code, 'ROWS_TIMEOUT');
+  assert.match(stopped.reason, /^fetch \d+: only 0 of \d+ train rows arrived within its deadline of 300 ms/);
   assert.ok(performance.now() - t0 >= 300);
   assert.deepEqual(stopped.progress, { step: 0, epochs: 0 });
   c.send({ type: 'finished', reason: 'stopped' });
@@ -131,6 +134,17 @@ test('the coordinator gone mid-generation: the worker keeps its state and regist
   assert.equal(c.connections, 2);
   c.send({ type: 'reject', code: 'WORKER_LIMIT', reason: 'the job already has maxWorkers 1' });
   assert.equal(await exit, 2);
+});
+
+test('a job of another control protocol version: the worker ends with PROTOCOL_VERSION naming both versions (the CLI exits 2), and does not reconnect', async () => {
+  const c = await FakeCoordinator.start();
+  coordinators.push(c);
+  const exit = worker(c.url).run();
+  const register = await c.waitFor('register', is('register'));
+  assert.equal(register.type === 'register' && register.protocol, PROTOCOL_VERSION);
+  c.sendRaw({ ...c.jobMessage(), protocol: PROTOCOL_VERSION + 1 });
+  await assert.rejects(exit, { code: 'PROTOCOL_VERSION', message: new RegExp(`job: the coordinator speaks control protocol ${PROTOCOL_VERSION + 1}, this worker ${PROTOCOL_VERSION}`) });
+  assert.equal(c.connections, 1, 'a version mismatch is not retried');
 });
 
 test('reconnects with backoff, doubling to the maximum; logs each failure with its code; SIGTERM while waiting exits 0', async () => {

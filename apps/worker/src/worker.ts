@@ -21,7 +21,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { listen, type RingEndpoint, type RingTls } from '@ringtrain/allreduce';
 import type { BackendName } from '@ringtrain/model';
-import type { CoordinatorMessage, Progress, WorkerMessage } from '@ringtrain/protocol';
+import { type CoordinatorMessage, type Progress, PROTOCOL_VERSION, type WorkerMessage } from '@ringtrain/protocol';
 import { encodeSnapshot, snapshotProgress } from '@ringtrain/train';
 import { ControlChannel } from './control.js';
 import { isFatal, WorkerError } from './errors.js';
@@ -161,7 +161,7 @@ export class TrainingWorker {
         return this.connect();
       case 'register': {
         const held = this.job && this.holding.held ? { jobId: this.job.id, progress: snapshotProgress(this.holding.held) } : null;
-        this.send({ type: 'register', id: this.id, address: this.address(), backend: this.backend ?? 'unknown', held, generation: a.generation });
+        this.send({ type: 'register', protocol: PROTOCOL_VERSION, id: this.id, address: this.address(), backend: this.backend ?? 'unknown', held, generation: a.generation });
         return;
       }
       case 'close-channel':
@@ -191,9 +191,9 @@ export class TrainingWorker {
         return;
       }
       case 'report-stopped': {
-        const { generation, reason, unreachable, invalidSource } = a;
+        const { generation, code, reason, unreachable, invalidSource } = a;
         const blame = { ...(unreachable !== undefined ? { unreachable } : {}), ...(invalidSource !== undefined ? { invalidSource } : {}) };
-        this.send({ type: 'stopped', generation, progress: this.progress(a.progress), reason, ...blame });
+        this.send({ type: 'stopped', generation, progress: this.progress(a.progress), code, reason, ...blame });
         return;
       }
       case 'send-done':
@@ -236,7 +236,7 @@ export class TrainingWorker {
       {
         onOpen: () => this.dispatch({ type: 'connected' }),
         onMessage: (m) => this.onMessage(m),
-        onClose: (error) => this.dispatch({ type: 'disconnected', error, fatal: error instanceof WorkerError && isFatal(error) }),
+        onClose: (error) => this.dispatch({ type: 'disconnected', error, fatal: isFatal(error) }),
       },
       ca !== undefined ? { ca } : {},
     );

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bytesOf, decodeCoordinatorMessage, decodeWorkerMessage, encodeMessage, float32s, ProtocolError, uint32s } from './codec.js';
-import { MAX_GENERATION, ROWS_CHUNK_BYTES, rowsPerChunk } from './messages.js';
+import { MAX_GENERATION, PROTOCOL_VERSION, ROWS_CHUNK_BYTES, rowsPerChunk } from './messages.js';
 
 test('a rows message round-trips with its numbers intact and aligned', () => {
   const features = new Float32Array([1.5, -2, 3.25, 0]);
@@ -55,12 +55,12 @@ const refused = (f: () => unknown, re: RegExp) =>
 const progress = { step: 10, epochs: 1 };
 
 test('generations are u32: -1 (none seen) in register and heartbeat, 0..2^32-1 everywhere', () => {
-  const register = { type: 'register', id: 'w', address: { host: 'h', port: 1 }, backend: 'cpu', held: null };
+  const register = { type: 'register', protocol: PROTOCOL_VERSION, id: 'w', address: { host: 'h', port: 1 }, backend: 'cpu', held: null };
   assert.equal(decodeWorkerMessage(raw({ ...register, generation: -1 })).type, 'register');
   assert.equal(decodeWorkerMessage(raw({ ...register, generation: MAX_GENERATION })).type, 'register');
   refused(() => decodeWorkerMessage(raw({ ...register, generation: MAX_GENERATION + 1 })), /"register": generation/);
   refused(() => decodeWorkerMessage(raw({ ...register, generation: -2 })), /"register": generation/);
-  refused(() => decodeWorkerMessage(raw({ type: 'stopped', generation: 2 ** 40, progress: null, reason: '' })), /"stopped": generation/);
+  refused(() => decodeWorkerMessage(raw({ type: 'stopped', generation: 2 ** 40, progress: null, code: 'RING_ABORTED', reason: '' })), /"stopped": generation/);
   refused(() => decodeWorkerMessage(raw({ type: 'checkpoint', generation: -1, reason: 'steps', snapshot: new Uint8Array(8) })), /"checkpoint": generation/);
   refused(() => decodeWorkerMessage(raw({ type: 'state', generation: 1.5, snapshot: new Uint8Array(8) })), /"state": generation/);
   refused(() => decodeCoordinatorMessage(raw({ type: 'upload', generation: MAX_GENERATION + 1 })), /"upload": generation/);
@@ -99,5 +99,41 @@ test('rows come in chunks of at most 4 MiB', () => {
     assert.ok(n >= 1);
     assert.ok(n === 1 || n * 4 * (cols + 2) <= ROWS_CHUNK_BYTES, `${n} rows of ${cols} columns`);
     assert.ok((n + 1) * 4 * (cols + 2) > ROWS_CHUNK_BYTES, 'as many as fit');
+  }
+});
+
+test('register and job carry PROTOCOL_VERSION: another version (or none, as version 1 sent) is PROTOCOL_VERSION naming both, checked before the other fields', () => {
+  const versionError = (f: () => unknown): ProtocolError => {
+    try {
+      f();
+    } catch (err) {
+      assert.ok(err instanceof ProtocolError);
+      return err;
+    }
+    assert.fail('not refused');
+  };
+  const old = versionError(() => decodeWorkerMessage(raw({ type: 'register', id: 'w' })));
+  assert.equal(old.code, 'PROTOCOL_VERSION');
+  assert.equal(old.message, `register: the worker speaks control protocol 1 (it carries none), this coordinator ${PROTOCOL_VERSION}: run the same ringtrain version everywhere`);
+  const newer = versionError(() => decodeWorkerMessage(raw({ type: 'register', protocol: PROTOCOL_VERSION + 1 })));
+  assert.match(newer.message, new RegExp(`^register: the worker speaks control protocol ${PROTOCOL_VERSION + 1}, this coordinator ${PROTOCOL_VERSION}:`));
+  const job = versionError(() => decodeCoordinatorMessage(raw({ type: 'job', protocol: 1 })));
+  assert.equal(job.code, 'PROTOCOL_VERSION');
+  assert.match(job.message, new RegExp(`^job: the coordinator speaks control protocol 1, this worker ${PROTOCOL_VERSION}:`));
+  // Whatever the version field holds, the refusal is a ProtocolError (a BigInt once made JSON throw here).
+  for (const odd of [18446744073709551615n, 'x'.repeat(1000), { a: 1 }, null, 2.5]) {
+    const e = versionError(() => decodeWorkerMessage(raw({ type: 'register', protocol: odd })));
+    assert.equal(e.code, 'PROTOCOL_VERSION');
+    assert.ok(e.message.length < 200, e.message);
+  }
+  // Other messages carry no version; a right version goes on to the other fields.
+  assert.equal(versionError(() => decodeWorkerMessage(raw({ type: 'register', protocol: PROTOCOL_VERSION }))).code, 'PROTOCOL_BAD_MESSAGE');
+});
+
+test('stopped carries a code: a stable error code, refused otherwise', () => {
+  const stopped = (code: unknown) => raw({ type: 'stopped', generation: 1, progress: null, code, reason: 'r' });
+  assert.equal((decodeWorkerMessage(stopped('RING_TIMEOUT')) as { code: string }).code, 'RING_TIMEOUT');
+  for (const bad of ['ring_timeout', 'RING', 'RING_', '', 'A'.repeat(70) + '_B', 3]) {
+    refused(() => decodeWorkerMessage(stopped(bad)), /"stopped": code/);
   }
 });

@@ -7,15 +7,17 @@
 import { Packr } from 'msgpackr';
 import type { z } from 'zod';
 import { type JobLimits, workerMessageFor } from './job-limits.js';
-import { CoordinatorMessage, WorkerMessage } from './messages.js';
+import { CoordinatorMessage, PROTOCOL_VERSION, WorkerMessage } from './messages.js';
 
 /**
  * PROTOCOL_BAD_MESSAGE: not msgpack, not a known message, a field of the wrong type or
  * out of its range (the job's included). PROTOCOL_ROLE: a well-formed message its sender
  * may not send now (a `done` or `checkpoint` from anyone but rank 0 of the current
  * generation, a `state` nobody asked for, a `fetch` from a worker outside the ring).
+ * PROTOCOL_VERSION: a `register` or `job` of another PROTOCOL_VERSION (checked before the
+ * rest of the message, whose fields may differ between versions).
  */
-export type ProtocolErrorCode = 'PROTOCOL_BAD_MESSAGE' | 'PROTOCOL_ROLE';
+export type ProtocolErrorCode = 'PROTOCOL_BAD_MESSAGE' | 'PROTOCOL_ROLE' | 'PROTOCOL_VERSION';
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
@@ -41,6 +43,28 @@ function detach(v: unknown): unknown {
   return v;
 }
 
+/** The message types that open a conversation, and so carry the sender's PROTOCOL_VERSION. */
+const VERSIONED = new Set(['register', 'job']);
+
+/** A decoded value in a message, short (a BigInt, which JSON cannot write, included). */
+function shown(v: unknown): string {
+  const text = typeof v === 'bigint' ? `${v}n` : (JSON.stringify(v) ?? String(v));
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+/** Refuses a versioned message of another version, naming both. */
+function checkVersion(raw: unknown, what: string): void {
+  if (raw === null || typeof raw !== 'object' || !VERSIONED.has((raw as { type?: unknown }).type as string)) return;
+  const { type, protocol } = raw as { type: string; protocol?: unknown };
+  if (protocol === PROTOCOL_VERSION) return;
+  const theirs = protocol === undefined ? '1 (it carries none)' : shown(protocol);
+  const sender = what === 'worker message' ? 'the worker' : 'the coordinator';
+  throw new ProtocolError(
+    'PROTOCOL_VERSION',
+    `${type}: ${sender} speaks control protocol ${theirs}, this ${sender === 'the worker' ? 'coordinator' : 'worker'} ${PROTOCOL_VERSION}: run the same ringtrain version everywhere`,
+  );
+}
+
 function decodeWith<S extends z.ZodType>(schema: S, data: Uint8Array, what: string): z.infer<S> {
   let raw: unknown;
   try {
@@ -48,6 +72,7 @@ function decodeWith<S extends z.ZodType>(schema: S, data: Uint8Array, what: stri
   } catch (err) {
     throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `${what}: not msgpack (${(err as Error).message})`);
   }
+  checkVersion(raw, what);
   const parsed = schema.safeParse(detach(raw));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

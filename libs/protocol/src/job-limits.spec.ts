@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bytesOf, encodeMessage, ProtocolError, workerDecoder } from './codec.js';
 import { type JobLimits, progressIssue } from './job-limits.js';
+import { PROTOCOL_VERSION } from './messages.js';
 
 /** A job of 10 epochs of 50 steps, batch 48, 2,400/300/300 rows, a model of 6 parameters. */
 const LIMITS: JobLimits = {
@@ -34,7 +35,7 @@ test('progress: steps within the job, epochs recorded as the steps say (one fewe
 });
 
 test('progress claims in register (this job only), heartbeat, stopped and leave are checked', () => {
-  const register = { type: 'register', id: 'w', address: { host: 'h', port: 1 }, backend: 'cpu', generation: -1 };
+  const register = { type: 'register', protocol: PROTOCOL_VERSION, id: 'w', address: { host: 'h', port: 1 }, backend: 'cpu', generation: -1 };
   // The issue's false claim: past any u32, and past this job.
   refused({ ...register, held: { jobId: 'job-1', progress: { step: 1e12, epochs: 0 } } }, /"register": held\.progress\.step: Too big/);
   refused({ ...register, held: { jobId: 'job-1', progress: { step: 1e9, epochs: 0 } } }, /"register": held\.progress: step 1000000000 is past the job's 500 steps/);
@@ -42,7 +43,7 @@ test('progress claims in register (this job only), heartbeat, stopped and leave 
   accepted({ ...register, held: { jobId: 'job-0', progress: { step: 1e9, epochs: 0 } } });
   const timing = { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 };
   refused({ type: 'heartbeat', generation: 1, progress: { step: 20, epochs: 1 }, timing, steps: [], epochs: [] }, /"heartbeat": progress: 1 epochs recorded/);
-  refused({ type: 'stopped', generation: 1, progress: { step: 900, epochs: 10 }, reason: '' }, /"stopped": progress: step 900/);
+  refused({ type: 'stopped', generation: 1, progress: { step: 900, epochs: 10 }, code: 'RING_ABORTED', reason: '' }, /"stopped": progress: step 900/);
   refused({ type: 'leave', progress: { step: 5, epochs: 2 } }, /"leave": progress/);
   accepted({ type: 'leave', progress: null });
 });

@@ -17,6 +17,13 @@ import { z } from 'zod';
 /** The largest generation number: the ring's handshake and frame headers carry it as a u32. */
 export const MAX_GENERATION = 0xffffffff;
 
+/**
+ * The control channel's version, carried by `register` and `job` and checked at both
+ * (codec.ts: PROTOCOL_VERSION, a refusal naming both versions). 1 is the channel before
+ * it carried one; 2 added it, a code to `stopped` and a schema to `arch`.
+ */
+export const PROTOCOL_VERSION = 2;
+
 const u32 = z.number().int().min(0).max(0xffffffff);
 const count = u32;
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
@@ -29,6 +36,19 @@ export type Address = z.infer<typeof Address>;
 /** How far a held state has got: committed steps, then epochs recorded (validation done). */
 export const Progress = z.object({ step: count, epochs: count });
 export type Progress = z.infer<typeof Progress>;
+
+/** A stable error code (`RING_TIMEOUT`, `ROWS_TIMEOUT`, ...): docs/errors.md lists them. */
+export const Code = z.string().regex(/^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$/, 'an error code such as RING_TIMEOUT').max(64);
+
+/** libs/model's Architecture: the layer sizes and activations of the job's MLP. */
+export const ArchitectureInfo = z.object({
+  inputs: z.number().int().min(1).max(0xffffffff),
+  hidden: z
+    .array(z.object({ units: z.number().int().min(1).max(0xffffffff), activation: z.enum(['relu', 'tanh', 'sigmoid', 'linear']), dropout: z.number().min(0).lt(1) }))
+    .max(1000),
+  outputs: z.number().int().min(1).max(0xffffffff),
+  output: z.enum(['softmax', 'linear']),
+});
 
 export const Split = z.enum(['train', 'validation', 'test']);
 export type Split = z.infer<typeof Split>;
@@ -56,6 +76,8 @@ export type EpochReport = z.infer<typeof EpochReport>;
 export const WorkerMessage = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('register'),
+    /** PROTOCOL_VERSION of the worker; checked first (codec.ts). */
+    protocol: u32,
     id: z.string().min(1).max(200),
     address: Address,
     backend: z.string().max(100),
@@ -79,7 +101,9 @@ export const WorkerMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('fetch'), id: count, split: Split, indices: bytes }),
   /**
    * This worker's training loop for `generation` has ended; it holds the state at
-   * `progress`. `unreachable`: the ring never formed because this worker could not
+   * `progress`. `code` says why (RING_ABORTED when it was told to stop, RING_TIMEOUT,
+   * RING_PEER_LOST, ROWS_TIMEOUT, GENERATION_CANCELLED, ...), `reason` in words.
+   * `unreachable`: the ring never formed because this worker could not
    * connect to that rank's advertised address at all. `invalidSource`: the state the
    * source rank broadcast did not verify here (not this job's shape, a number not
    * finite, or not at the progress the coordinator chose it for).
@@ -88,6 +112,7 @@ export const WorkerMessage = z.discriminatedUnion('type', [
     type: z.literal('stopped'),
     generation,
     progress: Progress.nullable(),
+    code: Code,
     reason: z.string().max(2000),
     unreachable: count.optional(),
     invalidSource: count.optional(),
@@ -154,12 +179,14 @@ const GenerationMessage = z
 export const CoordinatorMessage = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('job'),
+    /** PROTOCOL_VERSION of the coordinator; checked first (codec.ts). */
+    protocol: u32,
     jobId: z.string().max(100),
     /** The resolved job spec; the worker validates it with libs/train's schema. */
     spec: z.record(z.string(), z.unknown()),
     dataset: DatasetInfo,
-    /** The model's layer sizes and activations (libs/model's Architecture). */
-    arch: z.record(z.string(), z.unknown()),
+    /** The model's layer sizes and activations (libs/model's Architecture; the worker also validates it there). */
+    arch: ArchitectureInfo,
     frozenLayers: z.array(count),
     loss: z.enum(['cross-entropy', 'mse']),
     heartbeatMs: z.number().int().positive(),

@@ -116,7 +116,7 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
       await writeRunOutput(outDir, spec, data, summary, result, metadata);
       log.info({ out: outDir, seconds: Number(result.seconds.toFixed(2)) }, 'model written');
       const report = await writeReport(outDir, { spec, data, summary, model: result.interrupted ? null : result.mlp }).catch((err: Error) => {
-        log.error({ err: err.message }, 'cannot write report.html');
+        log.error({ err }, 'cannot write report.html');
         return null;
       });
       process.stdout.write(
