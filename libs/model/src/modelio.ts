@@ -5,8 +5,15 @@
  * userDefinedMetadata, which tf.loadLayersModel ignores, so the directory loads with
  * plain `tf.loadLayersModel('file://DIR/model.json')` under tfjs-node.
  *
- * Files are written to temporary names and renamed into place, so a crash mid-save
- * never leaves a model.json that points at half a weights file.
+ * model.json is written by hand from the architecture, not by building a tfjs model:
+ * weights.bin is then just the flat parameter vector (architecture.ts's layout is the
+ * LayersModel's weight order, kernel then bias per dense layer), so a model of any size
+ * is saved without a second copy of its weights, and a writer that streams weights.bin
+ * itself needs only layersModelJson() afterwards. The JSON is what tfjs-layers' own save
+ * writes for the same model; the tests hold the two equal.
+ *
+ * Files are written to temporary names and renamed into place, weights first, so a
+ * crash mid-save never leaves a model.json that points at half a weights file.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -14,7 +21,7 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { normCols, parseNormStats, type NormStats, type Task } from '@ringtrain/data';
-import type { Activation, Architecture, HiddenLayer, OutputActivation } from './architecture.js';
+import { type Activation, type Architecture, type HiddenLayer, type OutputActivation, paramLayout, validateArchitecture } from './architecture.js';
 import { ModelError } from './errors.js';
 import { LOSS_NAMES, type LossName } from './loss.js';
 import { Mlp } from './mlp.js';
@@ -78,13 +85,20 @@ export function parseModelMetadata(raw: unknown, outputs: number, where: string)
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
+/**
+ * Fixed names: left to tfjs, the model would be named from a process-wide counter
+ * (sequential_1, sequential_2, ...), and two saves of one model would differ.
+ */
+const MODEL_NAME = 'sequential';
+const denseName = (arch: Architecture, l: number) => (l < arch.hidden.length ? `dense_${l}` : 'output');
+
 /** Builds a tf.LayersModel with the MLP's architecture and current weights. Caller disposes. */
 export function toLayersModel(mlp: Mlp): tfl.LayersModel {
   const { arch } = mlp;
-  const model = tfl.sequential();
+  const model = tfl.sequential({ name: MODEL_NAME });
   arch.hidden.forEach((h, l) => {
     model.add(
-      tfl.layers.dense({ units: h.units, activation: h.activation, name: `dense_${l}`, ...(l === 0 ? { inputShape: [arch.inputs] } : {}) }),
+      tfl.layers.dense({ units: h.units, activation: h.activation, name: denseName(arch, l), ...(l === 0 ? { inputShape: [arch.inputs] } : {}) }),
     );
     if (h.dropout > 0) model.add(tfl.layers.dropout({ rate: h.dropout, name: `dropout_${l}` }));
   });
@@ -92,12 +106,55 @@ export function toLayersModel(mlp: Mlp): tfl.LayersModel {
     tfl.layers.dense({
       units: arch.outputs,
       activation: arch.output,
-      name: 'output',
+      name: denseName(arch, arch.hidden.length),
       ...(arch.hidden.length === 0 ? { inputShape: [arch.inputs] } : {}),
     }),
   );
   model.setWeights(mlp.variables);
   return model;
+}
+
+/**
+ * The model.json that tfjs-layers writes for toLayersModel's model, key for key (so the
+ * text is the same too), with ringtrain's metadata. Versions come from the installed
+ * tfjs-layers, as tfjs writes them.
+ */
+export function layersModelJson(arch: Architecture, metadata: ModelMetadata): string {
+  validateArchitecture(arch);
+  const dense = (l: number, units: number, activation: string) => ({
+    class_name: 'Dense',
+    config: {
+      units,
+      activation,
+      use_bias: true,
+      // Dense's default (glorotNormal) as tfjs serializes it; loaders ignore it, the weights are given.
+      kernel_initializer: { class_name: 'VarianceScaling', config: { scale: 1, mode: 'fan_avg', distribution: 'normal', seed: null } },
+      bias_initializer: { class_name: 'Zeros', config: {} },
+      kernel_regularizer: null,
+      bias_regularizer: null,
+      activity_regularizer: null,
+      kernel_constraint: null,
+      bias_constraint: null,
+      name: denseName(arch, l),
+      trainable: true,
+      ...(l === 0 ? { batch_input_shape: [null, arch.inputs], dtype: 'float32' } : {}),
+    },
+  });
+  const layers: object[] = arch.hidden.flatMap((h, l) => [
+    dense(l, h.units, h.activation),
+    ...(h.dropout > 0 ? [{ class_name: 'Dropout', config: { rate: h.dropout, noise_shape: null, seed: null, name: `dropout_${l}`, trainable: true } }] : []),
+  ]);
+  layers.push(dense(arch.hidden.length, arch.outputs, arch.output));
+  const weights = paramLayout(arch).slots.map((s) => ({ name: `${denseName(arch, s.layer)}/${s.kind}`, shape: s.shape, dtype: 'float32' }));
+  return JSON.stringify({
+    // 'tensor_flow.js': tfjs snake-cases its backend name 'TensorFlow.js' with the other keys.
+    modelTopology: { class_name: 'Sequential', config: { name: MODEL_NAME, layers }, keras_version: `tfjs-layers ${tfl.version_layers}`, backend: 'tensor_flow.js' },
+    format: 'layers-model',
+    generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
+    convertedBy: null,
+    weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights }],
+    userDefinedMetadata: { ringtrain: metadata },
+  });
 }
 
 let temporaries = 0;
@@ -120,31 +177,23 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
-export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata): Promise<void> {
+/**
+ * Writes a model directory from a flat parameter vector (the layout of architecture.ts).
+ * weights.bin is written from a view of `params`, not a copy.
+ */
+export async function writeModelFiles(dir: string, arch: Architecture, params: Float32Array, metadata: ModelMetadata): Promise<void> {
+  const json = layersModelJson(arch, metadata);
+  const size = paramLayout(arch).size;
+  if (params.length !== size) throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${size} parameters, got ${params.length}`);
   await mkdir(dir, { recursive: true });
-  const model = toLayersModel(mlp);
-  try {
-    model.setUserDefinedMetadata({ ringtrain: metadata });
-    await model.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData));
-        const modelJson = {
-          modelTopology: artifacts.modelTopology,
-          format: 'layers-model',
-          generatedBy: artifacts.generatedBy,
-          convertedBy: null,
-          weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs }],
-          userDefinedMetadata: artifacts.userDefinedMetadata,
-        };
-        // Weights first: model.json only ever names a complete weights file.
-        await writeFileAtomic(join(dir, WEIGHTS_BIN), weights);
-        await writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(modelJson));
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
-  } finally {
-    model.dispose();
-  }
+  // Weights first: model.json only ever names a complete weights file.
+  await writeFileAtomic(join(dir, WEIGHTS_BIN), new Uint8Array(params.buffer, params.byteOffset, params.byteLength));
+  await writeFileAtomic(join(dir, MODEL_JSON), json);
+}
+
+/** Saves the MLP's flat master parameters (which its variables mirror). */
+export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata): Promise<void> {
+  await writeModelFiles(dir, mlp.arch, mlp.params, metadata);
 }
 
 export interface LoadedModel {
