@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertSameTraining, Cluster, clusterLog, exited, killAll, referenceRun, run, STEPS_PER_EPOCH, weights } from './cluster-harness.js';
@@ -42,7 +42,13 @@ describe('a cluster trains the same model as one process', () => {
       assert.ok((m.checkpoint ?? 0) <= checkpoints, `checkpoint ${m.checkpoint}`);
       const beats = workers * (metrics.seconds / 0.25 + 4); // heartbeatMs 250, plus one replay per generation
       assert.ok((m.heartbeat ?? 0) <= beats, `heartbeat ${m.heartbeat} > ${beats}`);
-      const other = Object.entries(m).filter(([t]) => !['fetch', 'checkpoint', 'heartbeat'].includes(t));
+      // States travel as transfers of 4 MiB chunks: one chunk per 4 MiB of each checkpoint
+      // and of the final weights each rank sends, and one ack per chunk of the state the
+      // coordinator sent the first generation's source.
+      const perState = Math.ceil((stateBytes(join(out, 'checkpoints')) + 65_536) / (4 * 2 ** 20)); // + the header
+      assert.ok((m.chunk ?? 0) <= (m.checkpoint ?? 0) * perState + workers, `chunk ${m.chunk}`);
+      assert.ok((m.ack ?? 0) <= perState, `ack ${m.ack}`);
+      const other = Object.entries(m).filter(([t]) => !['fetch', 'checkpoint', 'heartbeat', 'chunk', 'ack'].includes(t));
       assert.deepEqual(Object.fromEntries(other), { register: workers, done: workers });
     });
   }
@@ -105,3 +111,11 @@ cluster: { heartbeatMs: 250 }
     assertSameTraining(reference, out, `worlds ${worlds.join(' -> ')}`);
   });
 });
+
+/** The bytes of the largest state in a run's checkpoints: its weights, optimizer slots and best weights. */
+function stateBytes(checkpoints: string): number {
+  const sizes = readdirSync(checkpoints)
+    .filter((n) => n.startsWith('step-'))
+    .map((n) => ['model/weights.bin', 'optimizer.bin', 'best.bin'].reduce((a, f) => a + (statSync(join(checkpoints, n, f), { throwIfNoEntry: false })?.size ?? 0), 0));
+  return Math.max(...sizes);
+}

@@ -140,6 +140,8 @@ export interface Status {
   readonly workers: readonly { id: string; rank: number | null }[];
   readonly messages: Record<string, number>;
   readonly events: readonly { kind: string; message: string; generation: number }[];
+  readonly checkpoints: readonly { step: number; dir: string; bytes: number }[];
+  readonly error: { readonly code: string; readonly message: string } | null;
 }
 
 /** The status of the coordinator listening on `port` (its own process, or `local`'s). */

@@ -22,7 +22,8 @@ import WebSocket from 'ws';
 import { createRing, listen, type RingEndpoint } from '@ringtrain/allreduce';
 import { type Architecture, paramLayout } from '@ringtrain/model';
 import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type Progress, PROTOCOL_VERSION, type WorkerMessage } from '@ringtrain/protocol';
-import { encodeSnapshot, INITIAL_LOOP } from '@ringtrain/train';
+import { INITIAL_LOOP } from '@ringtrain/train';
+import { broadcastState } from '@ringtrain/worker';
 
 const [port, token = '', claimStep, claimEpochs] = process.argv.slice(2);
 const started = performance.now();
@@ -129,8 +130,9 @@ report(
       const ring = await createRing({ endpoint, membership: { generation: g.generation, rank: g.rank, world: g.world, peers: g.peers, token }, connectTimeoutMs: 10_000 });
       const params = paramLayout(job.arch as unknown as Architecture).size;
       // The job's shape, finite numbers, but the initial loop: not the progress it claimed.
-      const state = encodeSnapshot({ loop: INITIAL_LOOP, params: new Float32Array(params), optimizer: { name: 'adam', iterations: 0, slots: new Float32Array(2 * params) }, bestParams: null, trainRows: job.dataset.rows.train });
-      await ring.broadcast(g.rank === g.source ? state : undefined, g.source).catch(() => {});
+      const state = { loop: INITIAL_LOOP, params: new Float32Array(params), optimizer: { name: 'adam' as const, iterations: 0, slots: new Float32Array(2 * params) }, bestParams: null, trainRows: job.dataset.rows.train };
+      // Sent as a worker sends a state (the state sync's broadcasts), so that only its progress is a lie.
+      await broadcastState(ring, g.rank === g.source ? state : undefined, g.source, { params, slots: 2 * params, optimizer: 'adam' }).catch(() => {});
       await ring.close();
       return;
     }

@@ -81,7 +81,22 @@ class ContainerCluster {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-6) })}`);
+    throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { ...last, events: last.events.slice(-6) })}${await this.logTails()}`);
+  }
+
+  /** The last lines of each worker's log, for a failure's message. */
+  private async logTails(): Promise<string> {
+    let out = '';
+    for (const [id, w] of this.workers) {
+      const lines: string[] = [];
+      const stream = await w.logs({ tail: 30 }).catch(() => null);
+      if (!stream) continue;
+      stream.on('data', (d: Buffer | string) => lines.push(String(d)));
+      await new Promise((r) => setTimeout(r, 500));
+      stream.destroy();
+      out += `\n--- ${id} ---\n${lines.join('').trimEnd()}`;
+    }
+    return out;
   }
 
   /** The underlying container, for faults testcontainers has no verb for. */

@@ -8,6 +8,26 @@ import { UsageError } from './errors.js';
 import type { ResolvedJob } from './job-args.js';
 import type { LoadedTls } from './tls.js';
 
+/**
+ * The job stopped itself with a coded error (`GENERATION_LIVELOCK`: its generations kept
+ * failing for one reason with no checkpoint between): `local` and `coordinator` fail with
+ * it, so the command exits 2 printing `ringtrain: error CODE: message`.
+ */
+export class JobStoppedError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The coded error the job stopped with, as its status says (null: it completed, or was told to stop). */
+export function jobStopError(runtime: Pick<JobRuntime, 'status'>): JobStoppedError | null {
+  const error = runtime.status().error;
+  return error ? new JobStoppedError(error.code, error.message) : null;
+}
+
 export interface RunningCoordinator {
   readonly runtime: JobRuntime;
   readonly server: CoordinatorServer;

@@ -21,7 +21,7 @@ export class WorkerRestartsError extends Error {
 }
 
 /** The code families of docs/errors.md; Node's own codes (ERR_*, EACCES, ...) are not ours. */
-const OURS = /^(CLI|SPEC|DATA|MODEL|EVAL|RING|CHECKPOINT|RESUME|INIT|SNAPSHOT|PROTOCOL|TLS)_[A-Z0-9_]+$/;
+const OURS = /^(CLI|SPEC|DATA|MODEL|EVAL|RING|CHECKPOINT|RESUME|INIT|SNAPSHOT|PROTOCOL|TLS|GENERATION)_[A-Z0-9_]+$/;
 
 function codeOf(err: unknown): string | null {
   const code = (err as { code?: unknown } | null)?.code;

@@ -57,7 +57,7 @@ and a confusion matrix, on data normalized with the model's own statistics.
   --json         print the result as JSON
 `;
 
-export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--max-restarts N] [--out DIR] [--port P] [--resume] [--backend NAME] [--json] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
+export const LOCAL_HELP = `Usage: ringtrain local [--job FILE.yaml] [--workers N] [--max-restarts N] [--out DIR] [--port P] [--resume] [--backend NAME] [--memory-limit BYTES] [--json] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
 
 Runs the cluster on this machine: a coordinator in this process and N worker processes
 (ringtrain worker) over loopback. The same outputs as ringtrain train.
@@ -77,6 +77,8 @@ CLI_WORKERS_EXITED).
   --port P          the coordinator's HTTP port (default: any free one; the URL is printed)
   --resume          continue from the newest valid checkpoint in --out
   --backend NAME    the workers' backend: auto, tensorflow, wasm, cpu
+  --memory-limit B  the memory each worker's job may plan to use (512Mi, 4Gi, or none;
+                    ringtrain worker --help); default this machine's, for each worker
   --json            print the final summary as JSON on stdout
   --tls-cert F      TLS on loopback too: the coordinator serves https with this
   --tls-key F       certificate and key, the workers their ring endpoints; its names
@@ -109,7 +111,7 @@ POST /api/pause|resume|stop with the token). Continues from the newest checkpoin
                     the workers' own (env RINGTRAIN_TLS_CA, RINGTRAIN_TLS_PEER_NAME)
 `;
 
-export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
+export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F] [--memory-limit BYTES] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
 
 Joins a coordinator, trains in the generations it is given, reconnects with backoff if
 the coordinator goes away, and exits when the job completes. SIGTERM finishes the step
@@ -123,6 +125,10 @@ and leaves.
   --peer-port P         ring endpoint port (env RINGTRAIN_PEER_PORT; default any)
   --backend NAME        overrides the job's backend (env RINGTRAIN_BACKEND)
   --id ID               worker id, stable across reconnects (env RINGTRAIN_WORKER_ID)
+  --memory-limit BYTES  the memory a job's plan may use (512Mi, 4Gi, 8G, or bytes; env
+                        RINGTRAIN_MEMORY_LIMIT); default the cgroup's limit, else the
+                        machine's memory; none: no check but the wasm heap's 4 GiB.
+                        A job over it ends the worker with MEMORY_PLAN_EXCEEDED (exit 2)
 
 TLS (an https:// coordinator; required then, refused with http://):
   --tls-cert F          PEM certificate chain and key the ring endpoint serves

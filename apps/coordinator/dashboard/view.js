@@ -29,12 +29,30 @@ function bytes(n) {
 const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
 export const int = (n) => Math.round(n).toLocaleString('en-US');
 
+/**
+ * A job that stopped itself (GENERATION_LIVELOCK) shows its code in red beside its state,
+ * the message in the title (the reason beside it says it too). Made here on first use, so
+ * the page's markup has nothing to keep hidden; an older coordinator's status has no
+ * `error` at all.
+ */
+function renderError(badge, error) {
+  let code = $('error-code');
+  if (!code) {
+    code = el('span', { id: 'error-code', class: 'badge', 'data-testid': 'error-code', style: 'background:#dc2626' });
+    badge.after(code);
+  }
+  code.hidden = !error;
+  code.textContent = error ? error.code : '';
+  code.title = error ? error.message : '';
+}
+
 export function renderHeader(s) {
   $('job-name').textContent = s.job;
   document.title = `${s.job}: ${s.state} · ringtrain`;
   const badge = $('state');
   badge.textContent = s.state;
   badge.dataset.state = s.state;
+  renderError(badge, s.error);
   $('reason').textContent = s.reason;
   const total = s.epochs * s.stepsPerEpoch;
   $('step').textContent = `${int(s.step)} / ${int(total)}`;
@@ -58,6 +76,22 @@ function timingCell(t, scale) {
   return el('td', { class: 'timing', title: `compute ${t.computeMs.toFixed(1)} ms, communication ${t.commMs.toFixed(1)} ms, waiting ${t.waitMs.toFixed(1)} ms per step, over ${t.steps} steps` }, el('div', { class: 'bar-track' }, bar), numbers);
 }
 
+const mib = (n) => Math.round(n / 1024 ** 2).toLocaleString('en-US');
+
+/**
+ * The backend, and under it the worker's memory by its last heartbeat: resident now and
+ * the job's memory plan, in MiB (the limit in the title); amber once resident passes 90%
+ * of the limit. Nothing under it before the worker has a job, or from an older worker.
+ */
+function backendCell(w) {
+  const m = w.memory;
+  if (!m) return el('td', {}, w.backend);
+  const limit = m.limit === null ? 'no limit' : `limit ${bytes(m.limit)}`;
+  const high = m.limit !== null && m.rss > 0.9 * m.limit;
+  const title = `resident ${bytes(m.rss)}; memory plan ${bytes(m.planned)}; ${limit}`;
+  return el('td', {}, w.backend, el('div', { class: `mem${high ? ' warn' : ' muted'}`, 'data-memory': '', title }, `${mib(m.rss)} / ${mib(m.planned)} MiB`));
+}
+
 /** A worker is a straggler when its compute time is 50% over the median of the ring's. */
 function stragglers(workers) {
   const computes = workers.filter((w) => w.rank !== null && w.timing && w.timing.steps > 0).map((w) => w.timing.computeMs);
@@ -79,7 +113,7 @@ export function renderWorkers(s) {
       el('td', { class: 'num' }, w.rank === null ? '–' : w.rank),
       el('td', { class: 'id' }, w.id, slow.has(w.id) ? el('span', { class: 'tag slow' }, 'slow') : ''),
       el('td', { class: 'mono' }, w.address),
-      el('td', {}, w.backend),
+      backendCell(w),
       el('td', {}, el('span', { class: `status ${w.rank === null ? 'idle' : 'ring'}` }, status)),
       el('td', { class: `num${silent ? ' warn' : ''}` }, `${(w.lastHeartbeatMs / 1000).toFixed(1)}s`),
       timingCell(w.timing, scale),

@@ -3,30 +3,35 @@
  * the latest checkpoint it wrote, the one it resumed from, or the starting weights: what
  * a generation takes when no member is ahead of it. A member's state reaches the
  * coordinator only as rank 0's checkpoints (on the spec's schedule) and as the answer to
- * `upload` when the job stops; each is decoded and verified against the job before it is
- * used (`verified`), and checkpoints are written in order, one at a time, then read back
- * through their manifest.
+ * `upload` when the job stops, each as a transfer (libs/protocol's transfer.ts) that
+ * streams into a checkpoint directory as it arrives (libs/train's CheckpointWriter):
+ * its header is verified against the job before any float is taken, every float is
+ * checked finite, and the directory is renamed into place only once the whole stream
+ * and its SHA-256 are complete. So the coordinator holds one chunk of a state at a time,
+ * never the state; once a checkpoint is written, its own state is that directory, and a
+ * generation's source gets it streamed from the files (`source`).
  */
 import type { Logger } from 'pino';
-import { type JobLimits, progressIssue } from '@ringtrain/protocol';
+import { type JobLimits, progressIssue, type TransferSource } from '@ringtrain/protocol';
 import {
   type CheckpointReason,
   checkpointOptions,
-  decodeSnapshot,
-  encodeSnapshot,
+  checkpointStream,
+  CheckpointWriter,
+  type LoopState,
   type OpenedJob,
-  readCheckpoint,
   type SnapshotShape,
   snapshotProgress,
   snapshotShape,
+  INITIAL_LOOP,
+  type StateHeader,
+  statePrefix,
   TrainError,
-  type TrainSnapshot,
-  verifySnapshot,
-  writeCheckpoint,
+  verifyCheckpoint,
 } from '@ringtrain/train';
 import type { EventLog } from './events.js';
 import type { RunHistory } from './history.js';
-import type { Progress } from './membership.js';
+import { compareProgress, type Progress } from './membership.js';
 import type { CheckpointInfo } from './status.js';
 
 /** The checkpoints the status lists, the newest: the directory keeps the spec's `keep`; the list is for watching, and 50 is more than a page shows. */
@@ -36,8 +41,8 @@ export interface CheckpointsOptions {
   readonly job: OpenedJob;
   readonly outDir: string;
   readonly limits: JobLimits;
-  /** The starting state: the checkpoint resumed from, or the initial weights. */
-  readonly start: TrainSnapshot;
+  /** The starting state (startingState): the checkpoint resumed from, or the initial weights. */
+  readonly start: OwnState;
   readonly log: Logger;
   readonly events: EventLog;
   readonly history: RunHistory;
@@ -45,20 +50,76 @@ export interface CheckpointsOptions {
   readonly written: (progress: Progress) => void;
 }
 
+/**
+ * The coordinator's own state, never held in memory: a fresh job's starting weights (the
+ * job's model, which the coordinator builds anyway; the optimizer's slots start at zero
+ * and are streamed as zeros), or a checkpoint's directory (the one resumed from, then
+ * the newest written), streamed from its files.
+ */
+export type OwnState =
+  | { readonly kind: 'fresh'; readonly params: Float32Array; readonly header: StateHeader }
+  | { readonly kind: 'checkpoint'; readonly dir: string; readonly header: StateHeader };
+
+/** The coordinator's state at start: the checkpoint resumed from, or the job's initial weights with a fresh optimizer. */
+export function startingState(job: OpenedJob): OwnState {
+  const { data, mlp, spec, checkpoint } = job;
+  if (checkpoint) {
+    const s = checkpoint.snapshot;
+    const header = { loop: s.loop, optimizer: { name: s.optimizer.name, iterations: s.optimizer.iterations }, trainRows: s.trainRows, params: s.params.length, slots: s.optimizer.slots.length, best: s.bestParams?.length ?? 0 };
+    return { kind: 'checkpoint', dir: checkpoint.dir, header };
+  }
+  const shape = snapshotShape(spec, mlp.layout.size);
+  const header = { loop: INITIAL_LOOP, optimizer: { name: shape.optimizer, iterations: 0 }, trainRows: data.train.rows, params: shape.params, slots: shape.slots, best: 0 };
+  return { kind: 'fresh', params: mlp.params, header };
+}
+
+/** A fresh state's stream: the header, the weights, and zeros for the optimizer's slots (made a piece at a time, not held). */
+function freshSource(params: Float32Array, header: StateHeader): TransferSource {
+  const prefix = statePrefix(header);
+  function* parts(): Generator<Uint8Array> {
+    yield prefix;
+    yield new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+    const zeros = new Uint8Array(Math.min(4 * header.slots, ZERO_PIECE_BYTES));
+    for (let left = 4 * header.slots; left > 0; left -= zeros.byteLength) yield zeros.subarray(0, Math.min(left, zeros.byteLength));
+  }
+  return { bytes: prefix.byteLength + 4 * (header.params + header.slots), parts: parts() };
+}
+
+/** The zeros of a fresh optimizer are streamed in pieces of this size. */
+const ZERO_PIECE_BYTES = 4 * 1024 * 1024;
+
+/** A state stream being received as a checkpoint: the transfer's sink, and how it ends. */
+export interface Receiving {
+  readonly push: (data: Uint8Array) => Promise<void>;
+  /** Every byte arrived and its digest matched: the checkpoint goes into place. Resolves with its directory, or null when it could not be written. */
+  readonly finish: () => Promise<string | null>;
+  /** The transfer failed: nothing of it stays. */
+  readonly abort: (why: Error) => void;
+}
+
 export class Checkpoints {
-  private own: { readonly bytes: Uint8Array; readonly snapshot: TrainSnapshot };
+  private own: OwnState;
   private readonly listed: CheckpointInfo[] = [];
-  private writes: Promise<unknown> = Promise.resolve();
+  /** Checkpoints being received or placed: `idle` waits for them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Renames into place, in order: the newest state is the last placed. */
+  private placing: Promise<unknown> = Promise.resolve();
   private readonly shape: SnapshotShape;
 
   constructor(private readonly o: CheckpointsOptions) {
     this.shape = snapshotShape(o.job.spec, o.job.mlp.layout.size);
-    this.own = { bytes: encodeSnapshot(o.start), snapshot: o.start };
+    this.own = o.start;
   }
 
-  /** The coordinator's own state, encoded and decoded. */
-  get baseline(): { readonly bytes: Uint8Array; readonly snapshot: TrainSnapshot } {
-    return this.own;
+  /** The coordinator's own state: how far it has got, and its loop state. */
+  get baseline(): { readonly progress: Progress; readonly loop: LoopState } {
+    const { loop } = this.own.header;
+    return { progress: snapshotProgress({ loop }), loop };
+  }
+
+  /** The coordinator's own state as a stream, for a generation's source: from memory or from its checkpoint's files. */
+  source(): TransferSource {
+    return this.own.kind === 'fresh' ? freshSource(this.own.params, this.own.header) : checkpointStream(this.own.dir, this.own.header);
   }
 
   /** The checkpoints written by this coordinator, oldest first (a copy). */
@@ -66,66 +127,84 @@ export class Checkpoints {
     return [...this.listed];
   }
 
-  /** Resolves once every write started so far is done (or failed). */
+  /** Resolves once every checkpoint started so far is written (or failed). */
   async idle(): Promise<void> {
-    await this.writes;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   /**
-   * Writes `bytes` (a member's encoded state) as a checkpoint, in order with other writes;
-   * resolves with its directory, or null when it could not be written. Throws
-   * SNAPSHOT_INVALID at once for a state that does not verify.
+   * Receives a member's state stream of `bytes` as a checkpoint (`reason`). `claim`: the
+   * progress its sender claimed, which the state must be at (an `upload`). The header is
+   * checked as soon as it arrives (SNAPSHOT_INVALID: the push rejects, and the transfer
+   * fails); a stream that fails leaves nothing.
    */
-  save(bytes: Uint8Array, reason: CheckpointReason): Promise<string | null> {
-    const { job, outDir, log, events, history } = this.o;
-    const snapshot = this.verified(bytes);
-    const write = this.writes.then(async () => {
-      history.flush();
-      const dir = await writeCheckpoint(outDir, snapshot, checkpointOptions(job, reason));
-      // Read back through the manifest: what a resume would see.
-      let verified = false;
-      try {
-        await readCheckpoint(dir);
-        verified = true;
-      } catch (err) {
-        log.error({ dir, err }, 'checkpoint failed verification');
-      }
-      this.own = { bytes, snapshot };
-      this.listed.push({ step: snapshot.loop.globalStep, epoch: snapshot.loop.history.length, reason, time: new Date().toISOString(), dir, bytes: bytes.byteLength, verified });
-      if (this.listed.length > MAX_CHECKPOINTS_LISTED) this.listed.shift();
-      events.record('checkpoint', `checkpoint at step ${snapshot.loop.globalStep} (${reason})`);
-      this.o.written(snapshotProgress(snapshot));
-      return dir;
-    });
-    this.writes = write.catch((err: unknown) => log.error({ err }, 'checkpoint write failed'));
-    return write.catch(() => null);
-  }
-
-  /**
-   * A member's encoded state, decoded and verified against the job: its shape
-   * (decodeSnapshot), finite numbers and a loop the job could reach (verifySnapshot), a
-   * progress within the job's bounds. Throws SNAPSHOT_INVALID.
-   */
-  verified(bytes: Uint8Array): TrainSnapshot {
-    const { job, limits } = this.o;
-    const snapshot = decodeSnapshot(bytes, this.shape);
-    verifySnapshot(snapshot, job.spec, job.data.train.rows);
-    const issue = progressIssue(snapshotProgress(snapshot), limits);
-    if (issue) throw new TrainError('SNAPSHOT_INVALID', `state snapshot: ${issue}`, [issue]);
-    return snapshot;
-  }
-
-  /** The answer to `upload`, if it verifies and backs the progress its sender claimed; else null, with an event saying why. */
-  verifiedUpload(bytes: Uint8Array, claim: Progress | null, id: string): Uint8Array | null {
-    try {
-      const got = snapshotProgress(this.verified(bytes));
+  receive(bytes: number, reason: CheckpointReason, claim: Progress | null = null): Receiving {
+    const { job, outDir, limits, log, events, history } = this.o;
+    const accept = (h: StateHeader): void => {
+      const got = snapshotProgress(h);
+      const issue = progressIssue(got, limits);
+      if (issue) throw new TrainError('SNAPSHOT_INVALID', `state snapshot: ${issue}`, [issue]);
       if (claim !== null && (got.step !== claim.step || got.epochs !== claim.epochs)) {
         throw new TrainError('SNAPSHOT_INVALID', `state snapshot at step ${got.step} (${got.epochs} epochs); it claimed step ${claim.step} (${claim.epochs} epochs)`);
       }
-      return bytes;
+    };
+    const began = performance.now();
+    const opening = CheckpointWriter.open(outDir, { ...checkpointOptions(job, reason), shape: this.shape, trainRows: job.data.train.rows, accept }, bytes);
+    let settle!: () => void;
+    const tracked = new Promise<void>((resolve) => (settle = resolve));
+    this.inFlight.add(tracked);
+    const done = (): void => {
+      settle();
+      this.inFlight.delete(tracked);
+    };
+    return {
+      push: async (data) => (await opening).push(data),
+      finish: async () => {
+        try {
+          history.flush();
+          const writer = await opening;
+          const place = this.placing.then(() => writer.finish());
+          this.placing = place.catch(() => {});
+          const { dir, header } = await place;
+          const seconds = (performance.now() - began) / 1000;
+          log.info({ dir, step: header.loop.globalStep, reason, bytes, seconds, mbPerSecond: bytes / 1e6 / seconds }, 'checkpoint written');
+          await this.written(dir, header, reason, bytes);
+          return dir;
+        } catch (err) {
+          log.error({ err }, 'checkpoint write failed');
+          events.record('error', `checkpoint write failed: ${(err as Error).message}`);
+          await opening.then((w) => w.abort()).catch(() => {});
+          return null;
+        } finally {
+          done();
+        }
+      },
+      abort: (why) => {
+        log.warn({ err: why, reason }, 'checkpoint transfer failed; nothing written');
+        void opening
+          .then((w) => w.abort())
+          .catch(() => {})
+          .finally(done);
+      },
+    };
+  }
+
+  /** A checkpoint is in place: it is the coordinator's state if it is the most advanced, and it is listed. */
+  private async written(dir: string, header: StateHeader, reason: CheckpointReason, bytes: number): Promise<void> {
+    const { log, events } = this.o;
+    // Read back through the manifest: what a resume would see.
+    let verified = false;
+    try {
+      await verifyCheckpoint(dir);
+      verified = true;
     } catch (err) {
-      this.o.events.record('error', `the state ${id} uploaded is refused: ${(err as Error).message}`);
-      return null;
+      log.error({ dir, err }, 'checkpoint failed verification');
     }
+    const progress = snapshotProgress(header);
+    if (compareProgress(progress, this.baseline.progress) >= 0) this.own = { kind: 'checkpoint', dir, header };
+    this.listed.push({ step: progress.step, epoch: progress.epochs, reason, time: new Date().toISOString(), dir, bytes, verified });
+    if (this.listed.length > MAX_CHECKPOINTS_LISTED) this.listed.shift();
+    events.record('checkpoint', `checkpoint at step ${progress.step} (${reason})`);
+    this.o.written(progress);
   }
 }

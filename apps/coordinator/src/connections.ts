@@ -10,7 +10,20 @@
  */
 import type { WebSocket } from 'ws';
 import { closeReason } from '@ringtrain/allreduce';
-import { type CoordinatorMessage, encodeMessage, ProtocolError, type Split, type Timing, type WorkerMessage } from '@ringtrain/protocol';
+import {
+  type ChunkMessage,
+  type CoordinatorMessage,
+  encodeMessage,
+  IncomingTransfer,
+  OutgoingTransfer,
+  ProtocolError,
+  type Split,
+  type Timing,
+  TransferError,
+  type TransferHead,
+  type TransferSource,
+  type WorkerMessage,
+} from '@ringtrain/protocol';
 import { TrainError } from '@ringtrain/train';
 import { CoordinatorError } from './errors.js';
 import type { Address } from './membership.js';
@@ -38,10 +51,19 @@ export interface Conn {
   address: string;
   lastSeen: number;
   timing: Timing | null;
+  /** Its memory by its last heartbeat that said (rss, planned, limit); unset until one does. */
+  memory?: WorkerView['memory'];
   step: number | null;
   /** Splits with a fetch being answered on this connection (one each at a time). */
   readonly serving: Set<Split>;
+  /** The transfer this worker is sending (a state, its final weights): one at a time. */
+  incoming: IncomingTransfer | null;
+  /** Transfers to this worker (a generation's state), by id, until it has them. */
+  readonly outgoing: Map<number, OutgoingTransfer>;
 }
+
+/** A transfer that failed because its connection closed: nobody's fault to report. */
+class ConnectionClosed extends Error {}
 
 export interface ConnectionsOptions {
   /** The channel's one decode: a message with every field within the job's bounds, or a ProtocolError. */
@@ -80,13 +102,15 @@ export class Connections {
   private readonly open = new Set<Conn>();
   private readonly byId = new Map<string, Conn>();
   private readonly counts: Record<string, number> = {};
+  /** The last transfer id used: ids are unique per coordinator, so per connection. */
+  private transfers = 0;
 
   constructor(private readonly o: ConnectionsOptions) {}
 
   /** A worker's authenticated control connection; `remote` is host:port. */
   attach(ws: WebSocket, remote: string): void {
     const host = remote.slice(0, remote.lastIndexOf(':'));
-    const conn: Conn = { ws, host, id: null, backend: '?', address: '?', lastSeen: Date.now(), timing: null, step: null, serving: new Set() };
+    const conn: Conn = { ws, host, id: null, backend: '?', address: '?', lastSeen: Date.now(), timing: null, step: null, serving: new Set(), incoming: null, outgoing: new Map() };
     const { rejections } = this.o;
     this.open.add(conn);
     const registerBy = setTimeout(() => {
@@ -122,6 +146,8 @@ export class Connections {
     ws.on('close', () => {
       clearTimeout(registerBy);
       this.open.delete(conn);
+      conn.incoming?.fail(new ConnectionClosed('the connection closed'));
+      for (const t of conn.outgoing.values()) t.abort(new TransferError('TRANSFER_ABORTED', `the connection to ${conn.id ?? host} closed`));
       if (conn.id !== null && this.byId.get(conn.id) === conn) {
         this.byId.delete(conn.id);
         this.o.onClosed(conn.id);
@@ -155,7 +181,14 @@ export class Connections {
 
   send(id: string, m: CoordinatorMessage): void {
     const conn = this.byId.get(id);
-    if (conn && conn.ws.readyState === conn.ws.OPEN) conn.ws.send(encodeMessage(m));
+    if (conn) this.sendOn(conn, m);
+  }
+
+  /** Sends `m` on `conn` if it is open; says whether it was. */
+  private sendOn(conn: Conn, m: CoordinatorMessage): boolean {
+    if (conn.ws.readyState !== conn.ws.OPEN) return false;
+    conn.ws.send(encodeMessage(m));
+    return true;
   }
 
   /** Whether `id` has a current connection. */
@@ -170,7 +203,57 @@ export class Connections {
 
   /** The registered workers, as the status shows them. */
   workers(): WorkerView[] {
-    return [...this.byId.values()].map((c) => ({ id: c.id!, address: c.address, backend: c.backend, step: c.step, timing: c.timing, lastSeen: c.lastSeen }));
+    return [...this.byId.values()].map((c) => ({ id: c.id!, address: c.address, backend: c.backend, step: c.step, timing: c.timing, memory: c.memory ?? null, lastSeen: c.lastSeen }));
+  }
+
+  /**
+   * Starts receiving transfer `head` from `conn` into `sink`; its chunks come through
+   * `chunk`. One at a time per connection, so a worker holds at most one window of the
+   * coordinator's memory. A transfer that fails by the worker's fault (a bad chunk, a state
+   * that does not verify) closes the connection with 1008, by ours (a disk error) 1011.
+   */
+  receive(conn: Conn, head: TransferHead, sink: (data: Uint8Array) => Promise<void>): IncomingTransfer {
+    if (conn.incoming !== null) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `transfer ${head.id} announced while transfer ${conn.incoming.id} is under way`);
+    const t = new IncomingTransfer(head, sink, (ack) => this.sendOn(conn, ack));
+    conn.incoming = t;
+    t.done.then(
+      () => {
+        if (conn.incoming === t) conn.incoming = null;
+      },
+      (err: unknown) => {
+        if (conn.incoming === t) conn.incoming = null;
+        if (err instanceof ConnectionClosed || err instanceof ProtocolError) return; // closed already, or closing by the throw that failed it
+        this.refuse(conn, err);
+      },
+    );
+    return t;
+  }
+
+  /** Closes `conn` for `err`, found after its message was handled: coded and counted as a handler's throw is. */
+  refuse(conn: Conn, err: unknown): void {
+    const r = refusalFor(err);
+    this.o.rejections.note(r.reason, conn.host, r.what, { worker: conn.id, err });
+    this.close(conn, r.closeCode, `${r.code}: ${(err as Error).message}`);
+  }
+
+  /** A chunk from `conn`: for the transfer under way, or a ProtocolError. */
+  chunk(conn: Conn, m: ChunkMessage): void {
+    if (conn.incoming?.id !== m.id) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `a chunk of transfer ${m.id}, which is not under way`);
+    conn.incoming.take(m);
+  }
+
+  /** Sends `source` to worker `id` as a transfer that `announce` introduces; resolves once the worker has taken it all, rejects with a TransferError. */
+  async transfer(id: string, announce: (head: TransferHead) => CoordinatorMessage, source: TransferSource): Promise<void> {
+    const conn = this.byId.get(id);
+    if (!conn) throw new TransferError('TRANSFER_ABORTED', `${id} has no connection`);
+    const t = new OutgoingTransfer(++this.transfers, (m) => this.sendOn(conn, m));
+    conn.outgoing.set(t.id, t);
+    try {
+      if (!this.sendOn(conn, announce({ id: t.id, bytes: source.bytes }))) throw new TransferError('TRANSFER_ABORTED', `the connection to ${id} closed`);
+      await t.run(source);
+    } finally {
+      conn.outgoing.delete(t.id);
+    }
   }
 
   /** Messages received, by type (a copy). */

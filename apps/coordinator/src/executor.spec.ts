@@ -24,9 +24,13 @@ function harness() {
   executor = new Executor({
     policy: POLICY,
     initial: initialMembership(POLICY),
-    connections: { send: (id, m) => void sent.push([id, m.type]), drop: (id) => void dropped.push(id) },
+    connections: {
+      send: (id, m) => void sent.push([id, m.type]),
+      drop: (id) => void dropped.push(id),
+      transfer: async (id, announce) => void sent.push([id, announce({ id: 1, bytes: 8 }).type]),
+    },
     events,
-    checkpoints: { baseline: { bytes: new Uint8Array(8), snapshot: START } },
+    checkpoints: { baseline: { progress: { step: 0, epochs: 0 }, loop: START.loop }, source: () => ({ bytes: 8, parts: [new Uint8Array(8)] }) },
     history: { generationFormed: () => {} },
     generations: new LatestWriter(async () => {}, () => {}),
     probe: async () => ({ reachable: false, detail: 'ECONNREFUSED' }),

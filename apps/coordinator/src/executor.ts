@@ -11,7 +11,6 @@
  */
 import type { Logger } from 'pino';
 import type { ProbeResult } from '@ringtrain/allreduce';
-import { snapshotProgress } from '@ringtrain/train';
 import type { Formed } from './admission.js';
 import type { Checkpoints } from './checkpoints.js';
 import type { Connections } from './connections.js';
@@ -24,9 +23,9 @@ import { type Action, type Address, decide, type MembershipEvent, type Membershi
 export interface ExecutorOptions {
   readonly policy: Policy;
   readonly initial: MembershipState;
-  readonly connections: Pick<Connections, 'send' | 'drop'>;
+  readonly connections: Pick<Connections, 'send' | 'drop' | 'transfer'>;
   readonly events: EventLog;
-  readonly checkpoints: Pick<Checkpoints, 'baseline'>;
+  readonly checkpoints: Pick<Checkpoints, 'baseline' | 'source'>;
   readonly history: Pick<RunHistory, 'generationFormed'>;
   /** coordinator.json's writer: each generation formed is persisted. */
   readonly generations: LatestWriter<number>;
@@ -94,6 +93,8 @@ export class Executor {
         connections.drop(a.id, a.reason);
         return;
       case 'save-and-finish':
+        // The job stopping itself is an error of the job's: the log says so at error, with its code.
+        if (a.error) this.o.log.error({ code: a.error.code, generation: this.state.generation }, `the job stops: ${a.reason}`);
         this.o.stopJob(a.source.kind === 'member' ? a.source.id : null, a.reason);
         return;
       default:
@@ -108,18 +109,17 @@ export class Executor {
     const sourceId = a.source.kind === 'member' ? a.source.id : null;
     const sourceRank = sourceId === null ? 0 : a.ranks.find((r) => r.id === sourceId)!.rank;
     // What every member checks the state it receives against: the source's claim, or the coordinator's own state.
-    const own = snapshotProgress(baseline.snapshot);
+    const own = baseline.progress;
     const progress = sourceId === null ? own : (this.state.members.find((m) => m.id === sourceId)?.held ?? own);
     for (const r of a.ranks) {
-      this.o.connections.send(r.id, {
-        type: 'generation',
-        generation: a.generation,
-        rank: r.rank,
-        world: a.ranks.length,
-        peers,
-        source: sourceRank,
-        progress,
-        ...(sourceId === null && r.rank === 0 ? { state: baseline.bytes } : {}),
+      const m = { type: 'generation' as const, generation: a.generation, rank: r.rank, world: a.ranks.length, peers, source: sourceRank, progress };
+      if (sourceId !== null || r.rank !== 0) {
+        this.o.connections.send(r.id, m);
+        continue;
+      }
+      // The coordinator's own state goes to rank 0 as a transfer after its generation message.
+      this.o.connections.transfer(r.id, (state) => ({ ...m, state }), this.o.checkpoints.source()).catch((err: unknown) => {
+        this.o.log.warn({ err, worker: r.id, generation: a.generation }, 'the state transfer to the source rank failed');
       });
     }
     this.newest = { generation: a.generation, ranks: a.ranks, source: sourceId };

@@ -15,12 +15,13 @@ import {
   type Progress as WireProgress,
   PROTOCOL_VERSION,
   ProtocolError,
+  type TransferHead,
   uint32s,
   type WorkerMessage,
 } from '@ringtrain/protocol';
-import type { OpenedJob } from '@ringtrain/train';
+import { finiteIssue, type OpenedJob } from '@ringtrain/train';
 import { fetchIssue, generationIssue, memberAt, type Role, roleOf, sourceAt } from './admission.js';
-import type { Checkpoints } from './checkpoints.js';
+import type { Checkpoints, Receiving } from './checkpoints.js';
 import type { Conn, Connections } from './connections.js';
 import { unhandled } from './errors.js';
 import type { Executor } from './executor.js';
@@ -83,11 +84,17 @@ export class WorkerMessages {
       case 'stopped':
         return this.stopped(conn, registered(conn), m);
       case 'checkpoint':
-        return this.checkpoint(registered(conn), m);
+        return this.checkpoint(conn, registered(conn), m);
       case 'state':
-        return this.state(registered(conn), m);
+        return this.state(conn, registered(conn), m);
       case 'done':
-        return this.done(registered(conn), m);
+        return this.done(conn, registered(conn), m);
+      case 'chunk':
+        registered(conn);
+        return this.c.connections.chunk(conn, m);
+      case 'ack':
+        registered(conn);
+        return conn.outgoing.get(m.id)?.ack(m);
       case 'leave':
         return this.leave(registered(conn));
       default:
@@ -112,6 +119,7 @@ export class WorkerMessages {
     const { executor, history, rate } = this.c;
     if (m.backend) conn.backend = m.backend;
     conn.timing = m.timing.steps > 0 ? m.timing : conn.timing;
+    if (m.memory) conn.memory = m.memory;
     conn.step = m.progress?.step ?? conn.step;
     // Step and epoch records are the ring's: those of a worker outside the newest ring are not the job's.
     if (executor.formed?.ranks.some((r) => r.id === id)) {
@@ -154,32 +162,56 @@ export class WorkerMessages {
     return { role: roleOf(executor.formed, current, id, generation), current };
   }
 
-  private checkpoint(id: string, m: Message<'checkpoint'>): void {
-    const { outputs, checkpoints } = this.c;
+  private checkpoint(conn: Conn, id: string, m: Message<'checkpoint'>): void {
+    const { outputs, checkpoints, connections } = this.c;
     const { role, current } = this.roleOf(id, m.generation);
-    if (role === 'late' || (role === 'rank0' && outputs.finishing)) return;
+    // A late checkpoint's bytes are still on their way: taken and dropped, so that its sender's transfer ends.
+    if (role === 'late' || (role === 'rank0' && outputs.finishing)) return void connections.receive(conn, m.state, async () => {});
     if (role !== 'rank0') throw new ProtocolError('PROTOCOL_ROLE', `checkpoint of generation ${m.generation}: only rank 0 of generation ${current} checkpoints`);
-    void checkpoints.save(m.snapshot, m.reason);
+    this.stream(conn, m.state, checkpoints.receive(m.state.bytes, m.reason));
   }
 
-  /** The answer to `upload`, from the worker asked only. */
-  private state(id: string, m: Message<'state'>): void {
+  /** The answer to `upload`, from the worker asked only: streamed into the `stop` checkpoint. */
+  private state(conn: Conn, id: string, m: Message<'state'>): void {
     const { outputs } = this.c;
-    if (!outputs.uploadAsked(id, m.generation)) throw new ProtocolError('PROTOCOL_ROLE', `state of generation ${m.generation}: not asked for`);
-    outputs.uploaded(id, m.snapshot);
+    const receiving = outputs.uploading(id, m.generation, m.state.bytes);
+    if (!receiving) throw new ProtocolError('PROTOCOL_ROLE', `state of generation ${m.generation}: not asked for`);
+    this.stream(conn, m.state, receiving);
   }
 
-  /** Every member sends its result; rank 0's is the one taken. */
-  private done(id: string, m: Message<'done'>): void {
-    const { outputs, checkpoints } = this.c;
+  /** Transfer `head` from `conn` into a checkpoint being received. */
+  private stream(conn: Conn, head: TransferHead, receiving: Receiving): void {
+    const t = this.c.connections.receive(conn, head, receiving.push);
+    t.done.then(
+      () => void receiving.finish(),
+      (err: unknown) => receiving.abort(err as Error),
+    );
+  }
+
+  /** Every member sends its result; rank 0's is the one taken, its final weights streamed after it. */
+  private done(conn: Conn, id: string, m: Message<'done'>): void {
+    const { outputs, checkpoints, connections } = this.c;
     const { role, current } = this.roleOf(id, m.generation);
-    if (role === 'late') return;
     if (role === 'outsider') throw new ProtocolError('PROTOCOL_ROLE', `done of generation ${m.generation}: ${id} is not a member of generation ${current}`);
-    outputs.noteDone(id, m.generation);
-    if (role === 'member' || outputs.finishing) return;
-    const base = checkpoints.baseline.snapshot.loop.globalStep;
+    if (role !== 'late') outputs.noteDone(id, m.generation);
+    if (role === 'late' || role === 'member' || outputs.finishing) return void connections.receive(conn, m.params, async () => {});
+    const base = checkpoints.baseline.progress.step;
     if (m.result.steps < base) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${m.result.steps} steps, behind the coordinator's checkpoint at step ${base}`);
-    outputs.complete(m);
+    const params = new Float32Array(m.params.bytes / 4);
+    const into = new Uint8Array(params.buffer);
+    let at = 0;
+    const t = connections.receive(conn, m.params, async (data) => {
+      into.set(data, at);
+      at += data.byteLength;
+    });
+    t.done.then(
+      () => {
+        const bad = finiteIssue(params, 'params');
+        if (bad) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: final weights ${bad}`);
+        outputs.complete(m, params);
+      },
+      () => {},
+    ).catch((err: unknown) => connections.refuse(conn, err));
   }
 
   private leave(id: string): void {

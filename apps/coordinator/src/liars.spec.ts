@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bytesOf, float32s, ROWS_CHUNK_BYTES, uint32s, type WorkerMessage } from '@ringtrain/protocol';
 import { encodeSnapshot, INITIAL_LOOP } from '@ringtrain/train';
-import { closed, coordinator, done, type FakeWorker, type Harness, joined, P, register, status, until, within, worker } from './server.fixture.js';
+import { closed, coordinator, done, withPayload, type FakeWorker, type Harness, joined, P, register, status, until, within, worker } from './server.fixture.js';
 
 /** w1 alone in generation 1, then w2 joining: generation 2 of [w1, w2] from the coordinator's state. */
 async function twoInARing(h: Harness): Promise<[FakeWorker, FakeWorker]> {
@@ -100,12 +100,12 @@ test('checkpoints come from rank 0 only and a state only when asked: anything el
   const h = await coordinator(t);
   const [, w2] = await twoInARing(h);
   const snapshot = encodeSnapshot({ loop: INITIAL_LOOP, params: new Float32Array(15), optimizer: { name: 'adam', iterations: 0, slots: new Float32Array(30) }, bestParams: null, trainRows: 120 });
-  assert.deepEqual(await refused(w2, { type: 'checkpoint', generation: 2, reason: 'steps', snapshot }), {
+  assert.deepEqual(await refused(w2, withPayload((state) => ({ type: 'checkpoint', generation: 2, reason: 'steps', state }), snapshot)), {
     code: 1008,
     reason: 'PROTOCOL_ROLE: checkpoint of generation 2: only rank 0 of generation 2 checkpoints',
   });
   const w3 = await joined(h, 'w3');
-  assert.deepEqual(await refused(w3, { type: 'state', generation: 2, snapshot }), { code: 1008, reason: 'PROTOCOL_ROLE: state of generation 2: not asked for' });
+  assert.deepEqual(await refused(w3, withPayload((state) => ({ type: 'state', generation: 2, state }), snapshot)), { code: 1008, reason: 'PROTOCOL_ROLE: state of generation 2: not asked for' });
   assert.equal((await status(h)).checkpoints.length, 0);
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Action, decide, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress, type RecordKind } from './membership.js';
+import { type Action, DEFAULT_MAX_FAILED_GENERATIONS, decide, faultKey, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress, type RecordKind } from './membership.js';
 
 const POLICY: Policy = { minWorkers: 2, maxWorkers: 3, heartbeatTimeoutMs: 5_000, stopTimeoutMs: 3_000 };
 const addr = (n: number) => ({ host: `w${n}`, port: 7000 + n });
@@ -297,4 +297,178 @@ test('pause is recorded when it pauses or will, not when there is nothing to pau
   assert.deepEqual(waiting.last, [['paused', 'paused']]);
   const twice = run([[0, join(1)], [10, { type: 'pause' }], [20, { type: 'pause' }]]);
   assert.deepEqual(twice.last, []);
+});
+
+// ---- no livelock: generations that keep failing, with no checkpoint between, stop the job ------
+
+const ONE: Policy = { ...POLICY, minWorkers: 1, startWorkers: 2 };
+const num = (id: string) => Number(id.slice(1));
+
+/**
+ * The issue's loop, from a checkpoint at step 50: each time rank 0 sends its checkpoint
+ * (10 steps on) its connection is closed, so it is lost; the survivor stops, trains alone,
+ * and the lost one reconnects and joins again (a join: no failure), and the two train on
+ * until rank 0's next checkpoint. `between` runs after each cycle's training (a checkpoint
+ * that lands). Stops feeding once the job is over.
+ */
+function loop(cycles: number, policy: Policy, between: (step: number) => MembershipEvent[] = () => []) {
+  let state = initialMembership(policy, at(50));
+  const all: Action[] = [];
+  let now = 0;
+  const feed = (...events: MembershipEvent[]) => {
+    for (const e of events) {
+      if (state.phase === 'done') return;
+      const d = decide(state, e, (now += 10), policy);
+      state = d.state;
+      all.push(...d.actions);
+    }
+  };
+  feed(join(1), join(2));
+  let step = 50;
+  for (let i = 0; i < cycles && state.phase === 'training'; i++) {
+    const [rank0, other] = state.phase === 'training' ? state.ring : [];
+    step += 10;
+    feed(beat(num(rank0!), at(step)), beat(num(other!), at(step)), ...between(step));
+    feed({ type: 'lost', id: rank0!, reason: 'connection closed' });
+    feed(stopped(num(other!), state.generation, at(step), `RING_PEER_LOST: rank 0 closed its connection`));
+    feed(join(num(rank0!), at(step - 10)));
+    feed(stopped(num(other!), state.generation, at(step + 2), 'RING_ABORTED: told to stop'));
+  }
+  return { state, actions: effects(all), records: recorded(all) };
+}
+
+test('the issue`s loop (rank 0 lost at each checkpoint, back at once): after maxFailedGenerations the job stops, saving the most advanced state, with GENERATION_LIVELOCK', () => {
+  assert.equal(DEFAULT_MAX_FAILED_GENERATIONS, 5);
+  const four = loop(4, ONE);
+  assert.equal(four.state.phase, 'training', 'four failures: the job goes on');
+  assert.deepEqual(four.state.failures.counts, { WORKER_LOST: 4 }, 'one failure a cycle: the survivor`s RING_PEER_LOST is the same generation`s, the rejoin ends none');
+  const { state, actions, records } = loop(100, ONE);
+  assert.equal(state.phase, 'done');
+  // Nine generations formed: the first, then two after each failure (the survivor alone, both again) but the fifth, which ends it.
+  assert.equal(records.filter(([kind]) => kind === 'generation').length, 9);
+  const reason =
+    'GENERATION_LIVELOCK: 5 generations failed with WORKER_LOST (the last: w1 lost: connection closed) without a checkpoint past step 50; ' +
+    "see the workers' logs; raise cluster.maxFailedGenerations (now 5; 0: no limit) to allow more";
+  // The survivor reported step 100, ahead of the coordinator's 50: its state is saved as the stop checkpoint.
+  assert.deepEqual(actions.at(-1), { type: 'save-and-finish', source: { kind: 'member', id: 'w2' }, reason, error: { code: 'GENERATION_LIVELOCK', message: reason.slice('GENERATION_LIVELOCK: '.length) } });
+  assert.deepEqual(state.phase === 'done' && [state.reason, state.error?.code], [reason, 'GENERATION_LIVELOCK']);
+  assert.deepEqual(records.filter(([kind]) => kind === 'error'), [['error', reason]]);
+  // Nothing runs on: a join after it is refused.
+  assert.deepEqual(effects(decide(state, join(3), 0, ONE).actions), [{ type: 'reject', id: 'w3', code: 'JOB_DONE', reason: 'the job has finished' }]);
+});
+
+test('a checkpoint between failures clears the count: a flaky worker that makes progress is never stopped; one at the same step is no progress', () => {
+  const flaky = loop(30, ONE, (step) => [{ type: 'checkpointed', progress: at(step - 5) }]);
+  assert.equal(flaky.state.phase, 'training');
+  assert.deepEqual(flaky.state.failures.counts, { WORKER_LOST: 1 });
+  assert.equal(flaky.actions.filter((a) => a.type === 'save-and-finish').length, 0);
+  // The same checkpoint again (or an older one) is no durable progress.
+  const stuck = loop(30, ONE, () => [{ type: 'checkpointed', progress: at(50) }]);
+  assert.equal(stuck.state.phase, 'done');
+  // A checkpoint that lands while the failing generation stops, after the count was reached, still saves the job.
+  const saved = run(
+    [[0, join(1)], [0, join(2)], [10, { type: 'lost', id: 'w1', reason: 'connection closed' }], [20, { type: 'checkpointed', progress: at(60) }], [30, stopped(2, 1, at(60), 'RING_PEER_LOST: x')]],
+    { ...ONE, maxFailedGenerations: 1 },
+  );
+  assert.equal(saved.state.phase, 'training');
+  assert.deepEqual(saved.actions.at(-1), { type: 'form', generation: 2, ranks: ranks(2), source: { kind: 'member', id: 'w2' } });
+});
+
+test('joins, leaves, pauses and told-to-stop reports never count; a member`s ring failure while told to stop is no failure either', () => {
+  const events: [number, MembershipEvent][] = [[0, join(1)], [0, join(2)]];
+  for (let i = 0; i < 20; i++) {
+    const g = 1 + 3 * i;
+    const k = 3 + i; // a new worker each time
+    events.push(
+      [10 * i + 1, join(k)],
+      // Told to stop, w1 finds its peer gone first: RING_PEER_LOST, not RING_ABORTED. The join ended this generation, not a fault.
+      [10 * i + 2, stopped(1, g, at(i), 'RING_PEER_LOST: peer closed')],
+      [10 * i + 2, stopped(2, g, at(i), 'RING_ABORTED: told to stop')],
+      [10 * i + 3, { type: 'leave', id: `w${k}` }],
+      [10 * i + 4, stopped(1, g + 1, at(i), 'RING_ABORTED: told to stop')],
+      [10 * i + 4, stopped(2, g + 1, at(i), 'RING_ABORTED: told to stop')],
+      [10 * i + 5, { type: 'pause' }],
+      [10 * i + 6, stopped(1, g + 2, at(i), 'RING_ABORTED: told to stop')],
+      [10 * i + 6, stopped(2, g + 2, at(i), 'RING_ABORTED: told to stop')],
+      [10 * i + 7, { type: 'resume' }],
+    );
+  }
+  const { state } = run(events, { ...ONE, maxWorkers: 64, maxFailedGenerations: 1 });
+  assert.equal(state.phase, 'training');
+  assert.equal(state.generation, 61);
+  assert.deepEqual(state.failures.counts, {});
+});
+
+test('maxFailedGenerations 0 never stops the job', () => {
+  const { state, actions } = loop(40, { ...ONE, maxFailedGenerations: 0 });
+  assert.equal(state.phase, 'training');
+  assert.deepEqual(state.failures.counts, { WORKER_LOST: 40 });
+  assert.equal(actions.filter((a) => a.type === 'save-and-finish').length, 0);
+});
+
+test('a ring that fails the same way counts under its code, each reason on its own; a generation counts once', () => {
+  const policy = { ...ONE, maxFailedGenerations: 3 };
+  // w1's ring times out in every generation: the third stops the job, naming RING_TIMEOUT.
+  const events: [number, MembershipEvent][] = [[0, join(1)], [0, join(2)]];
+  for (let g = 1; g <= 3; g++) events.push([g * 10, stopped(1, g, at(50), 'RING_TIMEOUT: all-reduce of step 51 timed out')], [g * 10 + 1, stopped(2, g, at(50))]);
+  const timeouts = run(events, policy);
+  assert.equal(timeouts.state.phase, 'done');
+  assert.match((timeouts.state.phase === 'done' && timeouts.state.reason) || '', /^GENERATION_LIVELOCK: 3 generations failed with RING_TIMEOUT \(the last: w1: RING_TIMEOUT: all-reduce of step 51 timed out\) without a checkpoint past step 0;/);
+  // Two timeouts and two losses: neither reason has reached 3.
+  const mixed = run(
+    [
+      [0, join(1)],
+      [0, join(2)],
+      [10, stopped(1, 1, at(5), 'RING_TIMEOUT: x')],
+      // A second fault of generation 1 as it ends counts nothing.
+      [11, { type: 'lost', id: 'w2', reason: 'connection closed' }],
+      [12, join(2)],
+      [20, { type: 'lost', id: 'w1', reason: 'connection closed' }],
+      [21, stopped(2, 2, at(5), 'RING_PEER_LOST: x')],
+      [22, join(1)],
+      [23, stopped(2, 3, at(5), 'RING_ABORTED: x')],
+      [30, stopped(2, 4, at(5), 'RING_TIMEOUT: x')],
+      [31, stopped(1, 4, at(5))],
+      [40, { type: 'lost', id: 'w2', reason: 'connection closed' }],
+      [41, stopped(1, 5, at(5), 'RING_PEER_LOST: x')],
+    ],
+    policy,
+  );
+  assert.deepEqual(mixed.state.phase === 'training' && mixed.state.ring, ['w1'], 'w1 trains on alone');
+  assert.deepEqual(mixed.state.failures.counts, { RING_TIMEOUT: 2, WORKER_LOST: 2 });
+  // Told to stop is no fault; a reason without a code is counted under GENERATION_FAILED.
+  assert.deepEqual(['RING_ABORTED: told', 'GENERATION_CANCELLED: x', 'ROWS_TIMEOUT: rows', 'RING_PEER_LOST', 'state: bad'].map(faultKey), [null, null, 'ROWS_TIMEOUT', 'RING_PEER_LOST', 'GENERATION_FAILED']);
+});
+
+test('lost every way counts as WORKER_LOST: silent, no state report in time, back under its id mid-generation; exclusions under their code', () => {
+  const policy = { ...ONE, maxFailedGenerations: 1 };
+  const silent = run([...THREE, [4_000, beat(1, at(3))], [4_000, beat(2, at(3))], [5_001, { type: 'tick' }]], policy);
+  assert.deepEqual(silent.state.failures.counts, { WORKER_LOST: 1 });
+  assert.match(silent.state.failures.giveUp?.message ?? '', /\(the last: w3 lost: silent past 5000 ms\)/);
+  // A leave stopped generation 2; w3, heard from but never reporting, is lost: its stop failed.
+  const late = run([...THREE, [10, { type: 'leave', id: 'w1' }], [12, stopped(2, 2, at(3))], [3_100, beat(2, at(3))], [3_100, beat(3, at(3))], [3_100, { type: 'tick' }]], policy);
+  assert.equal(late.state.phase, 'done');
+  assert.match(late.state.phase === 'done' ? late.state.reason : '', /WORKER_LOST \(the last: w3 lost: no state report within 3000 ms\)/);
+  // Back under its id before its old connection was found closed: the same failure as if it had been.
+  const back = run([[0, join(1)], [0, join(2)], [10, join(2, at(4))], [11, stopped(1, 1, at(5))], [11, stopped(2, 1, at(4), 'GENERATION_CANCELLED: x')]], policy);
+  assert.match(back.state.phase === 'done' ? back.state.reason : '', /WORKER_LOST \(the last: w2 lost: back under its id during generation 1\)/);
+  assert.deepEqual(back.actions.at(-1), { type: 'save-and-finish', source: { kind: 'member', id: 'w1' }, reason: back.state.phase === 'done' ? back.state.reason : '', error: back.state.phase === 'done' ? back.state.error : undefined });
+  // Excluded (its ring address unreachable) while in the generation: counted as PEER_UNREACHABLE.
+  const probed: MembershipEvent = { type: 'probed', id: 'w3', address: addr(3), reporter: 'w2', reachable: false, detail: 'ECONNREFUSED' };
+  const excluded = run([...THREE, [20, probed], [21, stopped(1, 2, at(3))], [21, stopped(2, 2, at(3))]], { ...policy, maxFailedGenerations: 2 });
+  assert.deepEqual(excluded.state.failures.counts, { PEER_UNREACHABLE: 1 });
+});
+
+test('a stop asked for while a livelock is found stands: the job stops with its reason, no error', () => {
+  const policy = { ...ONE, maxFailedGenerations: 1 };
+  const { state, actions, records } = run(
+    [[0, join(1)], [0, join(2)], [10, { type: 'lost', id: 'w1', reason: 'connection closed' }], [11, { type: 'stop', reason: 'SIGTERM' }], [12, stopped(2, 1, at(7), 'RING_PEER_LOST: x')]],
+    policy,
+  );
+  assert.deepEqual(actions.at(-1), { type: 'save-and-finish', source: { kind: 'member', id: 'w2' }, reason: 'SIGTERM' });
+  assert.equal(state.phase === 'done' && state.error, undefined);
+  assert.equal(records.filter(([kind]) => kind === 'error').length, 0);
+  // Paused meanwhile instead: the livelock wins over the pause.
+  const paused = run([[0, join(1)], [0, join(2)], [10, { type: 'lost', id: 'w1', reason: 'connection closed' }], [11, { type: 'pause' }], [12, stopped(2, 1, at(7), 'RING_PEER_LOST: x')]], policy);
+  assert.equal(paused.state.phase === 'done' && paused.state.error?.code, 'GENERATION_LIVELOCK');
 });

@@ -33,6 +33,20 @@
  * events the job's event list and log show (a worker joined, was refused, excluded,
  * lost; a generation formed or is stopping). The executor records exactly those and
  * infers nothing, so a worker refused is recorded as refused and nothing else.
+ *
+ * No livelock. Regrouping is the answer to a fault only if the fault passes: one that
+ * comes back every time (a transfer that always breaks the same connection, a worker
+ * that crashes at the same step) would regroup for ever, the job's state never saved
+ * past the last checkpoint. So a generation that fails is counted, by why (`failures`):
+ * a member lost (its connection closed, silent, no state report in time, or back
+ * under its id while the generation ran), a member whose ring failed (its `stopped`
+ * code: RING_TIMEOUT, ROWS_TIMEOUT, ...; not RING_ABORTED, which is being told to
+ * stop), a member excluded. Each generation counts once, however many faults its end
+ * sees; a join, a leave, a pause or a stop is no failure. Durable progress (a
+ * checkpoint past the coordinator's state) clears the counts. When one reason reaches
+ * maxFailedGenerations, the job stops for good once the generation has stopped, as a
+ * `stop` would (the most advanced state saved), with GENERATION_LIVELOCK naming the
+ * reason, the count and the step.
  */
 
 /*
@@ -81,9 +95,42 @@ export interface Policy {
   readonly startWorkers?: number;
   /** How long an excluded member (its ring address unreachable, its state invalid) stays out; default 60 s. */
   readonly exclusionMs?: number;
+  /** Generations failed for one reason, with no checkpoint between, that stop the job (GENERATION_LIVELOCK); 0: never; default 5. */
+  readonly maxFailedGenerations?: number;
 }
 
 export const DEFAULT_EXCLUSION_MS = 60_000;
+/**
+ * Five: a fault that passes (a worker preempted, a network blip) rarely hits five
+ * generations in a row before the next checkpoint; one that does not pass is found
+ * within five regroups, seconds to minutes, not left to loop for hours.
+ */
+export const DEFAULT_MAX_FAILED_GENERATIONS = 5;
+
+/** Why the job stopped itself, when it did: a code and what it says. */
+export interface JobError {
+  readonly code: 'GENERATION_LIVELOCK';
+  readonly message: string;
+}
+
+/** The generations that failed since the coordinator's state last advanced (a checkpoint written). */
+export interface Failures {
+  /** By reason: WORKER_LOST, a `stopped` code (RING_TIMEOUT, ROWS_TIMEOUT, ...), an exclusion's code. */
+  readonly counts: Readonly<Record<string, number>>;
+  /** The newest generation counted: each fails once, whatever else goes wrong as it ends. */
+  readonly generation: number;
+  /** A reason reached maxFailedGenerations: once the failing generation has stopped, the job stops with this. */
+  readonly giveUp: JobError | null;
+}
+
+const NO_FAILURES: Failures = { counts: {}, generation: 0, giveUp: null };
+
+/**
+ * `stopped` codes that are no failure: the member was told to stop (RING_ABORTED; a
+ * generation stopped before it started; rows cancelled because it ended) or released
+ * at the job's end.
+ */
+const NOT_FAULTS: ReadonlySet<string> = new Set(['RING_ABORTED', 'GENERATION_CANCELLED', 'GENERATION_RELEASED', 'ROWS_CANCELLED']);
 
 /** What to do once the old generation has stopped. */
 export type AfterStop = 'regroup' | 'pause' | 'stop';
@@ -99,6 +146,7 @@ interface Common {
   readonly started: boolean;
   /** Workers excluded (unreachable, or a state that did not verify), with the time (ms) their exclusion ends. */
   readonly excluded: Readonly<Record<string, Exclusion>>;
+  readonly failures: Failures;
 }
 
 export type MembershipState = Common &
@@ -118,7 +166,12 @@ export type MembershipState = Common &
         readonly then: AfterStop;
       }
     | { readonly phase: 'paused'; readonly reason: string }
-    | { readonly phase: 'done'; readonly reason: string }
+    | {
+        readonly phase: 'done';
+        readonly reason: string;
+        /** Set when the job stopped itself (GENERATION_LIVELOCK), not when it completed or was told to stop. */
+        readonly error?: JobError;
+      }
   );
 
 export type Phase = MembershipState['phase'];
@@ -183,17 +236,17 @@ export type Action =
   | { readonly type: 'probe'; readonly id: string; readonly address: Address; readonly reporter: string }
   /** Close a lost member's connection: if it is alive after all, it reconnects and joins again. */
   | { readonly type: 'drop'; readonly id: string; readonly reason: string }
-  /** Stopped for good: save `source`'s state as a checkpoint and release the workers. */
-  | { readonly type: 'save-and-finish'; readonly source: StateSource; readonly reason: string }
+  /** Stopped for good: save `source`'s state as a checkpoint and release the workers; `error` when the job stopped itself. */
+  | { readonly type: 'save-and-finish'; readonly source: StateSource; readonly reason: string; readonly error?: JobError }
   /** Record that this happened, in the job's event list and log. */
   | { readonly type: 'record'; readonly kind: RecordKind; readonly message: string };
 
 /**
  * What the event list says happened, of what membership decides: a worker joined (or
  * rejoined), was refused (`reject`), excluded, left or was lost; a generation formed, is
- * stopping; the job waits or was paused.
+ * stopping; the job waits or was paused; it stopped itself with a coded error.
  */
-export type RecordKind = 'join' | 'refused' | 'excluded' | 'leave' | 'lost' | 'generation' | 'stopping' | 'waiting' | 'paused';
+export type RecordKind = 'join' | 'refused' | 'excluded' | 'leave' | 'lost' | 'generation' | 'stopping' | 'waiting' | 'paused' | 'error';
 
 /** Until when (ms) a worker stays out, and why. */
 export interface Exclusion {
@@ -210,7 +263,7 @@ export interface Decision {
 }
 
 export function initialMembership(policy: Policy, baseline: Progress = { step: 0, epochs: 0 }): MembershipState {
-  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, started: false, excluded: {}, reason: waitingReason(0, policy, false) };
+  return { phase: 'waiting', members: [], generation: 0, nextOrder: 0, baseline, started: false, excluded: {}, failures: NO_FAILURES, reason: waitingReason(0, policy, false) };
 }
 
 function record(kind: RecordKind, message: string): Action {
@@ -237,7 +290,7 @@ function waitingReason(alive: number, policy: Policy, started: boolean): string 
 }
 
 function common(s: MembershipState): Common {
-  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline, started: s.started, excluded: s.excluded };
+  return { members: s.members, generation: s.generation, nextOrder: s.nextOrder, baseline: s.baseline, started: s.started, excluded: s.excluded, failures: s.failures };
 }
 
 /** The most advanced state among `members` and the coordinator's; ties go to members, then to the lowest rank. */
@@ -271,11 +324,47 @@ function saveAndFinish(c: Common, reason: string): Decision {
   return { state: { ...c, phase: 'done', reason }, actions: [{ type: 'save-and-finish', source: sourceOf(c.members, c.baseline), reason }] };
 }
 
-/** After the old generation has reported (or been given up on). */
+/** The job stops itself: as a stop does, with `error` as its reason, recorded as an error. */
+function giveUp(c: Common, error: JobError): Decision {
+  const reason = `${error.code}: ${error.message}`;
+  return {
+    state: { ...c, phase: 'done', reason, error },
+    actions: [record('error', reason), { type: 'save-and-finish', source: sourceOf(c.members, c.baseline), reason, error }],
+  };
+}
+
+/** After the old generation has reported (or been given up on). A stop asked for stands; else a livelock found stops the job. */
 function afterStop(c: Common, then: AfterStop, policy: Policy, reason: string): Decision {
-  if (then === 'pause') return { state: { ...c, phase: 'paused', reason: 'paused' }, actions: [] };
   if (then === 'stop') return saveAndFinish(c, reason);
+  if (c.failures.giveUp) return giveUp(c, c.failures.giveUp);
+  if (then === 'pause') return { state: { ...c, phase: 'paused', reason: 'paused' }, actions: [] };
   return regroup(c, policy);
+}
+
+/**
+ * The generation `s` is running or ending failed, if one of `ids` is in it (a member of
+ * its ring while it trains, one yet to report while it stops, unless the job is
+ * stopping for good anyway): counted under `key` unless the generation already was.
+ * `detail` says what happened, for the message if this count stops the job.
+ */
+function failed(s: MembershipState, ids: readonly string[], key: string, detail: string, policy: Policy): MembershipState {
+  const members = s.phase === 'training' ? s.ring : s.phase === 'stopping' && s.then !== 'stop' ? s.pending : [];
+  if (s.failures.generation === s.generation || !ids.some((id) => members.includes(id))) return s;
+  const count = (s.failures.counts[key] ?? 0) + 1;
+  const max = policy.maxFailedGenerations ?? DEFAULT_MAX_FAILED_GENERATIONS;
+  const reached = max > 0 && count >= max;
+  const message =
+    `${count} generations failed with ${key} (the last: ${detail}) without a checkpoint past step ${s.baseline.step}; ` +
+    `see the workers' logs; raise cluster.maxFailedGenerations (now ${max}; 0: no limit) to allow more`;
+  const stop = s.failures.giveUp ?? (reached ? { code: 'GENERATION_LIVELOCK' as const, message } : null);
+  return { ...s, failures: { counts: { ...s.failures.counts, [key]: count }, generation: s.generation, giveUp: stop } };
+}
+
+/** Why a member's ring ended, from its `stopped` reason (`CODE: words`): its code, or null for being told to stop. */
+export function faultKey(reason: string): string | null {
+  const code = /^([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?::|$)/.exec(reason)?.[1];
+  if (code === undefined) return 'GENERATION_FAILED';
+  return NOT_FAULTS.has(code) ? null : code;
 }
 
 /** Ends the training generation: its members still here stop and report. */
@@ -317,7 +406,8 @@ function remove(s: MembershipState, ids: ReadonlySet<string>, now: number, why: 
  * out, which the worker's reason need not).
  */
 function exclude(s: MembershipState, id: string, code: Exclusion['code'], reason: string, why: string, now: number, policy: Policy): Decision {
-  const excludedState = { ...s, excluded: { ...s.excluded, [id]: { until: now + (policy.exclusionMs ?? DEFAULT_EXCLUSION_MS), code } } };
+  const counted = failed(s, [id], code, `${id} excluded: ${why}`, policy);
+  const excludedState = { ...counted, excluded: { ...s.excluded, [id]: { until: now + (policy.exclusionMs ?? DEFAULT_EXCLUSION_MS), code } } };
   const d = remove(excludedState, new Set([id]), now, `${id} excluded: ${reason}`, policy);
   return {
     state: d.state,
@@ -343,12 +433,14 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (!known && s.members.length >= policy.maxWorkers) {
         return { state: s, actions: refuse(event.id, 'WORKER_LIMIT', `the job already has maxWorkers ${policy.maxWorkers}`) };
       }
-      // A known id joining again restarted or reconnected: its old ring is gone.
+      // A known id joining again restarted or reconnected: its old ring is gone. If it was
+      // in the generation, that generation failed as if its connection had been found closed first.
+      const back = known ? failed(s, [event.id], 'WORKER_LOST', `${event.id} lost: back under its id during generation ${s.generation}`, policy) : s;
       const member: Member = { id: event.id, address: event.address, joinOrder: known?.joinOrder ?? s.nextOrder, lastSeen: now, held: event.held };
       const excluded = { ...s.excluded };
       delete excluded[event.id]; // admitted: an exclusion, if any, has run out
       const c: Common = {
-        ...common(s),
+        ...common(back),
         excluded,
         members: [...s.members.filter((m) => m.id !== event.id), member],
         nextOrder: known ? s.nextOrder : s.nextOrder + 1,
@@ -381,7 +473,9 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (event.generation !== s.generation) return { state: { ...s, ...c }, actions: [] };
       if (s.phase === 'training' && s.ring.includes(event.id)) {
         // Its ring failed by itself (a lost peer, a deadline): the generation is over.
-        const d = endGeneration(s, c, now, 'regroup', `generation ${s.generation} failed at ${event.id}: ${event.reason}`, policy);
+        const key = faultKey(event.reason);
+        const failures = key === null ? s.failures : failed(s, [event.id], key, `${event.id}: ${event.reason}`, policy).failures;
+        const d = endGeneration(s, { ...c, failures }, now, 'regroup', `generation ${s.generation} failed at ${event.id}: ${event.reason}`, policy);
         const told = d.actions.map((a) => (a.type === 'stop-ring' ? { ...a, ids: a.ids.filter((id) => id !== event.id) } : a));
         return stoppedFrom({ state: d.state, actions: told }, event.id, policy);
       }
@@ -405,7 +499,8 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
     }
     case 'lost': {
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
-      const d = remove(s, new Set([event.id]), now, `${event.id} lost: ${event.reason}`, policy);
+      const counted = failed(s, [event.id], 'WORKER_LOST', `${event.id} lost: ${event.reason}`, policy);
+      const d = remove(counted, new Set([event.id]), now, `${event.id} lost: ${event.reason}`, policy);
       return { state: d.state, actions: [record('lost', `${event.id} lost: ${event.reason}`), { type: 'drop', id: event.id, reason: event.reason }, ...d.actions] };
     }
     case 'tick': {
@@ -414,12 +509,11 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       const gone = new Set([...silent, ...late]);
       if (gone.size === 0) return { state: s, actions: [] };
       const why = silent.length > 0 ? `silent past ${policy.heartbeatTimeoutMs} ms: ${silent.join(', ')}` : `no state report within ${policy.stopTimeoutMs} ms: ${late.join(', ')}`;
-      const d = remove(s, gone, now, why, policy);
+      const lostWhy = (id: string): string => `${id} lost: ${silent.includes(id) ? `silent past ${policy.heartbeatTimeoutMs} ms` : `no state report within ${policy.stopTimeoutMs} ms`}`;
+      const counted = [...gone].reduce((x, id) => failed(x, [id], 'WORKER_LOST', lostWhy(id), policy), s);
+      const d = remove(counted, gone, now, why, policy);
       // After the job, a worker falling silent is no loss of the job's: dropped, not recorded.
-      const lost = [...gone].flatMap((id): Action[] => [
-        ...(s.phase === 'done' ? [] : [record('lost', `${id} lost: ${silent.includes(id) ? `silent past ${policy.heartbeatTimeoutMs} ms` : `no state report within ${policy.stopTimeoutMs} ms`}`)]),
-        { type: 'drop', id, reason: why },
-      ]);
+      const lost = [...gone].flatMap((id): Action[] => [...(s.phase === 'done' ? [] : [record('lost', lostWhy(id))]), { type: 'drop', id, reason: why }]);
       return { state: d.state, actions: [...lost, ...d.actions] };
     }
     case 'pause': {
@@ -442,9 +536,11 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (s.phase === 'done') return { state: s, actions: [] };
       return saveAndFinish(common(s), event.reason);
     case 'checkpointed':
-      return compareProgress(event.progress, s.baseline) > 0 ? { state: { ...s, baseline: event.progress }, actions: [] } : { state: s, actions: [] };
+      // Durable progress: whatever failed before it, the job moved on.
+      if (compareProgress(event.progress, s.baseline) <= 0) return { state: s, actions: [] };
+      return { state: { ...s, baseline: event.progress, failures: { ...s.failures, counts: {}, giveUp: null } }, actions: [] };
     case 'finished':
-      return { state: { ...common(s), phase: 'done', reason: 'completed' }, actions: [] };
+      return { state: { ...common(s), failures: NO_FAILURES, phase: 'done', reason: 'completed' }, actions: [] };
     default:
       return unhandled(event);
   }

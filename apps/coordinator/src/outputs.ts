@@ -10,9 +10,9 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Mlp, writeFileAtomic } from '@ringtrain/model';
-import { float32s, type WorkerMessage } from '@ringtrain/protocol';
+import type { WorkerMessage } from '@ringtrain/protocol';
 import { type OpenedJob, type RunSummary, summarize, writeRunOutput } from '@ringtrain/train';
-import type { Checkpoints } from './checkpoints.js';
+import type { Checkpoints, Receiving } from './checkpoints.js';
 import type { Connections } from './connections.js';
 import { CoordinatorError } from './errors.js';
 import type { EventLog } from './events.js';
@@ -38,6 +38,8 @@ const DONE_POLL_MS = 20;
  * checkpoint stands.
  */
 export const UPLOAD_DEADLINE_MS = 30_000;
+/** How often that wait checks that the source is still connected. */
+const UPLOAD_GONE_POLL_MS = 100;
 
 /** `report`: OUT/report.html, null when it could not be written. */
 export type Outcome =
@@ -63,12 +65,15 @@ export interface OutputsOptions {
   readonly step: () => number;
 }
 
-/** The `upload` asked for when the job stops: of whom, for which generation, the progress it claimed; answered by `state`. */
+/** The `upload` asked for when the job stops: of whom, for which generation, the progress it claimed; answered by `state` and its transfer, written as the stop checkpoint. */
 interface PendingUpload {
   readonly id: string;
   readonly generation: number;
   readonly claim: Progress | null;
-  readonly resolve: (bytes: Uint8Array | null) => void;
+  /** Its stream has begun: a second `state` is not taken. */
+  started: boolean;
+  /** The stop checkpoint's directory, or null (no verified state came). */
+  readonly resolve: (dir: string | null) => void;
 }
 
 export class Outputs {
@@ -108,26 +113,39 @@ export class Outputs {
     this.done.ids.add(id);
   }
 
-  /** Rank 0's `done`: writes the run's outputs; if that fails (a full disk, say), says so, and the next `done` tries again. */
-  complete(m: DoneMessage): void {
+  /** Rank 0's `done` with its final weights: writes the run's outputs; if that fails (a full disk, say), says so, and the next `done` tries again. */
+  complete(m: DoneMessage, params: Float32Array): void {
     this.ending = true;
-    this.writeCompleted(m).catch((err: unknown) => {
+    this.writeCompleted(m, params).catch((err: unknown) => {
       this.ending = false;
       this.o.log.error({ err }, 'cannot write the run outputs');
       this.o.events.record('error', `cannot write the run outputs: ${(err as Error).message}`);
     });
   }
 
-  /** Whether `id` was asked for its state for `generation`. */
-  uploadAsked(id: string, generation: number): boolean {
-    return this.upload !== null && this.upload.id === id && this.upload.generation === generation;
-  }
-
-  /** The answer to `upload` (uploadAsked said it was asked for). */
-  uploaded(id: string, bytes: Uint8Array): void {
+  /**
+   * The answer to `upload`, a state stream of `bytes`, if `id` was asked for its state for
+   * `generation` (else null): it is received as the `stop` checkpoint, which must be at the
+   * progress `id` claimed; a stream that fails is recorded, and the latest checkpoint stands.
+   */
+  uploading(id: string, generation: number, bytes: number): Receiving | null {
     const asked = this.upload;
-    if (asked === null) return;
-    asked.resolve(this.o.checkpoints.verifiedUpload(bytes, asked.claim, id));
+    if (asked === null || asked.id !== id || asked.generation !== generation || asked.started) return null;
+    asked.started = true;
+    const receiving = this.o.checkpoints.receive(bytes, 'stop', asked.claim);
+    return {
+      push: receiving.push,
+      finish: async () => {
+        const dir = await receiving.finish();
+        asked.resolve(dir);
+        return dir;
+      },
+      abort: (why) => {
+        this.o.events.record('error', `the state ${id} uploaded is refused: ${why.message}`);
+        receiving.abort(why);
+        asked.resolve(null);
+      },
+    };
   }
 
   /** The job stops for good: the state of `source` (null: the coordinator's own stands) as a `stop` checkpoint, then the other outputs. */
@@ -136,9 +154,8 @@ export class Outputs {
     this.ending = true;
     let dir: string | null = null;
     if (source !== null) {
-      const bytes = await this.askForState(source);
-      if (bytes) dir = await checkpoints.save(bytes, 'stop');
-      else log.error({ err: new CoordinatorError('UPLOAD_TIMEOUT', `no verified state from ${source} within ${UPLOAD_DEADLINE_MS / 1000} s; the latest checkpoint stands`), source }, 'no state upload');
+      dir = await this.askForState(source);
+      if (!dir) log.error({ err: new CoordinatorError('UPLOAD_TIMEOUT', `no verified state from ${source} within ${UPLOAD_DEADLINE_MS / 1000} s; the latest checkpoint stands`), source }, 'no state upload');
     }
     await checkpoints.idle();
     history.flush();
@@ -149,28 +166,37 @@ export class Outputs {
     this.settle({ kind: 'stopped', checkpoint: dir, reason, report });
   }
 
-  private askForState(source: string): Promise<Uint8Array | null> {
+  /** Asks `source` for its state; resolves with the stop checkpoint written from it, or null. */
+  private askForState(source: string): Promise<string | null> {
     const state = this.o.membership();
     const claim = state.members.find((m) => m.id === source)?.held ?? null;
     const generation = state.generation;
-    return new Promise<Uint8Array | null>((resolve) => {
-      const timer = setTimeout(() => answer(null), UPLOAD_DEADLINE_MS);
-      const answer = (bytes: Uint8Array | null): void => {
+    return new Promise<string | null>((resolve) => {
+      // The deadline is for the answer to begin; a stream under way is given its own (the transfer's stall deadline).
+      const timer = setTimeout(() => {
+        if (!this.upload?.started) answer(null);
+      }, UPLOAD_DEADLINE_MS);
+      // A source whose connection is gone will not answer: no need to wait out the deadline.
+      const gone = setInterval(() => {
+        if (!this.upload?.started && !this.o.connections.has(source)) answer(null);
+      }, UPLOAD_GONE_POLL_MS);
+      const answer = (dir: string | null): void => {
         clearTimeout(timer);
+        clearInterval(gone);
         this.upload = null;
-        resolve(bytes);
+        resolve(dir);
       };
-      this.upload = { id: source, generation, claim, resolve: answer };
+      this.upload = { id: source, generation, claim, started: false, resolve: answer };
       this.o.connections.send(source, { type: 'upload', generation });
     });
   }
 
-  private async writeCompleted(m: DoneMessage): Promise<void> {
+  private async writeCompleted(m: DoneMessage, params: Float32Array): Promise<void> {
     const { job, outDir, backend, events, history, checkpoints, connections } = this.o;
     const { spec, data, loss, metadata } = job;
     await checkpoints.idle();
     history.flush();
-    const mlp = Mlp.fromParams(job.mlp.arch, Float32Array.from(float32s(m.params, 'params')));
+    const mlp = Mlp.fromParams(job.mlp.arch, params);
     try {
       const epochs = history.epochs();
       const samples = epochs.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
@@ -220,7 +246,7 @@ export class Outputs {
     const result = {
       mlp,
       history: epochs,
-      bestEpoch: checkpoints.baseline.snapshot.loop.best?.epoch ?? epochs.length,
+      bestEpoch: checkpoints.baseline.loop.best?.epoch ?? epochs.length,
       stoppedEarly: false,
       interrupted: true as const,
       steps: this.o.step(),

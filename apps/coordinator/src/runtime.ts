@@ -22,12 +22,11 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { createOptimizer } from '@ringtrain/model';
 import { probeEndpoint, type RingTls } from '@ringtrain/allreduce';
 import { workerDecoder } from '@ringtrain/protocol';
-import { INITIAL_LOOP, type OpenedJob, optimizerSpec, snapshotProgress, type TrainSnapshot } from '@ringtrain/train';
+import { type OpenedJob, snapshotProgress } from '@ringtrain/train';
 import { jobLimits } from './admission.js';
-import { Checkpoints } from './checkpoints.js';
+import { Checkpoints, startingState } from './checkpoints.js';
 import { Connections } from './connections.js';
 import { EventLog } from './events.js';
 import { Executor } from './executor.js';
@@ -96,7 +95,7 @@ export class JobRuntime extends EventEmitter {
     this.policy = policyOf(job, o.startWorkers);
     this.jobId = jobIdOf(job);
     const start = startingState(job);
-    const limits = jobLimits(job, this.jobId, snapshotProgress(start));
+    const limits = jobLimits(job, this.jobId, snapshotProgress(start.header));
     this.history = new RunHistory(outDir, job.checkpoint?.snapshot.loop.history ?? []);
     this.events = new EventLog(log, () => this.executor.membership.generation, changed);
     this.checkpoints = new Checkpoints({
@@ -122,7 +121,7 @@ export class JobRuntime extends EventEmitter {
     const tls = o.ringTls ? { tls: o.ringTls } : {};
     this.executor = new Executor({
       policy: this.policy,
-      initial: { ...initialMembership(this.policy, snapshotProgress(start)), generation: readGeneration(outDir, log) },
+      initial: { ...initialMembership(this.policy, snapshotProgress(start.header)), generation: readGeneration(outDir, log) },
       connections: this.connections,
       events: this.events,
       checkpoints: this.checkpoints,
@@ -204,7 +203,7 @@ export class JobRuntime extends EventEmitter {
       trainRows: this.job.data.train.rows,
       membership: this.executor.membership,
       settled: this.outputs.settled,
-      baselineStep: this.checkpoints.baseline.snapshot.loop.globalStep,
+      baselineStep: this.checkpoints.baseline.progress.step,
       members: new Set(this.executor.formed?.ranks.map((r) => r.id)),
       workers: this.connections.workers(),
       rate: this.rate.value,
@@ -239,20 +238,8 @@ function policyOf(job: OpenedJob, startWorkers: number | undefined): Policy {
     maxWorkers: Math.max(c.minWorkers, start ?? 0, c.maxWorkers),
     heartbeatTimeoutMs: c.heartbeatTimeoutMs,
     stopTimeoutMs: c.stopTimeoutMs,
+    maxFailedGenerations: c.maxFailedGenerations,
     ...(start ? { startWorkers: start } : {}),
   };
 }
 
-/** The coordinator's state at start: the checkpoint resumed from, or the initial weights with a fresh optimizer. */
-function startingState(job: OpenedJob): TrainSnapshot {
-  const { data, mlp, spec, checkpoint } = job;
-  return (
-    checkpoint?.snapshot ?? {
-      loop: INITIAL_LOOP,
-      params: Float32Array.from(mlp.params),
-      optimizer: createOptimizer(optimizerSpec(spec), mlp.layout.size).exportState(),
-      bestParams: null,
-      trainRows: data.train.rows,
-    }
-  );
-}

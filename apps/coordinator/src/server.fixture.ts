@@ -4,6 +4,7 @@
  * own job), plain HTTP requests, and raw worker connections that hold the token and
  * read the coordinator's messages one by one, each with a deadline.
  */
+import { createHash } from 'node:crypto';
 import { after, before, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,7 +13,17 @@ import { join } from 'node:path';
 import { type Logger, pino } from 'pino';
 import { type RawData, WebSocket } from 'ws';
 import { selectBackend } from '@ringtrain/model';
-import { bytesOf, type CoordinatorMessage, decodeCoordinatorMessage, encodeMessage, type EpochReport, PROTOCOL_VERSION, type WorkerMessage } from '@ringtrain/protocol';
+import {
+  bytesOf,
+  type CoordinatorMessage,
+  decodeCoordinatorMessage,
+  encodeMessage,
+  type EpochReport,
+  PROTOCOL_VERSION,
+  TRANSFER_CHUNK_BYTES,
+  type TransferHead,
+  type WorkerMessage,
+} from '@ringtrain/protocol';
 import { type OpenedJob, openJob, validateJobSpec } from '@ringtrain/train';
 import { JobRuntime } from './runtime.js';
 import { type CoordinatorServer, startServer } from './server.js';
@@ -114,8 +125,35 @@ export function inbox(ws: WebSocket): { next(what: string): Promise<RawData> } {
 
 export interface FakeWorker {
   readonly ws: WebSocket;
+  /** The next message, which must be of `type` (acks and chunks are skipped unless asked for). */
   next<T extends CoordinatorMessage['type']>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>>;
+  /** Sends `m`, and its transfer's chunks when `m` was made by `withPayload` (or `done`). */
   send(m: WorkerMessage): void;
+  /** The bytes of transfer `head` from the coordinator, each chunk acked. */
+  receive(head: TransferHead): Promise<Uint8Array>;
+}
+
+/** The bytes each announcing message made here carries, sent as chunks after it. */
+const payloads = new WeakMap<WorkerMessage, Uint8Array>();
+let transferIds = 0;
+
+/** A transfer head for `bytes`, for a message that `send` then follows with its chunks. */
+export function withPayload<M extends WorkerMessage>(make: (head: TransferHead) => M, bytes: Uint8Array): M {
+  const m = make({ id: ++transferIds, bytes: bytes.byteLength });
+  payloads.set(m, bytes);
+  return m;
+}
+
+/** The chunks of transfer `head` carrying `bytes`, as a well-behaved sender cuts them. */
+export function chunksOf(head: TransferHead, bytes: Uint8Array): WorkerMessage[] {
+  const out: WorkerMessage[] = [];
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  for (let at = 0; at < bytes.byteLength || (at === 0 && bytes.byteLength === 0); at += TRANSFER_CHUNK_BYTES) {
+    const data = bytes.subarray(at, at + TRANSFER_CHUNK_BYTES);
+    out.push({ type: 'chunk', id: head.id, offset: at, data, ...(at + data.byteLength === bytes.byteLength ? { sha256 } : {}) });
+    if (bytes.byteLength === 0) break;
+  }
+  return out;
 }
 
 /** A worker's control connection, open, with its inbox of decoded coordinator messages. */
@@ -123,14 +161,37 @@ export async function worker(h: Harness): Promise<FakeWorker> {
   const ws = new WebSocket(wsUrl(h, '/worker'), { headers: { authorization: `Bearer ${TOKEN}` } });
   const box = inbox(ws);
   await within(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 'worker connection');
+  const next = async <T extends CoordinatorMessage['type']>(type: T): Promise<Extract<CoordinatorMessage, { type: T }>> => {
+    for (;;) {
+      const m = decodeCoordinatorMessage(new Uint8Array((await box.next(`'${type}' message`)) as Buffer));
+      // Acks of this worker's chunks, and the chunks of a state a test does not `receive`, are skipped.
+      if ((m.type === 'ack' || m.type === 'chunk') && m.type !== type) continue;
+      assert.equal(m.type, type);
+      return m as Extract<CoordinatorMessage, { type: T }>;
+    }
+  };
+  const send = (m: WorkerMessage): void => {
+    ws.send(encodeMessage(m));
+    const bytes = payloads.get(m);
+    const head = bytes && 'type' in m ? transferHeadOf(m) : null;
+    if (bytes && head) for (const c of chunksOf(head, bytes)) ws.send(encodeMessage(c));
+  };
   return {
     ws,
-    next: async (type) => {
-      const m = decodeCoordinatorMessage(new Uint8Array((await box.next(`'${type}' message`)) as Buffer));
-      assert.equal(m.type, type);
-      return m as Extract<CoordinatorMessage, { type: typeof type }>;
+    next,
+    send,
+    receive: async (head) => {
+      const out = new Uint8Array(head.bytes);
+      let at = 0;
+      for (;;) {
+        const c = await next('chunk');
+        assert.equal(c.id, head.id);
+        out.set(c.data, c.offset);
+        at = c.offset + c.data.byteLength;
+        send({ type: 'ack', id: head.id, offset: at });
+        if (at === head.bytes) return out;
+      }
     },
-    send: (m) => ws.send(encodeMessage(m)),
   };
 }
 
@@ -170,14 +231,30 @@ export const P = 4;
 export const epoch = (n: number): EpochReport => ({ epoch: n, train: { loss: 0.5, accuracy: 0.8 }, validation: null, learningRate: 0.01, seconds: 1, samplesPerSecond: 100 });
 export const FINAL = { train: { loss: 0.5, accuracy: 0.8 }, validation: null, test: null };
 
-/** A `done` for the whole job (2 epochs, 8 steps) with every weight `w`. */
+/** A `done` for the whole job (2 epochs, 8 steps) with every weight `w` (its transfer follows it when sent). */
 export function done(generation: number, w: number, result: Partial<Extract<WorkerMessage, { type: 'done' }>['result']> = {}): WorkerMessage {
-  return {
-    type: 'done',
-    generation,
-    result: { history: [epoch(1), epoch(2)], bestEpoch: 2, stoppedEarly: false, steps: 2 * P, final: FINAL, ...result },
-    params: bytesOf(new Float32Array(15).fill(w)),
-  };
+  return withPayload(
+    (params) => ({
+      type: 'done',
+      generation,
+      result: { history: [epoch(1), epoch(2)], bestEpoch: 2, stoppedEarly: false, steps: 2 * P, final: FINAL, ...result },
+      params,
+    }),
+    bytesOf(new Float32Array(15).fill(w)),
+  );
+}
+
+/** The transfer a message announces, if any. */
+function transferHeadOf(m: WorkerMessage): TransferHead | null {
+  switch (m.type) {
+    case 'done':
+      return m.params;
+    case 'checkpoint':
+    case 'state':
+      return m.state;
+    default:
+      return null;
+  }
 }
 
 /** Registers `id` (with `more`) and reads its `job`; the worker is then a member. */

@@ -15,6 +15,7 @@ import {
   closed,
   coordinator,
   DEADLINE_MS,
+  epoch,
   type Harness,
   inbox,
   post,
@@ -24,9 +25,11 @@ import {
   status,
   TOKEN,
   until,
+  withPayload,
   within,
   worker,
   wsUrl,
+  P,
 } from './server.fixture.js';
 import type { JobStatus, MetricHistory } from './status.js';
 
@@ -188,8 +191,8 @@ test('a registered worker gets the job, forms generation 1 alone, and fetches ro
     { generation: 1, rank: 0, world: 1, source: 0, peers: [{ rank: 0, host: '127.0.0.1', port: 9 }] },
   );
   // A fresh job: rank 0 takes the coordinator's starting weights.
-  assert.ok(gen.state instanceof Uint8Array);
-  const start = decodeSnapshot(gen.state, snapshotShape(spec, mlp.layout.size));
+  assert.ok(gen.state, 'the generation announces a state transfer');
+  const start = decodeSnapshot(await w.receive(gen.state), snapshotShape(spec, mlp.layout.size));
   assert.equal(start.loop.globalStep, 0);
   assert.deepEqual(start.params, mlp.params);
 
@@ -227,20 +230,22 @@ test('a registered worker gets the job, forms generation 1 alone, and fetches ro
 
 test('a state that does not fit the job is the worker\'s fault: a bad checkpoint or final weights close it with 1008, and the job is unharmed', async (t) => {
   const h = await coordinator(t);
-  for (const [name, message, reason] of [
-    ['checkpoint', { type: 'checkpoint', generation: 1, reason: 'steps', snapshot: new Uint8Array(16) }, /^PROTOCOL_BAD_MESSAGE: .*(snapshot|magic)/i],
-    [
-      'done',
-      { type: 'done', generation: 1, result: { history: [], bestEpoch: 0, stoppedEarly: false, steps: 0, final: { train: { loss: 1, accuracy: null }, validation: null, test: null } }, params: new Uint8Array(4) },
-      /^PROTOCOL_BAD_MESSAGE: worker message "done": params: 4 bytes; the model has \d+ parameters/,
-    ],
-  ] as const) {
+  const result = { history: [], bestEpoch: 0, stoppedEarly: false, steps: 0, final: { train: { loss: 1, accuracy: null }, validation: null, test: null } };
+  const full = { ...result, history: [epoch(1), epoch(2)], bestEpoch: 2, steps: 2 * P };
+  const nan = new Float32Array(h.job.mlp.layout.size);
+  nan[3] = NaN;
+  const cases: [string, (g: number) => WorkerMessage, RegExp][] = [
+    ['checkpoint', (g) => withPayload((state) => ({ type: 'checkpoint', generation: g, reason: 'steps', state }), new Uint8Array(16)), /^PROTOCOL_BAD_MESSAGE: state snapshot: wrong magic/],
+    ['done', (g) => withPayload((params) => ({ type: 'done', generation: g, result, params }), new Uint8Array(4)), /^PROTOCOL_BAD_MESSAGE: worker message "done": params\.bytes: 4 bytes; the model has \d+ parameters/],
+    ['done with NaN', (g) => withPayload((params) => ({ type: 'done', generation: g, result: full, params }), bytesOf(nan)), /^PROTOCOL_BAD_MESSAGE: done: final weights params\[3\] is NaN/],
+  ];
+  for (const [name, make, reason] of cases) {
     const w = await worker(h);
     w.ws.send(encodeMessage(register()));
     await w.next('job');
     const gen = await w.next('generation');
     const close = closed(w.ws);
-    w.ws.send(encodeMessage({ ...message, generation: gen.generation } as never));
+    w.send(make(gen.generation));
     const got = await close;
     assert.equal(got.code, 1008, name);
     assert.match(got.reason, reason, name);

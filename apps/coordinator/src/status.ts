@@ -24,8 +24,18 @@ export interface WorkerStatus {
   readonly step: number | null;
   /** Mean step times over its last heartbeat period. */
   readonly timing: Timing | null;
+  /** Its memory by its last heartbeat; null before its job is set up, or from a worker too old to say. */
+  readonly memory: WorkerMemory | null;
   /** Milliseconds since its last message. */
   readonly lastHeartbeatMs: number;
+}
+
+/** A worker's memory, in bytes: its resident set (now, and its peak), its job's memory plan, and the limit the plan was checked against (null: none). */
+export interface WorkerMemory {
+  readonly rss: number;
+  readonly peak?: number;
+  readonly planned: number;
+  readonly limit: number | null;
 }
 
 export interface JobEvent {
@@ -47,10 +57,18 @@ export interface CheckpointInfo {
   readonly verified: boolean;
 }
 
+/** Why a job stopped itself, when it did: a stable code (docs/errors.md) and its message. */
+export interface JobStopError {
+  readonly code: string;
+  readonly message: string;
+}
+
 export interface JobStatus {
   readonly job: string;
   readonly state: JobState;
   readonly reason: string;
+  /** Set once the job has stopped itself with a coded error (GENERATION_LIVELOCK: its generations kept failing); null otherwise, a stop asked for included. */
+  readonly error: JobStopError | null;
   readonly generation: number;
   /** Committed global steps (0-based count). */
   readonly step: number;

@@ -33,7 +33,7 @@ test('the job state: each phase, and a job that is over says finishing until its
 
 test('the status counts the steps of the newest ring\'s members only, ranks its workers first, and shows a rate only while running', () => {
   const spec = validateJobSpec({ name: 'views', data: { source: 'builtin:iris' }, training: { epochs: 2, batchSize: 32 } });
-  const worker = (id: string, step: number | null) => ({ id, address: `${id}:1`, backend: 'cpu', step, timing: null, lastSeen: 900 });
+  const worker = (id: string, step: number | null) => ({ id, address: `${id}:1`, backend: 'cpu', step, timing: null, memory: null, lastSeen: 900 });
   const waiting = initialMembership({ minWorkers: 2, maxWorkers: 4, heartbeatTimeoutMs: 1, stopTimeoutMs: 1 });
   const input = {
     spec,
@@ -60,4 +60,44 @@ test('the status counts the steps of the newest ring\'s members only, ranks its 
   assert.equal(s.reason, 'training with 2 workers');
   const paused = statusOf({ ...input, membership: { ...waiting, phase: 'paused', reason: 'paused' } });
   assert.deepEqual([paused.state, paused.samplesPerSecond, paused.etaSeconds, paused.ring], ['paused', null, null, []]);
+});
+
+test('the status shows each worker`s memory as its last heartbeat said, null before it said', () => {
+  const spec = validateJobSpec({ name: 'views', data: { source: 'builtin:iris' } });
+  const memory = { rss: 180 * 2 ** 20, planned: 250 * 2 ** 20, limit: 2 ** 32 };
+  const s = statusOf({
+    spec,
+    trainRows: 120,
+    membership: { ...initialMembership({ minWorkers: 1, maxWorkers: 4, heartbeatTimeoutMs: 1, stopTimeoutMs: 1 }), phase: 'training', ring: ['a'], generation: 1 },
+    settled: null,
+    baselineStep: 0,
+    members: new Set(['a']),
+    workers: [
+      { id: 'a', address: 'a:1', backend: 'wasm', step: 3, timing: null, memory, lastSeen: 900 },
+      { id: 'old', address: 'old:1', backend: 'cpu', step: null, timing: null, memory: null, lastSeen: 900 },
+    ],
+    rate: null,
+    started: 0,
+    now: 1_000,
+    checkpoints: [],
+    messages: {},
+    events: [],
+    model: null,
+  });
+  assert.deepEqual(
+    s.workers.map((w) => [w.id, w.memory]),
+    [['a', memory], ['old', null]],
+  );
+});
+
+test('a job that stopped itself carries its code in the status; one that completed or was told to stop carries none', () => {
+  const spec = validateJobSpec({ name: 'views', data: { source: 'builtin:iris' } });
+  const base = initialMembership({ minWorkers: 1, maxWorkers: 4, heartbeatTimeoutMs: 1, stopTimeoutMs: 1 });
+  const input = { spec, trainRows: 120, settled: 'stopped', baselineStep: 50, members: new Set<string>(), workers: [], rate: null, started: 0, now: 1_000, checkpoints: [], messages: {}, events: [], model: null } as const;
+  const message = '5 generations failed with WORKER_LOST (the last: a lost: connection closed) without a checkpoint past step 50; ...';
+  const reason = `GENERATION_LIVELOCK: ${message}`;
+  const livelock = statusOf({ ...input, membership: { ...base, phase: 'done', reason, error: { code: 'GENERATION_LIVELOCK', message } } });
+  assert.deepEqual([livelock.state, livelock.reason, livelock.error], ['stopped', reason, { code: 'GENERATION_LIVELOCK', message }]);
+  assert.equal(statusOf({ ...input, membership: { ...base, phase: 'done', reason: 'SIGTERM' } }).error, null);
+  assert.equal(statusOf({ ...input, settled: null, membership: { ...base, phase: 'training', ring: ['a'] } }).error, null);
 });

@@ -61,7 +61,7 @@ export function jobStateOf(phase: MembershipState['phase'], settled: 'completed'
 }
 
 /** A registered worker's connection, as the status shows it: `lastSeen` (ms) instead of its age, and no rank (the ring gives it). */
-export type WorkerView = Pick<WorkerStatus, 'id' | 'address' | 'backend' | 'step' | 'timing'> & { readonly lastSeen: number };
+export type WorkerView = Pick<WorkerStatus, 'id' | 'address' | 'backend' | 'step' | 'timing' | 'memory'> & { readonly lastSeen: number };
 
 export interface StatusInput {
   readonly spec: JobSpec;
@@ -100,6 +100,7 @@ export function statusOf(i: StatusInput): JobStatus {
     backend: w.backend,
     step: w.step,
     timing: w.timing,
+    memory: w.memory,
     lastHeartbeatMs: i.now - w.lastSeen,
   }));
   workers.sort((a, b) => (a.rank ?? Number.MAX_SAFE_INTEGER) - (b.rank ?? Number.MAX_SAFE_INTEGER));
@@ -108,6 +109,7 @@ export function statusOf(i: StatusInput): JobStatus {
     job: spec.name,
     state,
     reason,
+    error: s.phase === 'done' && s.error ? { code: s.error.code, message: s.error.message } : null,
     generation: s.generation,
     step,
     epoch: Math.min(spec.training.epochs, Math.floor(step / perEpoch) + 1),

@@ -93,7 +93,13 @@ export class ControlChannel {
       } catch (err) {
         return this.refuse(err instanceof ProtocolError ? err : new ProtocolError('PROTOCOL_BAD_MESSAGE', String(err)), close);
       }
-      handlers.onMessage(m);
+      try {
+        handlers.onMessage(m);
+      } catch (err) {
+        // A message that decoded but fits nothing under way (a chunk of no transfer, a bad chunk).
+        if (err instanceof ProtocolError) return this.refuse(err, close);
+        throw err;
+      }
     });
     this.ws.on('unexpected-response', (_req, res) => {
       const refused = new WorkerError('CONTROL_REFUSED', `coordinator refused the connection: HTTP ${res.statusCode}`);

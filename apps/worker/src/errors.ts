@@ -25,7 +25,13 @@ export type WorkerErrorCode =
   /** Chosen as a generation's state source, but holding no state. */
   | 'WORKER_NO_STATE'
   /** The training loop returned interrupted although nothing asked it to stop: a bug. */
-  | 'WORKER_LOOP_INTERRUPTED';
+  | 'WORKER_LOOP_INTERRUPTED'
+  /**
+   * The job's memory plan (memory.ts) does not fit: more than the process may use, or on
+   * wasm more than the backend's heap can hold. The job cannot be set up: the worker
+   * exits 2 with it, as with any job it cannot run.
+   */
+  | 'MEMORY_PLAN_EXCEEDED';
 
 export class WorkerError extends Error {
   override readonly name = 'WorkerError';

@@ -17,17 +17,24 @@ import type { Logger } from 'pino';
 import { createRing, isRingError, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
 import { evaluate } from '@ringtrain/model';
-import { bytesOf, type CoordinatorMessage, type Progress, type Split, type WorkerMessage } from '@ringtrain/protocol';
-import { CollectiveAborted, encodeSnapshot, evalData, type Evaluator, snapshotProgress, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
+import { type CoordinatorMessage, type Progress, type Split, type TransferHead, type TransferSource, type WorkerMessage } from '@ringtrain/protocol';
+import { CollectiveAborted, evalData, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
 import { stoppedCause, WorkerError } from './errors.js';
 import { type Job, verifiedState } from './job.js';
 import type { Blame } from './lifecycle.js';
 import { ringCollective } from './ring-collective.js';
 import type { StepRecords } from './reports.js';
+import { broadcastState } from './state-sync.js';
 import type { RowFetcher } from './rows.js';
 
 export type GenerationMessage = Extract<CoordinatorMessage, { type: 'generation' }>;
 type DoneMessage = Extract<WorkerMessage, { type: 'done' }>;
+
+/** A completed generation's result: the `done` message, and the final weights that follow it as its transfer. */
+export interface Done {
+  readonly message: (params: TransferHead) => DoneMessage;
+  readonly params: Float32Array;
+}
 
 /** The ring's heartbeats: five within its heartbeat timeout, at most ten a second. */
 const RING_HEARTBEATS_PER_TIMEOUT = 5;
@@ -35,7 +42,9 @@ const MIN_RING_HEARTBEAT_MS = 100;
 
 /** The state a worker holds, shared with the executor: the last committed, and how far a generation in progress has got. */
 export interface Holding {
+  /** The last committed state, between generations (null while one trains: its run holds the state). */
   held: TrainSnapshot | null;
+  /** How far a generation in progress has got. */
   live: Progress | null;
 }
 
@@ -51,12 +60,16 @@ export interface GenerationContext {
   readonly records: StepRecords;
   /** Sends a message to the coordinator (a no-op without a connection). */
   readonly send: (m: WorkerMessage) => void;
+  /** Sends a state or weights to the coordinator as a transfer (transfers.ts); resolves once it has them. */
+  readonly transfer: (announce: (head: TransferHead) => WorkerMessage, source: TransferSource) => Promise<void>;
+  /** The coordinator's state, when it sent one with this generation (this rank is its source): arriving as a transfer. */
+  readonly coordinatorState: Promise<TrainSnapshot> | null;
   readonly emit: (e: GenerationEvent) => void;
 }
 
 export class Generation {
   /** Once training completed: the result every member sends (the coordinator takes rank 0's). */
-  done: DoneMessage | null = null;
+  done: Done | null = null;
   private ring: Ring | null = null;
   private readonly ending = new AbortController();
   private readonly closing: Promise<void>;
@@ -103,16 +116,18 @@ export class Generation {
       const ring = this.ring;
       ctx.emit({ type: 'ring-formed' });
       // State sync: everyone takes the source's state, bit for bit.
-      let mine: Uint8Array | undefined;
+      let mine: TrainSnapshot | undefined;
       if (m.rank === m.source) {
-        mine = m.state ?? (holding.held ? encodeSnapshot(holding.held) : undefined);
+        mine = m.state && ctx.coordinatorState ? await ctx.coordinatorState : (holding.held ?? undefined);
         if (!mine) throw new WorkerError('WORKER_NO_STATE', 'chosen as the state source but holds no state');
       }
-      const received = await ring.broadcast(mine, m.source);
+      const syncStart = performance.now();
       let synced: TrainSnapshot;
       try {
-        synced = verifiedState(job, received, m.progress);
+        synced = verifiedState(job, await broadcastState(ring, mine, m.source, job.shape), m.progress);
       } catch (err) {
+        // A ring that failed on the way is not the source's fault; a state that does not verify is.
+        if (!(err instanceof TrainError && err.code === 'SNAPSHOT_INVALID')) throw err;
         invalidSource = true;
         // A source whose own state fails holds nothing it can train from: it drops it, and says so by its report's progress.
         if (m.rank === m.source && m.state === undefined) holding.held = null;
@@ -121,17 +136,19 @@ export class Generation {
       }
       holding.held = synced;
       holding.live = snapshotProgress(synced);
-      log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source }, 'generation started');
+      const syncSeconds = (performance.now() - syncStart) / 1000;
+      log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source, stateBytes: stateSource(synced).bytes, syncSeconds }, 'generation started');
       ctx.emit({ type: 'synced' });
-      const result = await this.train(ring, synced);
+      const training = this.train(ring, synced);
+      // The run has copied the weights and optimizer state into its own (libs/train's
+      // openRun, before its first await): holding this copy too would double them for the
+      // whole generation. A failed generation hands its state back (CollectiveAborted).
+      holding.held = null;
+      const result = await training;
       // A worker's loop ends early only by a ring abort (CollectiveAborted), never by shouldStop.
       if (result.interrupted) throw new WorkerError('WORKER_LOOP_INTERRUPTED', 'the training loop returned interrupted without a stop request');
-      this.done = {
-        type: 'done',
-        generation: m.generation,
-        result: { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final },
-        params: bytesOf(Float32Array.from(result.mlp.params)),
-      };
+      const summary = { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final };
+      this.done = { message: (params) => ({ type: 'done', generation: m.generation, result: summary, params }), params: Float32Array.from(result.mlp.params) };
       log.info({ steps: result.steps }, 'training complete');
       ctx.emit({ type: 'trained' });
       // Keep the ring open until the job is over: a peer may still be finishing the last
@@ -203,9 +220,14 @@ export class Generation {
       checkpoint: {
         everySteps: rank0 ? spec.checkpoint.everySteps : 0,
         everyEpoch: rank0 ? spec.checkpoint.everyEpoch : false,
+        // Rank 0 streams its state to the coordinator while the ring waits at its next step:
+        // the stream reads the snapshot's own arrays, which must not change until it is sent.
         save: async (snapshot, reason) => {
           if (reason === 'end') holding.held = snapshot;
-          if (rank0) ctx.send({ type: 'checkpoint', generation: m.generation, reason, snapshot: encodeSnapshot(snapshot) });
+          if (!rank0) return;
+          await ctx.transfer((state) => ({ type: 'checkpoint', generation: m.generation, reason, state }), stateSource(snapshot)).catch((err: unknown) => {
+            ctx.log.warn({ err, reason, step: snapshot.loop.globalStep }, 'checkpoint not sent');
+          });
         },
       },
       onStep: (p) => {

@@ -1,2 +1,3 @@
 export { ringCollective } from './ring-collective.js';
 export { TrainingWorker, type WorkerOptions } from './worker.js';
+export { broadcastState } from './state-sync.js';

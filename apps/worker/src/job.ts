@@ -6,9 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
-import { type BackendName, type LossName, Mlp, selectBackend } from '@ringtrain/model';
+import { type BackendName, type LossName, memoryPlan, type MemoryPlan, Mlp, selectBackend } from '@ringtrain/model';
 import type { CoordinatorMessage, Progress } from '@ringtrain/protocol';
-import { decodeSnapshot, type JobSpec, type SnapshotShape, snapshotProgress, snapshotShape, TrainError, type TrainSnapshot, validateJobSpec, verifySnapshot } from '@ringtrain/train';
+import { type JobSpec, optimizerSpec, type SnapshotShape, snapshotProgress, snapshotShape, TrainError, type TrainSnapshot, validateJobSpec, verifySnapshot } from '@ringtrain/train';
+import { BASE_BYTES, checkMemoryPlan, planFields, processMemoryLimit, RING_BYTES } from './memory.js';
+import type { MemoryBudget } from './reports.js';
 import { RowStore } from './row-store.js';
 
 export type JobMessage = Extract<CoordinatorMessage, { type: 'job' }>;
@@ -29,14 +31,18 @@ export interface Job {
    * not coming, and waiting longer would only hold the whole ring at this step.
    */
   readonly rowsDeadlineMs: number;
+  /** The memory plan's total and the process limit it was checked against, for heartbeats. */
+  readonly memory: MemoryBudget;
 }
 
 /**
  * Sets up the job of `m`: validates its spec (SPEC_INVALID), chooses the backend if none
- * is yet (`backend`: the one chosen, or null; `override`: the worker's --backend), and
- * builds the model. Rejects with the coded error of whatever cannot be done.
+ * is yet (`backend`: the one chosen, or null; `override`: the worker's --backend), plans
+ * its memory and refuses a job that cannot fit (MEMORY_PLAN_EXCEEDED; `memoryLimit`: the
+ * worker's --memory-limit, null for none, undefined to read the cgroup's), and builds the
+ * model. Rejects with the coded error of whatever cannot be done.
  */
-export async function setUpJob(m: JobMessage, backend: string | null, override: BackendName | undefined, log: Logger): Promise<{ job: Job; backend: string }> {
+export async function setUpJob(m: JobMessage, backend: string | null, override: BackendName | undefined, log: Logger, memoryLimit?: number | null): Promise<{ job: Job; backend: string }> {
   const spec = validateJobSpec(m.spec, 'job spec from the coordinator');
   let chosen = backend;
   if (chosen === null) {
@@ -45,6 +51,10 @@ export async function setUpJob(m: JobMessage, backend: string | null, override: 
     chosen = b.name;
     log.info({ backend: b.name, provider: b.provider }, 'backend selected');
   }
+  const plan = planOf(m, spec, chosen);
+  const limit = processMemoryLimit(memoryLimit);
+  log.info({ backend: chosen, ...planFields(plan, limit) }, 'memory plan');
+  checkMemoryPlan(plan, limit, chosen);
   const mlp = Mlp.create(m.arch, spec.training.seed);
   const job: Job = {
     id: m.jobId,
@@ -56,19 +66,38 @@ export async function setUpJob(m: JobMessage, backend: string | null, override: 
     shape: snapshotShape(spec, mlp.layout.size),
     message: m,
     rowsDeadlineMs: m.ring.opTimeoutMs,
+    memory: { planned: plan.total, limit: limit.bytes },
   };
   log.info({ job: spec.name, jobId: m.jobId, parameters: mlp.layout.size, rows: m.dataset.rows }, 'job received');
   return { job, backend: chosen };
 }
 
 /**
- * The state a generation starts from, decoded and checked before anything takes it:
- * this job's shape (decodeSnapshot), finite numbers and a reachable loop
+ * What this worker will hold for the job of `m` on `backend`. A ring has at least the
+ * job's cluster.minWorkers members, so this worker's share of a batch is at most
+ * ceil(batchSize / minWorkers) rows; it may come to hold every row of every split.
+ */
+export function planOf(m: JobMessage, spec: JobSpec, backend: string): MemoryPlan {
+  return memoryPlan({
+    arch: m.arch,
+    optimizer: optimizerSpec(spec),
+    earlyStopping: spec.training.earlyStopping !== undefined,
+    batchRows: Math.ceil(spec.training.batchSize / spec.cluster.minWorkers),
+    rows: m.dataset.rows,
+    cols: m.dataset.cols,
+    backend,
+    baseBytes: BASE_BYTES,
+    ringBytes: RING_BYTES,
+  });
+}
+
+/**
+ * The state a generation starts from, checked before anything takes it: this job's
+ * shape (the state stream's parser checked it as it arrived), finite numbers and a reachable loop
  * (verifySnapshot), and the progress the coordinator chose its source for. Throws
  * SNAPSHOT_INVALID.
  */
-export function verifiedState(job: Job, bytes: Uint8Array, expected: Progress): TrainSnapshot {
-  const s = decodeSnapshot(bytes, job.shape);
+export function verifiedState(job: Job, s: TrainSnapshot, expected: Progress): TrainSnapshot {
   verifySnapshot(s, job.spec, job.store.dataset.train.rows);
   const got = snapshotProgress(s);
   if (got.step !== expected.step || got.epochs !== expected.epochs) {

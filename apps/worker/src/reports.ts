@@ -1,7 +1,7 @@
 /**
  * What a worker tells the coordinator between steps, by heartbeat: its step times
- * (compute, communication, waiting), and on rank 0 the step losses and epoch records
- * since the last heartbeat. Every rank also keeps a record of recent step losses (the
+ * (compute, communication, waiting), its memory (resident now, the job's plan, the
+ * limit), and on rank 0 the step losses and epoch records since the last heartbeat. Every rank also keeps a record of recent step losses (the
  * all-reduced sums are the same on every rank) and replays its tail when a generation
  * starts and when it reports a stopped one (lifecycle.ts says when and how many), so a
  * coordinator restarted after a crash, the death of rank 0 before its next heartbeat, or
@@ -26,6 +26,17 @@ export interface StepDone {
 }
 
 const NO_TIME = { steps: 0, computeMs: 0, commMs: 0, waitMs: 0 };
+
+/** The job's memory plan as heartbeats report it (job.ts): its total and the process limit it was checked against, in bytes. */
+export interface MemoryBudget {
+  readonly planned: number;
+  readonly limit: number | null;
+}
+
+/** The resident set size of this process, in bytes. */
+const residentBytes = (): number => process.memoryUsage.rss();
+/** The most resident memory this process has had (maxRSS is in KiB). */
+const peakBytes = (): number => process.resourceUsage().maxRSS * 1024;
 
 export class StepRecords {
   private readonly history = new Map<number, StepReport>();
@@ -58,14 +69,18 @@ export class StepRecords {
     this.timing.waitMs += ms;
   }
 
-  /** The heartbeat that reports everything since the last one (and forgets it). */
-  heartbeat(generation: number, backend: string | null, progress: Progress | null): Heartbeat {
+  /**
+   * The heartbeat that reports everything since the last one (and forgets it); with the
+   * job's memory `budget`, also the process's resident memory now (`rss`) beside it.
+   */
+  heartbeat(generation: number, backend: string | null, progress: Progress | null, budget: MemoryBudget | null = null, rss: () => number = residentBytes): Heartbeat {
     const t = this.timing;
     const n = Math.max(1, t.steps);
     const m: Heartbeat = {
       type: 'heartbeat',
       generation,
       ...(backend ? { backend } : {}),
+      ...(budget ? { memory: { rss: rss(), peak: peakBytes(), planned: budget.planned, limit: budget.limit } } : {}),
       progress,
       timing: { steps: t.steps, computeMs: t.computeMs / n, commMs: t.commMs / n, waitMs: t.waitMs / n },
       steps: this.steps,

@@ -4,6 +4,7 @@
  * openJob), that records what the worker sends and answers fetches in chunks unless a
  * test says otherwise. Generations have one member, so its ring needs no peer.
  */
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
@@ -42,6 +43,7 @@ export class FakeCoordinator {
   /** How each fetch is answered; by default at once, in chunks of 7 rows. */
   onFetch: (f: Fetch) => void = (f) => this.answer(f);
   connections = 0;
+  private transfers = 0;
   private socket: ServerSocket | null = null;
 
   private constructor(
@@ -57,6 +59,8 @@ export class FakeCoordinator {
         const m = decodeWorkerMessage(data);
         this.received.push(m);
         if (m.type === 'fetch') this.onFetch(m);
+        // Every chunk is taken at once: the worker's transfers complete.
+        if (m.type === 'chunk') this.send({ type: 'ack', id: m.id, offset: m.offset + m.data.byteLength });
       });
     });
   }
@@ -123,6 +127,8 @@ export class FakeCoordinator {
       bestParams: null,
       trainRows: data.train.rows,
     };
+    const state = progress ? null : encodeSnapshot(initial);
+    const head = state ? { id: ++this.transfers, bytes: state.byteLength } : null;
     this.send({
       type: 'generation',
       generation,
@@ -131,8 +137,15 @@ export class FakeCoordinator {
       peers: [{ rank: 0, host: register.address.host, port: register.address.port }],
       source: 0,
       progress: progress ?? { step: 0, epochs: 0 },
-      ...(progress ? {} : { state: encodeSnapshot(initial) }),
+      ...(head ? { state: head } : {}),
     });
+    if (state && head) this.send({ type: 'chunk', id: head.id, offset: 0, data: state, sha256: createHash('sha256').update(state).digest('hex') });
+  }
+
+  /** The bytes of the transfer `head` announced (its chunks received so far, in order). */
+  payload(head: { readonly id: number }): Uint8Array {
+    const chunks = this.received.filter((m): m is Extract<WorkerMessage, { type: 'chunk' }> => m.type === 'chunk' && m.id === head.id);
+    return Buffer.concat(chunks.map((c) => c.data));
   }
 
   /** Answers fetch `f` in chunks of `per` rows, in order. */

@@ -21,8 +21,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { listen, type RingEndpoint, type RingTls } from '@ringtrain/allreduce';
 import type { BackendName } from '@ringtrain/model';
-import { type CoordinatorMessage, type Progress, PROTOCOL_VERSION, type WorkerMessage } from '@ringtrain/protocol';
-import { encodeSnapshot, snapshotProgress } from '@ringtrain/train';
+import { bytesOf, type CoordinatorMessage, type Progress, PROTOCOL_VERSION, type TransferHead, type WorkerMessage } from '@ringtrain/protocol';
+import { SnapshotAssembler, snapshotProgress, StateParser, stateSource, TrainError, type TrainSnapshot } from '@ringtrain/train';
 import { ControlChannel } from './control.js';
 import { isFatal, WorkerError } from './errors.js';
 import { Generation, type GenerationMessage, type Holding } from './generation.js';
@@ -30,6 +30,7 @@ import { type Job, type JobMessage, setUpJob } from './job.js';
 import { type Action, decide, initialWorker, MAX_BACKOFF_MS, MIN_BACKOFF_MS, type Policy, type ProgressKind, type WorkerEvent, type WorkerState } from './lifecycle.js';
 import { StepRecords } from './reports.js';
 import { RowFetcher } from './rows.js';
+import { Transfers } from './transfers.js';
 
 export interface WorkerOptions {
   /** ws://host:port of the coordinator. */
@@ -45,6 +46,8 @@ export interface WorkerOptions {
   readonly peerPort?: number;
   /** Overrides the job's training.backend. */
   readonly backend?: BackendName;
+  /** Bytes the job's memory plan may use (--memory-limit); null: no limit; default the cgroup's, else the machine's (memory.ts). */
+  readonly memoryLimit?: number | null;
   /**
    * TLS (with a wss:// coordinator): the ring endpoint serves `cert` and `key`; the
    * coordinator's and the peers' certificates are verified against `ca`, and peers' by
@@ -77,6 +80,11 @@ export class TrainingWorker {
   private readonly holding: Holding = { held: null, live: null };
   private readonly records = new StepRecords();
   private readonly rows = new RowFetcher((m) => this.channel?.send(m) ?? false);
+  private readonly transfers = new Transfers((m) => this.channel?.send(m) ?? false);
+  /** The coordinator's state for a generation this worker is the source of, arriving as a transfer. */
+  private incomingState: { readonly generation: number; readonly snapshot: Promise<TrainSnapshot> } | null = null;
+  /** Waiting for the job to be set up: a state's header is checked against the job's shape. */
+  private jobWaiters: ((job: Job) => void)[] = [];
   private endpoint: RingEndpoint | null = null;
   private channel: ControlChannel | null = null;
   private job: Job | null = null;
@@ -140,8 +148,16 @@ export class TrainingWorker {
       case 'rows':
         this.rows.take(m);
         return;
-      case 'job':
+      case 'chunk':
+        return this.transfers.chunk(m);
+      case 'ack':
+        return this.transfers.ack(m);
       case 'generation':
+        // Its state's chunks follow at once, before the generation may start: they are taken from now.
+        if (m.state) this.incomingState = { generation: m.generation, snapshot: this.receiveState(m.state) };
+        this.dispatch(m);
+        return;
+      case 'job':
       case 'stop':
       case 'reject':
       case 'upload':
@@ -160,7 +176,8 @@ export class TrainingWorker {
       case 'connect':
         return this.connect();
       case 'register': {
-        const held = this.job && this.holding.held ? { jobId: this.job.id, progress: snapshotProgress(this.holding.held) } : null;
+        const progress = this.progress('held');
+        const held = this.job && progress ? { jobId: this.job.id, progress } : null;
         this.send({ type: 'register', protocol: PROTOCOL_VERSION, id: this.id, address: this.address(), backend: this.backend ?? 'unknown', held, generation: a.generation });
         return;
       }
@@ -183,7 +200,7 @@ export class TrainingWorker {
         return this.rows.cancelAll(a.reason);
       case 'send-heartbeat':
         // Only on an open channel: the records it reports are forgotten once sent.
-        if (this.channel?.isOpen) this.send(this.records.heartbeat(a.generation, this.backend, this.progress(a.progress)));
+        if (this.channel?.isOpen) this.send(this.records.heartbeat(a.generation, this.backend, this.progress(a.progress), this.job?.memory));
         return;
       case 'replay': {
         const m = this.records.replay(a.count, a.generation, this.backend, this.progress(a.progress));
@@ -196,14 +213,16 @@ export class TrainingWorker {
         this.send({ type: 'stopped', generation, progress: this.progress(a.progress), code, reason, ...blame });
         return;
       }
-      case 'send-done':
-        if (this.current?.done && this.current.m.generation === a.generation) this.send(this.current.done);
+      case 'send-done': {
+        const done = this.current?.m.generation === a.generation ? this.current.done : null;
+        if (done) this.sendTransfer('final weights', done.message, { bytes: done.params.byteLength, parts: [bytesOf(done.params)] });
         return;
+      }
       case 'send-leave':
         this.send({ type: 'leave', progress: this.progress(a.progress) });
         return;
       case 'upload-state':
-        if (this.holding.held) this.send({ type: 'state', generation: a.generation, snapshot: encodeSnapshot(this.holding.held) });
+        if (this.holding.held) this.sendTransfer('state', (state) => ({ type: 'state', generation: a.generation, state }), stateSource(this.holding.held));
         return;
       case 'log':
         this.log[a.level](a.fields, a.msg);
@@ -221,9 +240,36 @@ export class TrainingWorker {
     this.channel?.send(m);
   }
 
+  /** Sends `what` as a transfer; a failure (the channel closed) is logged: the coordinator asks again or goes on without it. */
+  private sendTransfer(what: string, announce: (head: TransferHead) => WorkerMessage, source: { bytes: number; parts: readonly Uint8Array[] }): void {
+    this.transfers.transfer(announce, source).catch((err: unknown) => this.log.warn({ err }, `${what} not sent`));
+  }
+
+  /** The coordinator's state as it streams in: parsed against the job's shape, each float copied once into place. */
+  private receiveState(head: TransferHead): Promise<TrainSnapshot> {
+    const assembler = new SnapshotAssembler();
+    let parser: StateParser | null = null;
+    const t = this.transfers.receive(head, async (data) => {
+      parser ??= new StateParser((await this.readyJob()).shape, assembler, head.bytes);
+      parser.push(data);
+    });
+    const snapshot = t.done.then(() => {
+      if (parser === null) throw new TrainError('SNAPSHOT_INVALID', 'state snapshot: an empty stream');
+      parser.end();
+      return assembler.snapshot();
+    });
+    snapshot.catch(() => {}); // a generation that never starts never asks for it
+    return snapshot;
+  }
+
+  private readyJob(): Promise<Job> {
+    return this.job ? Promise.resolve(this.job) : new Promise((resolve) => this.jobWaiters.push(resolve));
+  }
+
   /** The progress a message carries (lifecycle.ts says which): `live` counts the steps of a generation in progress. */
   private progress(kind: ProgressKind): Progress | null {
-    const held = this.holding.held ? snapshotProgress(this.holding.held) : null;
+    // While a generation trains, its run holds the state (generation.ts); it commits every step, so `live` is what it holds.
+    const held = this.holding.held ? snapshotProgress(this.holding.held) : this.holding.live;
     if (kind === 'none') return null;
     return kind === 'live' ? (this.holding.live ?? held) : held;
   }
@@ -236,7 +282,10 @@ export class TrainingWorker {
       {
         onOpen: () => this.dispatch({ type: 'connected' }),
         onMessage: (m) => this.onMessage(m),
-        onClose: (error) => this.dispatch({ type: 'disconnected', error, fatal: isFatal(error) }),
+        onClose: (error) => {
+          this.transfers.closed(`the control channel closed: ${error.message}`);
+          this.dispatch({ type: 'disconnected', error, fatal: isFatal(error) });
+        },
       },
       ca !== undefined ? { ca } : {},
     );
@@ -245,13 +294,14 @@ export class TrainingWorker {
 
   private async setUp(m: JobMessage): Promise<void> {
     try {
-      const { job, backend } = await setUpJob(m, this.backend, this.o.backend, this.log);
+      const { job, backend } = await setUpJob(m, this.backend, this.o.backend, this.log, this.o.memoryLimit);
       this.backend = backend;
       this.job?.mlp.dispose();
       this.job = job;
       this.holding.held = null;
       this.holding.live = null;
       if (this.channel) this.channel.silenceMs = job.spec.cluster.heartbeatTimeoutMs;
+      for (const resolve of this.jobWaiters.splice(0)) resolve(job);
       this.dispatch({ type: 'job-ready', jobId: job.id, heartbeatMs: m.heartbeatMs });
     } catch (err) {
       this.dispatch({ type: 'job-failed', error: err instanceof Error ? err : new Error(String(err)) });
@@ -269,6 +319,8 @@ export class TrainingWorker {
         rows: this.rows,
         records: this.records,
         send: (msg) => this.send(msg),
+        transfer: (announce, source) => this.transfers.transfer(announce, source),
+        coordinatorState: this.incomingState?.generation === m.generation ? this.incomingState.snapshot : null,
         emit: (e) => this.dispatch(e),
       },
       m,

@@ -11,3 +11,4 @@ export * from './schedule.js';
 export * from './forward.js';
 export * from './evaluate.js';
 export * from './modelio.js';
+export * from './memory-plan.js';

@@ -1,3 +1,4 @@
 export * from './messages.js';
 export * from './job-limits.js';
 export * from './codec.js';
+export * from './transfer.js';

@@ -30,6 +30,33 @@ const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected byt
 const generation = u32;
 const nonNegative = z.number().nonnegative();
 
+/** The longest transfer announced: 1 TiB, far past any state a worker could hold, and exact in a double. */
+export const MAX_TRANSFER_BYTES = 2 ** 40;
+/** The most bytes of one `chunk`'s data: a transfer's unit of flow control and of memory on both sides. */
+export const TRANSFER_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A transfer's announcement (transfer.ts): its id on this connection and its length.
+ * `chunk` messages of that id follow, each acknowledged by an `ack`; the last carries the
+ * SHA-256 of the whole. States, checkpoints and final weights travel so, never as one
+ * message, so no state is limited by a message's size.
+ */
+export const TransferHead = z.object({ id: u32, bytes: z.number().int().min(0).max(MAX_TRANSFER_BYTES) });
+export type TransferHead = z.infer<typeof TransferHead>;
+
+/** One piece of a transfer, at `offset`; `sha256` (hex) on the last piece only. Both directions. */
+const Chunk = z.object({
+  type: z.literal('chunk'),
+  id: u32,
+  offset: z.number().int().min(0).max(MAX_TRANSFER_BYTES),
+  data: bytes.refine((b) => b.byteLength <= TRANSFER_CHUNK_BYTES, `a chunk carries at most ${TRANSFER_CHUNK_BYTES} bytes`),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in lowercase hex').optional(),
+});
+/** The receiver of transfer `id` has taken every byte before `offset`. Both directions. */
+const Ack = z.object({ type: z.literal('ack'), id: u32, offset: z.number().int().min(0).max(MAX_TRANSFER_BYTES) });
+export type ChunkMessage = z.infer<typeof Chunk>;
+export type AckMessage = z.infer<typeof Ack>;
+
 export const Address = z.object({ host: z.string().min(1).max(253), port: z.number().int().min(1).max(65535) });
 export type Address = z.infer<typeof Address>;
 
@@ -93,6 +120,8 @@ export const WorkerMessage = z.discriminatedUnion('type', [
     backend: z.string().max(100).optional(),
     progress: Progress.nullable(),
     timing: Timing,
+    /** Bytes: the process's resident set now and its peak, the job's memory plan, the memory limit it was checked against (null: none). Absent before a job, and from older workers. */
+    memory: z.object({ rss: nonNegative, peak: nonNegative.optional(), planned: nonNegative, limit: nonNegative.nullable() }).optional(),
     /** Rank 0 only: the steps and epochs committed since its last heartbeat. */
     steps: z.array(StepReport).max(100_000),
     epochs: z.array(EpochReport).max(10_000),
@@ -117,10 +146,10 @@ export const WorkerMessage = z.discriminatedUnion('type', [
     unreachable: count.optional(),
     invalidSource: count.optional(),
   }),
-  /** Rank 0's checkpoint hook: an encoded snapshot (libs/train's codec). */
-  z.object({ type: z.literal('checkpoint'), generation, reason: z.enum(['steps', 'epoch', 'end', 'stop']), snapshot: bytes }),
-  /** Answer to `upload`. */
-  z.object({ type: z.literal('state'), generation, snapshot: bytes }),
+  /** Rank 0's checkpoint hook: its state (libs/train's state stream) follows as transfer `state`. */
+  z.object({ type: z.literal('checkpoint'), generation, reason: z.enum(['steps', 'epoch', 'end', 'stop']), state: TransferHead }),
+  /** Answer to `upload`: the state follows as transfer `state`. */
+  z.object({ type: z.literal('state'), generation, state: TransferHead }),
   /** Every rank, after the final evaluation: the summary and the final (best) weights; the coordinator takes rank 0's. */
   z.object({
     type: z.literal('done'),
@@ -132,10 +161,13 @@ export const WorkerMessage = z.discriminatedUnion('type', [
       steps: count,
       final: z.object({ train: MetricsShape, validation: MetricsShape.nullable(), test: MetricsShape.nullable() }),
     }),
-    params: bytes,
+    /** The final weights (float32 little-endian, the model's layout) follow as this transfer. */
+    params: TransferHead,
   }),
   /** A graceful exit (SIGTERM): the worker finished its step and holds `progress`. */
   z.object({ type: z.literal('leave'), progress: Progress.nullable() }),
+  Chunk,
+  Ack,
 ]);
 export type WorkerMessage = z.infer<typeof WorkerMessage>;
 
@@ -165,8 +197,8 @@ const GenerationMessage = z
     source: count,
     /** How far the source's state has got: what the coordinator chose it for. Every member checks the state it receives against it. */
     progress: Progress,
-    /** When the coordinator holds the most advanced state (a fresh job, a resumed checkpoint): it, for the source rank. */
-    state: bytes.optional(),
+    /** When the coordinator holds the most advanced state (a fresh job, a resumed checkpoint): it follows as this transfer, to the source rank. */
+    state: TransferHead.optional(),
   })
   .superRefine((m, ctx) => {
     if (m.rank >= m.world) ctx.addIssue({ code: 'custom', path: ['rank'], message: `rank ${m.rank} is not below the world ${m.world}` });
@@ -208,6 +240,8 @@ export const CoordinatorMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('upload'), generation }),
   /** The job is over: exit. */
   z.object({ type: z.literal('finished'), reason: z.string().max(2000) }),
+  Chunk,
+  Ack,
 ]);
 export type CoordinatorMessage = z.infer<typeof CoordinatorMessage>;
 

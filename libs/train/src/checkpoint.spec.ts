@@ -1,11 +1,13 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readdir, rm, truncate } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, open, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
 import { Mlp, selectBackend } from '@ringtrain/model';
-import { CHECKPOINTS_DIR, latestCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { CheckpointWriter, checkpointSource, CHECKPOINTS_DIR, latestCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { encodeSnapshot } from './snapshot-codec.js';
 import { TrainError } from './errors.js';
 import { modelMetadata } from './output.js';
 import { resumeMismatches } from './resume.js';
@@ -155,16 +157,67 @@ describe('checkpoints and resume', () => {
     const loss = resolveLoss(spec, data.task);
     const options = { spec, metadata: modelMetadata(data, loss), arch: architectureFor(spec, data.train.cols, data.task), reason: 'steps' as const, lineage: [], keep: 5, keepBest: false };
     const invalid: TrainError[] = [];
-    await writeCheckpoint(dir, { ...good, loop: { ...good.loop, globalStep: 1e9 } }, options);
-    assert.equal((await latestCheckpoint(dir, (_d, e) => invalid.push(e)))?.snapshot.loop.globalStep, 7);
-    assert.match(invalid.at(-1)!.message, /step-1000000000: state snapshot: loop\.globalStep 1000000000 is not epoch 0 x 12 \+ 7/);
+    const outOfStep = { ...good, loop: { ...good.loop, globalStep: 1e9 } };
     const nan = Float32Array.from(good.params);
     nan[3] = NaN;
-    await writeCheckpoint(dir, { ...good, loop: { ...good.loop, stepInEpoch: 8, globalStep: 8 }, params: nan }, options);
+    const notFinite = { ...good, loop: { ...good.loop, stepInEpoch: 8, globalStep: 8 }, params: nan };
+    // The writer refuses both, and leaves nothing behind...
+    for (const bad of [outOfStep, notFinite]) {
+      await assert.rejects(writeCheckpoint(dir, bad, options), (e: unknown) => e instanceof TrainError && e.code === 'SNAPSHOT_INVALID');
+    }
+    assert.deepEqual((await readdir(join(dir, CHECKPOINTS_DIR))).sort(), ['step-000000005', 'step-000000007']);
+    // ...so the reader's check is made on checkpoints forged after writing, with a manifest that verifies.
+    await forge(dir, 'step-000000007', 'step-999999999', (state) => state.replace('"globalStep": 7', '"globalStep": 1000000000'), null);
+    assert.equal((await latestCheckpoint(dir, (_d, e) => invalid.push(e)))?.snapshot.loop.globalStep, 7);
+    assert.match(invalid.at(-1)!.message, /step-999999999: state snapshot: loop\.globalStep 1000000000 is not epoch 0 x 12 \+ 7/);
+    await rm(join(dir, CHECKPOINTS_DIR, 'step-999999999'), { recursive: true });
+    await forge(dir, 'step-000000007', 'step-000000008', (state) => state.replace('"globalStep": 7', '"globalStep": 8').replace('"stepInEpoch": 7', '"stepInEpoch": 8'), nan);
     assert.equal((await latestCheckpoint(dir, (_d, e) => invalid.push(e)))?.snapshot.loop.globalStep, 7);
     assert.equal(invalid.at(-1)!.code, 'CHECKPOINT_CORRUPT');
     assert.match(invalid.at(-1)!.message, /params\[3\] is NaN/);
   });
+
+  test('a checkpoint streams out as the state stream and back in, file for file, whatever the pieces', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ringtrain-ckpt-'));
+    const good = (await run(dir, { stopAfter: 7 })).end;
+    const first = join(dir, CHECKPOINTS_DIR, 'step-000000007');
+    const source = await checkpointSource(first);
+    const pieces: Uint8Array[] = [];
+    for await (const p of source.parts) pieces.push(p);
+    const streamed = Buffer.concat(pieces);
+    assert.equal(streamed.byteLength, source.bytes);
+    assert.deepEqual(new Uint8Array(streamed), encodeSnapshot(good));
+    // Written again from that stream in odd pieces, into another directory: the same bytes in every file.
+    const other = await mkdtemp(join(tmpdir(), 'ringtrain-ckpt-'));
+    const options = { spec, metadata: modelMetadata(data, resolveLoss(spec, data.task)), arch: architectureFor(spec, data.train.cols, data.task), reason: 'steps' as const, lineage: [], keep: 5, keepBest: false };
+    const writer = await CheckpointWriter.open(other, { ...options, shape: { params: good.params.length, slots: good.optimizer.slots.length, optimizer: 'adam' }, trainRows: good.trainRows }, source.bytes);
+    for (let at = 0; at < streamed.byteLength; at += 4099) await writer.push(streamed.subarray(at, at + 4099));
+    const { dir: copy, header } = await writer.finish();
+    assert.equal(header.loop.globalStep, 7);
+    for (const f of ['model/weights.bin', 'optimizer.bin', 'best.bin']) {
+      const a = await readFile(join(first, f)).catch(() => null);
+      assert.deepEqual(await readFile(join(copy, f)).catch(() => null), a, f);
+    }
+    assert.deepEqual((await readCheckpoint(copy)).snapshot, good);
+  });
+
+  /** Copies checkpoint `from` to `to` with state.json edited and weights.bin replaced, and a manifest that verifies. */
+  async function forge(dir: string, from: string, to: string, edit: (state: string) => string, params: Float32Array | null): Promise<void> {
+    const src = join(dir, CHECKPOINTS_DIR, from);
+    const dst = join(dir, CHECKPOINTS_DIR, `.forge-${to}`);
+    await rm(dst, { recursive: true, force: true });
+    const { cp } = await import('node:fs/promises');
+    await cp(src, dst, { recursive: true });
+    await writeFile(join(dst, 'state.json'), edit(await readFile(join(dst, 'state.json'), 'utf8')));
+    if (params) await writeFile(join(dst, 'model', 'weights.bin'), new Uint8Array(params.buffer));
+    const manifest = JSON.parse(await readFile(join(dst, 'manifest.json'), 'utf8')) as { files: Record<string, { sha256: string; bytes: number }> };
+    for (const f of Object.keys(manifest.files)) {
+      const data = await readFile(join(dst, f));
+      manifest.files[f] = { sha256: createHash('sha256').update(data).digest('hex'), bytes: data.byteLength };
+    }
+    await writeFile(join(dst, 'manifest.json'), JSON.stringify(manifest));
+    await rename(dst, join(dir, CHECKPOINTS_DIR, to));
+  }
 
   test('resume refuses a spec whose model or data order changed, and lists each field', () => {
     const changed = parseJobSpec(

@@ -17,21 +17,23 @@
  * nothing unverified is ever loaded. Pruning keeps the newest `keep`, plus the one with
  * the lowest validation loss when `keepBest`.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Architecture,
+  layersModelJson,
   type LineageEntry,
-  Mlp,
+  MODEL_JSON,
   type ModelMetadata,
   type OptimizerState,
   paramLayout,
-  saveModel,
   validateArchitecture,
+  WEIGHTS_BIN,
 } from '@ringtrain/model';
 import { TrainError } from './errors.js';
-import { verifySnapshot } from './snapshot-codec.js';
+import { finiteIssue, type SnapshotShape, type StateHeader, StateParser, statePrefix, type StateSection, type StateSink, stateSource, verifyLoopState, verifySnapshot } from './snapshot-codec.js';
 import { validateJobSpec, type JobSpec } from './spec.js';
 import type { LoopState } from './loop.js';
 import type { CheckpointReason, TrainSnapshot } from './trainer.js';
@@ -86,10 +88,6 @@ function stepDirName(step: number): string {
   return `${PREFIX}${String(step).padStart(9, '0')}`;
 }
 
-function bytesOf(a: Float32Array): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-}
-
 function floatsOf(b: Buffer, what: string): Float32Array {
   if (b.byteLength % 4 !== 0) throw new TrainError('CHECKPOINT_CORRUPT', `${what}: ${b.byteLength} bytes is not a whole number of float32`);
   // Copy: a Buffer may sit at an unaligned offset of a shared pool.
@@ -115,55 +113,174 @@ async function syncDir(path: string): Promise<void> {
   }
 }
 
+/** The SHA-256 and size of a file, read in pieces: a checkpoint's files may be larger than the memory it is worth holding. */
 async function sha256(path: string): Promise<{ sha256: string; bytes: number }> {
-  const data = await readFile(path);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const piece of createReadStream(path, { highWaterMark: READ_PIECE_BYTES }) as AsyncIterable<Buffer>) {
+    hash.update(piece);
+    bytes += piece.byteLength;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+function digestOf(text: string): { sha256: string; bytes: number } {
+  const data = Buffer.from(text);
   return { sha256: createHash('sha256').update(data).digest('hex'), bytes: data.byteLength };
 }
 
-/** Writes one checkpoint under root/checkpoints, then prunes; returns its directory. */
-export async function writeCheckpoint(root: string, snap: TrainSnapshot, options: WriteCheckpointOptions): Promise<string> {
-  const parent = join(root, CHECKPOINTS_DIR);
-  await mkdir(parent, { recursive: true });
-  const name = stepDirName(snap.loop.globalStep);
-  const tmp = join(parent, `.tmp-${name}-${process.pid}-${Date.now()}`);
-  await mkdir(tmp, { recursive: true });
+/** The size of the pieces files are read and written in: one transfer chunk, so a stream of any size holds one at a time. */
+const READ_PIECE_BYTES = 4 * 1024 * 1024;
 
-  const mlp = Mlp.fromParams(options.arch, snap.params);
-  try {
-    await saveModel(mlp, join(tmp, 'model'), options.metadata);
-  } finally {
-    mlp.dispose();
+/** One of a checkpoint's float files, written as its section of the state stream arrives, hashed as it goes. */
+interface FloatFile {
+  readonly path: string;
+  readonly name: string;
+  fh: FileHandle | null;
+  readonly hash: Hash;
+  bytes: number;
+}
+
+const SECTION_FILES: Record<StateSection, string> = { params: `model/${WEIGHTS_BIN}`, slots: 'optimizer.bin', best: 'best.bin' };
+
+/**
+ * Writes one checkpoint from a state stream (snapshot-codec.ts), holding one piece at a
+ * time: the parser hands each section's floats here, each piece is checked finite and
+ * appended to its file while hashed, and `finish` writes model.json, state.json and the
+ * manifest, fsyncs and renames the directory into place, then prunes. The header is
+ * verified before any float is taken (its loop must be one the job can reach, and
+ * `accept` may refuse it); a stream that fails leaves nothing behind (`abort`).
+ */
+export class CheckpointWriter implements StateSink {
+  private readonly parser: StateParser;
+  private readonly files = new Map<StateSection, FloatFile>();
+  private pending: Promise<unknown> = Promise.resolve();
+  private done = false;
+
+  private constructor(
+    private readonly root: string,
+    private readonly tmp: string,
+    private readonly o: CheckpointWriterOptions,
+    total: number | null,
+  ) {
+    this.parser = new StateParser(o.shape, this, total);
   }
-  await writeSynced(join(tmp, 'optimizer.bin'), bytesOf(snap.optimizer.slots));
-  if (snap.bestParams) await writeSynced(join(tmp, 'best.bin'), bytesOf(snap.bestParams));
-  const last = snap.loop.history.at(-1);
-  const state: StateFile = {
-    formatVersion: FORMAT_VERSION,
-    reason: options.reason,
-    createdAt: new Date().toISOString(),
-    loop: snap.loop,
-    optimizer: { name: snap.optimizer.name, iterations: snap.optimizer.iterations, slots: snap.optimizer.slots.length },
-    trainRows: snap.trainRows,
-    hasBest: snap.bestParams !== null,
-    // Only a checkpoint taken at the end of an epoch holds that epoch's weights.
-    validationLoss: snap.loop.stepInEpoch === 0 ? (last?.validation?.loss ?? null) : null,
-    spec: options.spec,
-    lineage: options.lineage,
-    frozenLayers: options.frozenLayers ?? [],
-    arch: options.arch,
-  };
-  await writeSynced(join(tmp, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
 
-  const files = ['model/model.json', 'model/weights.bin', 'optimizer.bin', 'state.json', ...(snap.bestParams ? ['best.bin'] : [])];
-  const manifest: Record<string, { sha256: string; bytes: number }> = {};
-  for (const f of files) manifest[f] = await sha256(join(tmp, f));
-  await syncDir(join(tmp, 'model'));
-  await writeSynced(join(tmp, 'manifest.json'), `${JSON.stringify({ formatVersion: FORMAT_VERSION, files: manifest }, null, 2)}\n`);
-  await syncDir(tmp);
+  /** A writer for a stream of `total` bytes (null: unknown) into root/checkpoints. */
+  static async open(root: string, o: CheckpointWriterOptions, total: number | null): Promise<CheckpointWriter> {
+    const parent = join(root, CHECKPOINTS_DIR);
+    await mkdir(parent, { recursive: true });
+    temporaries += 1;
+    const tmp = join(parent, `.tmp-${process.pid}-${temporaries}-${Date.now()}`);
+    await mkdir(join(tmp, 'model'), { recursive: true });
+    return new CheckpointWriter(root, tmp, o, total);
+  }
 
+  /** Takes the next bytes of the stream; resolves once they are written. Rejects with SNAPSHOT_INVALID at the first that cannot be right. */
+  async push(bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.byteLength; at += READ_PIECE_BYTES) this.parser.push(bytes.subarray(at, Math.min(bytes.byteLength, at + READ_PIECE_BYTES)));
+    await this.pending;
+  }
+
+  header(h: StateHeader): void {
+    verifyLoopState(h, this.o.spec, this.o.trainRows);
+    this.o.accept?.(h);
+  }
+
+  floats(section: StateSection, at: number, bytes: Uint8Array): void {
+    // A view when aligned (the bytes are not changed until written: the stream's owner awaits push); else a copy.
+    const values = bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Float32Array(bytes.slice().buffer);
+    const bad = finiteIssue(values, section === 'params' ? 'params' : section === 'slots' ? 'optimizer slots' : 'best weights');
+    if (bad) throw new TrainError('SNAPSHOT_INVALID', `state snapshot: ${bad.replace(/\[(\d+)\]/, (_, i: string) => `[${at + Number(i)}]`)}`);
+    const file = this.fileFor(section);
+    const data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    file.hash.update(data);
+    file.bytes += data.byteLength;
+    this.pending = this.pending.then(async () => {
+      file.fh ??= await open(file.path, 'w');
+      await file.fh.write(data);
+    });
+  }
+
+  /** The stream is complete: the checkpoint goes into place; resolves with its directory and the stream's header. */
+  async finish(): Promise<{ readonly dir: string; readonly header: StateHeader }> {
+    const h = this.parser.end();
+    await this.pending;
+    const o = this.o;
+    const manifest: Record<string, { sha256: string; bytes: number }> = {};
+    for (const file of this.files.values()) {
+      const fh = file.fh ?? (await open(file.path, 'w'));
+      await fh.sync();
+      await fh.close();
+      file.fh = null;
+      manifest[file.name] = { sha256: file.hash.digest('hex'), bytes: file.bytes };
+    }
+    const modelJson = layersModelJson(o.arch, o.metadata);
+    await writeSynced(join(this.tmp, 'model', MODEL_JSON), modelJson);
+    manifest[`model/${MODEL_JSON}`] = digestOf(modelJson);
+    const last = h.loop.history.at(-1);
+    const state: StateFile = {
+      formatVersion: FORMAT_VERSION,
+      reason: o.reason,
+      createdAt: new Date().toISOString(),
+      loop: h.loop,
+      optimizer: { name: h.optimizer.name, iterations: h.optimizer.iterations, slots: h.slots },
+      trainRows: h.trainRows,
+      hasBest: h.best > 0,
+      // Only a checkpoint taken at the end of an epoch holds that epoch's weights.
+      validationLoss: h.loop.stepInEpoch === 0 ? (last?.validation?.loss ?? null) : null,
+      spec: o.spec,
+      lineage: o.lineage,
+      frozenLayers: o.frozenLayers ?? [],
+      arch: o.arch,
+    };
+    const stateJson = `${JSON.stringify(state, null, 2)}\n`;
+    await writeSynced(join(this.tmp, 'state.json'), stateJson);
+    manifest['state.json'] = digestOf(stateJson);
+    await syncDir(join(this.tmp, 'model'));
+    await writeSynced(join(this.tmp, 'manifest.json'), `${JSON.stringify({ formatVersion: FORMAT_VERSION, files: manifest }, null, 2)}\n`);
+    await syncDir(this.tmp);
+    this.done = true;
+    return { dir: await place(this.root, this.tmp, h.loop.globalStep, o), header: h };
+  }
+
+  /** The stream failed: nothing of it stays. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.pending.catch(() => {});
+    for (const file of this.files.values()) await file.fh?.close().catch(() => {});
+    await rm(this.tmp, { recursive: true, force: true });
+  }
+
+  private fileFor(section: StateSection): FloatFile {
+    let file = this.files.get(section);
+    if (!file) {
+      const name = SECTION_FILES[section];
+      file = { path: join(this.tmp, name), name, fh: null, hash: createHash('sha256'), bytes: 0 };
+      this.files.set(section, file);
+    }
+    return file;
+  }
+}
+
+export interface CheckpointWriterOptions extends WriteCheckpointOptions {
+  /** What the stream must describe: this job's model and optimizer sizes. */
+  readonly shape: SnapshotShape;
+  /** The job's training rows: the loop state is checked against them. */
+  readonly trainRows: number;
+  /** A last word on the header before any float is taken (throw to refuse it). */
+  readonly accept?: (h: StateHeader) => void;
+}
+
+let temporaries = 0;
+
+/** Renames a complete temporary checkpoint directory into place as the checkpoint of `step`, then prunes. */
+async function place(root: string, tmp: string, step: number, options: WriteCheckpointOptions): Promise<string> {
+  const parent = join(root, CHECKPOINTS_DIR);
   // A checkpoint of the same step may exist (a resumed run stopping where it started):
   // move it aside first, so that the name always holds a complete checkpoint.
-  const target = join(parent, name);
+  const target = join(parent, stepDirName(step));
   const aside = `${tmp}-replaced`;
   const existed = await stat(target).then(() => true, () => false);
   if (existed) await rename(target, aside);
@@ -172,6 +289,20 @@ export async function writeCheckpoint(root: string, snap: TrainSnapshot, options
   if (existed) await rm(aside, { recursive: true, force: true });
   await prune(parent, options.keep, options.keepBest);
   return target;
+}
+
+/** Writes one checkpoint of `snap` under root/checkpoints, then prunes; returns its directory. */
+export async function writeCheckpoint(root: string, snap: TrainSnapshot, options: WriteCheckpointOptions): Promise<string> {
+  const shape = { params: snap.params.length, slots: snap.optimizer.slots.length, optimizer: snap.optimizer.name };
+  const source = stateSource(snap);
+  const writer = await CheckpointWriter.open(root, { ...options, shape, trainRows: snap.trainRows }, source.bytes);
+  try {
+    for (const part of source.parts) await writer.push(part);
+    return (await writer.finish()).dir;
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
 }
 
 async function listSteps(parent: string): Promise<string[]> {
@@ -203,8 +334,8 @@ function corrupt(dir: string, what: string): TrainError {
   return new TrainError('CHECKPOINT_CORRUPT', `${dir}: ${what}`);
 }
 
-/** Verifies every file against the manifest, then reads the checkpoint. */
-export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+/** Verifies every file of `dir` against its manifest (reading each in pieces); returns the manifest's files and state.json. */
+async function verifiedFiles(dir: string): Promise<{ files: Record<string, { sha256: string; bytes: number }>; state: StateFile }> {
   let manifest: { formatVersion?: unknown; files?: Record<string, { sha256: string; bytes: number }> };
   try {
     manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
@@ -226,6 +357,12 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as StateFile;
   if (state.formatVersion !== FORMAT_VERSION) throw corrupt(dir, `state.json has format ${state.formatVersion}`);
   if (state.hasBest && !('best.bin' in manifest.files)) throw corrupt(dir, 'state.json names best weights the manifest lacks');
+  return { files: manifest.files, state };
+}
+
+/** Verifies every file against the manifest, then reads the checkpoint. */
+export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+  const { state } = await verifiedFiles(dir);
   const spec = validateJobSpec(state.spec, join(dir, 'state.json'));
   try {
     validateArchitecture(state.arch);
@@ -277,4 +414,54 @@ export async function latestCheckpoint(root: string, onInvalid?: (dir: string, e
     }
   }
   return null;
+}
+
+/**
+ * A verified checkpoint as a state stream (snapshot-codec.ts), read from its files a
+ * piece at a time: what the coordinator sends a worker without holding the state. The
+ * files are verified against the manifest first, and their sizes against state.json.
+ * `header` is the stream's header (the loop state is checked against the job by the
+ * receiver, as for any stream).
+ */
+export async function checkpointSource(dir: string): Promise<CheckpointStream> {
+  const { files, state } = await verifiedFiles(dir);
+  const params = files[`model/${WEIGHTS_BIN}`]!.bytes / 4;
+  const best = state.hasBest ? files['best.bin']!.bytes / 4 : 0;
+  if (files['optimizer.bin']!.bytes !== 4 * state.optimizer.slots) throw corrupt(dir, `optimizer.bin holds ${files['optimizer.bin']!.bytes} bytes, state.json says ${state.optimizer.slots} values`);
+  if (best !== 0 && best !== params) throw corrupt(dir, 'best.bin does not match the model size');
+  const header: StateHeader = {
+    loop: state.loop,
+    optimizer: { name: state.optimizer.name, iterations: state.optimizer.iterations },
+    trainRows: state.trainRows,
+    params,
+    slots: state.optimizer.slots,
+    best,
+  };
+  return checkpointStream(dir, header);
+}
+
+export interface CheckpointStream {
+  readonly header: StateHeader;
+  readonly bytes: number;
+  readonly parts: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * The state stream of checkpoint `dir`, whose header is known (its writer returned it):
+ * the files are opened only when the stream is read, and not verified again (the
+ * receiver checks the stream's digest, its structure and every number).
+ */
+export function checkpointStream(dir: string, header: StateHeader): CheckpointStream {
+  const prefix = statePrefix(header);
+  const paths = [join(dir, 'model', WEIGHTS_BIN), join(dir, 'optimizer.bin'), ...(header.best > 0 ? [join(dir, 'best.bin')] : [])];
+  async function* parts(): AsyncGenerator<Uint8Array> {
+    yield prefix;
+    for (const path of paths) yield* createReadStream(path, { highWaterMark: READ_PIECE_BYTES }) as AsyncIterable<Buffer>;
+  }
+  return { header, bytes: prefix.byteLength + 4 * (header.params + header.slots + header.best), parts: parts() };
+}
+
+/** Verifies checkpoint `dir`'s files against its manifest, reading them in pieces (what readCheckpoint does first, without loading the state). */
+export async function verifyCheckpoint(dir: string): Promise<void> {
+  await verifiedFiles(dir);
 }

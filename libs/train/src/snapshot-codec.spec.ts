@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrainError } from './errors.js';
-import { decodeSnapshot, encodeSnapshot, verifySnapshot } from './snapshot-codec.js';
+import { decodeSnapshot, encodeSnapshot, MAX_STATE_HEADER_BYTES, SnapshotAssembler, StateParser, stateSource, verifySnapshot } from './snapshot-codec.js';
 import { validateJobSpec } from './spec.js';
 import { INITIAL_LOOP } from './loop.js';
 import type { TrainSnapshot } from './trainer.js';
@@ -93,4 +93,35 @@ test('verifySnapshot: finite numbers and a loop state the job could reach, or SN
   assert.match(why({ ...good, params: Float32Array.from([1, NaN, 0, 0]) }), /params\[1\] is NaN/);
   assert.match(why({ ...good, optimizer: { ...good.optimizer, slots: new Float32Array(8).fill(Infinity) } }), /optimizer slots\[0\] is Infinity/);
   assert.match(why({ ...good, bestParams: Float32Array.from([0, 0, 0, -Infinity]) }), /best weights\[3\]/);
+});
+
+test('the stream parses the same in pieces of any size, and sends views of the arrays, not copies', () => {
+  const bytes = encodeSnapshot(SNAP);
+  for (const size of [1, 2, 3, 5, 7, 13, bytes.length]) {
+    const assembler = new SnapshotAssembler();
+    const parser = new StateParser(SHAPE, assembler, bytes.length);
+    for (let at = 0; at < bytes.length; at += size) parser.push(bytes.subarray(at, at + size));
+    parser.end();
+    assert.deepEqual(assembler.snapshot(), SNAP, `pieces of ${size} bytes`);
+  }
+  const source = stateSource(SNAP);
+  assert.equal(source.bytes, bytes.length);
+  assert.equal(source.parts[1]!.buffer, SNAP.params.buffer);
+  assert.equal(source.parts[2]!.buffer, SNAP.optimizer.slots.buffer);
+});
+
+test('a stream that ends early, runs long, or was announced at another length is SNAPSHOT_INVALID', () => {
+  const bytes = encodeSnapshot(SNAP);
+  const parse = (b: Uint8Array, total: number | null): void => {
+    const parser = new StateParser(SHAPE, new SnapshotAssembler(), total);
+    parser.push(b);
+    parser.end();
+  };
+  assert.equal(code(() => parse(bytes.subarray(0, bytes.length - 1), null)), 'SNAPSHOT_INVALID');
+  assert.equal(code(() => parse(Uint8Array.from([...bytes, 0, 0, 0, 0]), null)), 'SNAPSHOT_INVALID');
+  assert.equal(code(() => parse(bytes, bytes.length + 4)), 'SNAPSHOT_INVALID');
+  // A header length past the bound is refused before anything waits for it.
+  const huge = bytes.slice(0, 8);
+  new DataView(huge.buffer).setUint32(4, MAX_STATE_HEADER_BYTES + 1, true);
+  assert.equal(code(() => parse(huge, null)), 'SNAPSHOT_INVALID');
 });

@@ -122,6 +122,8 @@ export const jobSpecSchema = z.strictObject({
       ringOpTimeoutMs: positiveInt.default(60_000),
       /** A ring neighbour silent this long is lost (kill -9 closes its socket at once; this catches a stall or a partition). */
       ringHeartbeatTimeoutMs: positiveInt.default(5_000),
+      /** Generations failed for one reason with no checkpoint between them that stop the job (GENERATION_LIVELOCK); 0: never. */
+      maxFailedGenerations: nonNegativeInt.default(5),
     })
     .prefault({}),
   init: z

@@ -4,13 +4,14 @@
  * there is one, so a coordinator restarted after a crash (or rescheduled by Kubernetes)
  * resumes by itself, and its workers rejoin by themselves. SIGTERM stops at a step
  * boundary, saves a checkpoint and exits 0, leaving the workers waiting for its return;
- * POST /api/stop ends the job for good.
+ * POST /api/stop ends the job for good. A job that stops itself (GENERATION_LIVELOCK:
+ * its generations kept failing) saves a checkpoint the same way and exits 2 with the error.
  */
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
-import { startCoordinator } from '../cluster.js';
+import { jobStopError, startCoordinator } from '../cluster.js';
 import { afterJob, readToken } from '../token.js';
 import { loadTls, TLS_OPTIONS, tlsPaths } from '../tls.js';
 
@@ -58,6 +59,9 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
     if (outcome.kind === 'completed') process.stdout.write(`model: ${outcome.model}\n`);
     else process.stdout.write(`stopped: ${outcome.reason}${outcome.checkpoint ? `; checkpoint ${outcome.checkpoint}` : ''}\n`);
     if (outcome.report) process.stdout.write(`report: ${outcome.report}\n`);
+    // Stopped by itself (GENERATION_LIVELOCK): an error, exit 2, not a stop asked for.
+    const stopError = outcome.kind === 'stopped' ? jobStopError(c.runtime) : null;
+    if (stopError) throw stopError;
     if (linger && outcome.kind === 'completed' && !stopped) {
       // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
       log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');

@@ -4,7 +4,8 @@
  * Same outputs as `ringtrain train` (model/, metrics.json, job.yaml, steps.jsonl,
  * report.html, checkpoints), progress on the terminal, and the coordinator's URL
  * printed for its API. Ctrl-C stops at a step boundary with a checkpoint (and a report
- * of the run so far); --resume continues.
+ * of the run so far); --resume continues. A job that stops itself (GENERATION_LIVELOCK:
+ * its generations kept failing) saves a checkpoint the same way and exits 2 with the error.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,11 +18,12 @@ import type { RunSummary } from '@ringtrain/train';
 import { STEP_LOG_FILE } from '@ringtrain/train';
 import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
-import { startCoordinator } from '../cluster.js';
+import { jobStopError, startCoordinator } from '../cluster.js';
 import { newToken } from '../token.js';
 import { loadTls, TLS_OPTIONS, tlsPaths, type TlsPaths } from '../tls.js';
 import { epochLine } from '../progress.js';
 import { summaryTable } from './train.js';
+import { parseMemoryLimit } from './worker.js';
 import { DEFAULT_RESTART_POLICY, WorkerSupervisor } from '../supervisor.js';
 
 const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/ringtrain.mjs');
@@ -66,6 +68,7 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
       'max-restarts': { type: 'string', default: String(DEFAULT_RESTART_POLICY.maxRestarts) },
       port: { type: 'string', default: '0' },
       backend: { type: 'string' },
+      'memory-limit': { type: 'string' },
       resume: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       ...TLS_OPTIONS,
@@ -79,6 +82,8 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0 || maxRestarts > 1000) throw new UsageError(`--max-restarts must be an integer in 0..1000, got "${values['max-restarts']}"`);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be an integer in 0..65535, got "${values.port}"`);
+  const memoryLimit = values['memory-limit'];
+  parseMemoryLimit(memoryLimit); // a bad value is this command's usage error, not each worker's
   const tlsFiles = tlsPaths(values);
   const tls = loadTls(tlsFiles, log);
   const job = await resolveJob({ job: values.job, out: values.out, backend: values.backend, resume: values.resume ? 'required' : 'never' }, log);
@@ -98,7 +103,7 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
   // A worker that exits while the job runs is started again (src/supervisor.ts).
   const workers = new WorkerSupervisor({
     ids: Array.from({ length: n }, (_, i) => `local-${i}`),
-    spawn: (id) => spawnWorker(url, token, id, childLevel, { ...workerTlsEnv(tlsFiles), ...options.workerEnv }),
+    spawn: (id) => spawnWorker(url, token, id, childLevel, { ...workerTlsEnv(tlsFiles), ...(memoryLimit !== undefined ? { RINGTRAIN_MEMORY_LIMIT: memoryLimit } : {}), ...options.workerEnv }),
     policy: { ...DEFAULT_RESTART_POLICY, maxRestarts },
     log,
     jobOver: () => c.runtime.phase === 'done',
@@ -133,8 +138,12 @@ export async function localCommand(argv: string[], log: Logger, onStop: (stop: (
         values.json ? `${JSON.stringify(report ? { ...summary, report } : summary)}\n` : `${summaryTable(summary)}\noutput: ${job.outDir}\n${report ? `report: ${report}\n` : ''}`,
       );
     } else {
-      if (outcome.checkpoint) log.warn({ checkpoint: outcome.checkpoint, report: outcome.report }, 'stopped: checkpoint saved; continue with ringtrain local --resume');
+      // Stopped by itself (GENERATION_LIVELOCK): saved as any stop is, then an error, exit 2.
+      const stopError = jobStopError(c.runtime);
+      const fixed = stopError ? ' once the cause is fixed,' : '';
+      if (outcome.checkpoint) log.warn({ checkpoint: outcome.checkpoint, report: outcome.report }, `stopped: checkpoint saved;${fixed} continue with ringtrain local --resume`);
       else log.warn({ report: outcome.report }, 'stopped before any step was taken: nothing to resume');
+      if (stopError) throw stopError;
     }
   } finally {
     stopProgress();

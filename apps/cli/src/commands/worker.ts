@@ -24,6 +24,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
       'peer-port': { type: 'string' },
       backend: { type: 'string' },
       id: { type: 'string' },
+      'memory-limit': { type: 'string' },
       ...TLS_OPTIONS,
     },
     strict: true,
@@ -38,6 +39,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
   checkBackend(backend);
   const peerPort = Number(values['peer-port'] ?? env.RINGTRAIN_PEER_PORT ?? 0);
   if (!Number.isInteger(peerPort) || peerPort < 0 || peerPort > 65535) throw new UsageError(`--peer-port must be an integer in 0..65535`);
+  const memoryLimit = parseMemoryLimit(values['memory-limit'] ?? env.RINGTRAIN_MEMORY_LIMIT);
   const worker = new TrainingWorker({
     coordinator: url.replace(/^http/, 'ws'),
     token: readToken(values['token-file']),
@@ -46,6 +48,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
     bindHost: values['bind-host'] ?? env.RINGTRAIN_BIND_HOST ?? '0.0.0.0',
     peerPort,
     ...(backend ? { backend: backend as BackendName } : {}),
+    ...(memoryLimit !== undefined ? { memoryLimit } : {}),
     ...((values.id ?? env.RINGTRAIN_WORKER_ID) ? { id: (values.id ?? env.RINGTRAIN_WORKER_ID)! } : {}),
     ...(tls ? { tls } : {}),
   });
@@ -81,6 +84,23 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
   } finally {
     if (watchdog) clearInterval(watchdog);
   }
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/**
+ * --memory-limit: the bytes a worker's job may plan to use, in place of its cgroup's
+ * limit (or the machine's memory): a number of bytes with an optional Kubernetes suffix
+ * (512Mi, 4Gi, 8G), or `none` to check no process limit (the wasm heap's still holds).
+ * Undefined when not given.
+ */
+export function parseMemoryLimit(text: string | undefined): number | null | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'none') return null;
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(text);
+  const bytes = m ? Math.floor(Number(m[1]) * UNITS[m[2] ?? '']!) : NaN;
+  if (!(bytes >= 1 && Number.isSafeInteger(bytes))) throw new UsageError(`--memory-limit must be a number of bytes with an optional suffix (512Mi, 4Gi, 8G) or none, got "${text}"`);
+  return bytes;
 }
 
 /**
