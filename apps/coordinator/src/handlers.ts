@@ -194,13 +194,18 @@ export class WorkerMessages {
     const { role, current } = this.roleOf(id, m.generation);
     if (role === 'outsider') throw new ProtocolError('PROTOCOL_ROLE', `done of generation ${m.generation}: ${id} is not a member of generation ${current}`);
     if (role !== 'late') outputs.noteDone(id, m.generation);
-    if (role === 'late' || role === 'member' || outputs.finishing) return void connections.receive(conn, m.params, async () => {});
+    if (role === 'late' || role === 'member' || outputs.finishing) {
+      if (m.params) connections.receive(conn, m.params, async () => {});
+      return;
+    }
+    if (!m.params) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', 'done: rank 0 sends its final weights');
     const base = checkpoints.baseline.progress.step;
     if (m.result.steps < base) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${m.result.steps} steps, behind the coordinator's checkpoint at step ${base}`);
-    const params = new Float32Array(m.params.bytes / 4);
+    const head = m.params;
+    const params = new Float32Array(head.bytes / 4);
     const into = new Uint8Array(params.buffer);
     let at = 0;
-    const t = connections.receive(conn, m.params, async (data) => {
+    const t = connections.receive(conn, head, async (data) => {
       into.set(data, at);
       at += data.byteLength;
     });

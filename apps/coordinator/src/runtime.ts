@@ -95,6 +95,10 @@ export class JobRuntime extends EventEmitter {
     this.policy = policyOf(job, o.startWorkers);
     this.jobId = jobIdOf(job);
     const start = startingState(job);
+    // The coordinator never runs the model: the variables would be a second copy of the
+    // weights in the backend. Their flat array (`mlp.params`, the fresh job's starting
+    // state) stays; disposing twice (the owner's dispose at the end) is harmless in tfjs.
+    job.mlp.dispose();
     const limits = jobLimits(job, this.jobId, snapshotProgress(start.header));
     this.history = new RunHistory(outDir, job.checkpoint?.snapshot.loop.history ?? []);
     this.events = new EventLog(log, () => this.executor.membership.generation, changed);

@@ -248,7 +248,7 @@ export function done(generation: number, w: number, result: Partial<Extract<Work
 function transferHeadOf(m: WorkerMessage): TransferHead | null {
   switch (m.type) {
     case 'done':
-      return m.params;
+      return m.params ?? null;
     case 'checkpoint':
     case 'state':
       return m.state;

@@ -237,6 +237,7 @@ test('a state that does not fit the job is the worker\'s fault: a bad checkpoint
   const cases: [string, (g: number) => WorkerMessage, RegExp][] = [
     ['checkpoint', (g) => withPayload((state) => ({ type: 'checkpoint', generation: g, reason: 'steps', state }), new Uint8Array(16)), /^PROTOCOL_BAD_MESSAGE: state snapshot: wrong magic/],
     ['done', (g) => withPayload((params) => ({ type: 'done', generation: g, result, params }), new Uint8Array(4)), /^PROTOCOL_BAD_MESSAGE: worker message "done": params\.bytes: 4 bytes; the model has \d+ parameters/],
+    ['done without weights', (g) => ({ type: 'done', generation: g, result: full }), /^PROTOCOL_BAD_MESSAGE: done: rank 0 sends its final weights/],
     ['done with NaN', (g) => withPayload((params) => ({ type: 'done', generation: g, result: full, params }), bytesOf(nan)), /^PROTOCOL_BAD_MESSAGE: done: final weights params\[3\] is NaN/],
   ];
   for (const [name, make, reason] of cases) {

@@ -30,10 +30,10 @@ import type { RowFetcher } from './rows.js';
 export type GenerationMessage = Extract<CoordinatorMessage, { type: 'generation' }>;
 type DoneMessage = Extract<WorkerMessage, { type: 'done' }>;
 
-/** A completed generation's result: the `done` message, and the final weights that follow it as its transfer. */
+/** A completed generation's result: the `done` message, and (rank 0) the final weights that follow it as its transfer. */
 export interface Done {
-  readonly message: (params: TransferHead) => DoneMessage;
-  readonly params: Float32Array;
+  readonly message: (params?: TransferHead) => DoneMessage;
+  readonly params: Float32Array | null;
 }
 
 /** The ring's heartbeats: five within its heartbeat timeout, at most ten a second. */
@@ -148,7 +148,10 @@ export class Generation {
       // A worker's loop ends early only by a ring abort (CollectiveAborted), never by shouldStop.
       if (result.interrupted) throw new WorkerError('WORKER_LOOP_INTERRUPTED', 'the training loop returned interrupted without a stop request');
       const summary = { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final };
-      this.done = { message: (params) => ({ type: 'done', generation: m.generation, result: summary, params }), params: Float32Array.from(result.mlp.params) };
+      this.done = {
+        message: (params) => ({ type: 'done', generation: m.generation, result: summary, ...(params ? { params } : {}) }),
+        params: m.rank === 0 ? Float32Array.from(result.mlp.params) : null,
+      };
       log.info({ steps: result.steps }, 'training complete');
       ctx.emit({ type: 'trained' });
       // Keep the ring open until the job is over: a peer may still be finishing the last

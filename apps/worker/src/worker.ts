@@ -215,7 +215,8 @@ export class TrainingWorker {
       }
       case 'send-done': {
         const done = this.current?.m.generation === a.generation ? this.current.done : null;
-        if (done) this.sendTransfer('final weights', done.message, { bytes: done.params.byteLength, parts: [bytesOf(done.params)] });
+        if (done?.params) this.sendTransfer('final weights', done.message, { bytes: done.params.byteLength, parts: [bytesOf(done.params)] });
+        else if (done) this.send(done.message());
         return;
       }
       case 'send-leave':

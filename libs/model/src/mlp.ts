@@ -9,6 +9,9 @@ import { mix32, Stream, toUnit } from '@ringtrain/data';
 import { type Architecture, layerWidths, paramLayout, type ParamLayout, validateArchitecture } from './architecture.js';
 import { ModelError } from './errors.js';
 
+/** Backends that copy a new tensor's values at once, so that the array may change afterwards. */
+const COPYING_BACKENDS: ReadonlySet<string> = new Set(['wasm', 'tensorflow']);
+
 export class Mlp {
   readonly layout: ParamLayout;
   /** One variable per layout slot, in layout order. */
@@ -65,19 +68,25 @@ export class Mlp {
   }
 
   /**
-   * Copies of the parameters that upload() hands to tf.tensor, made once: a fresh copy
-   * every step was 2 MB of garbage per step (784-512-256-10) and cost the step time in
-   * collections. The cpu backend keeps the array it is given, so its variables alias
-   * these buffers, which only upload() writes, right before it assigns them again.
+   * A copy of the parameters that upload() hands to tf.tensor, made once (a fresh copy
+   * every step was 2 MB of garbage per step for 784-512-256-10 and cost the step time in
+   * collections), for backends that keep the array they are given (cpu; webgl until it
+   * uploads): their variables alias this buffer, which only upload() writes, right before
+   * it assigns them again. wasm and tensorflow copy the values into their own memory when
+   * the tensor is made (tfjs-backend-wasm's `move`), so they read the parameters
+   * themselves: 4 bytes a parameter less (430 MB for 107M parameters).
    */
   private staging: Float32Array | null = null;
 
   /** Copy the flat master parameters into the variables. */
   upload(): void {
-    const staging = (this.staging ??= new Float32Array(this.params.length));
-    staging.set(this.params);
+    let source = this.params;
+    if (!COPYING_BACKENDS.has(tf.getBackend())) {
+      source = this.staging ??= new Float32Array(this.params.length);
+      source.set(this.params);
+    }
     this.layout.slots.forEach((s, i) => {
-      const t = tf.tensor(staging.subarray(s.offset, s.offset + s.size), [...s.shape]);
+      const t = tf.tensor(source.subarray(s.offset, s.offset + s.size), [...s.shape]);
       this.variables[i]!.assign(t);
       t.dispose();
     });

@@ -29,7 +29,10 @@ export interface Optimizer {
   readonly iterations: number;
   /** Updates params in place with the (already averaged) gradient. */
   update(params: Float32Array, grads: Float32Array, learningRate: number): void;
+  /** A copy of the state. */
   exportState(): OptimizerState;
+  /** The state itself, not a copy: its slots change with the next update (for writing it out at once). */
+  viewState(): OptimizerState;
   importState(state: OptimizerState): void;
 }
 
@@ -103,6 +106,10 @@ class FlatOptimizer implements Optimizer {
 
   exportState(): OptimizerState {
     return { name: this.spec.name, iterations: this.t, slots: Float32Array.from(this.slots) };
+  }
+
+  viewState(): OptimizerState {
+    return { name: this.spec.name, iterations: this.t, slots: this.slots };
   }
 
   importState(state: OptimizerState): void {

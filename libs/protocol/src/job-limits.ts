@@ -93,7 +93,7 @@ export function jobIssue(m: WorkerMessage, limits: JobLimits): Issue | null {
     case 'done': {
       const r = m.result;
       const recorded = r.history.length;
-      if (m.params.bytes !== 4 * limits.params) return { path: ['params', 'bytes'], message: `${m.params.bytes} bytes; the model has ${limits.params} parameters` };
+      if (m.params && m.params.bytes !== 4 * limits.params) return { path: ['params', 'bytes'], message: `${m.params.bytes} bytes; the model has ${limits.params} parameters` };
       if (recorded > limits.maxEpochs) return { path: ['result', 'history'], message: `${recorded} epochs is past the job's ${limits.maxEpochs}` };
       if (recorded < limits.epochs && !r.stoppedEarly) return { path: ['result', 'history'], message: `${recorded} epochs recorded of the job's ${limits.epochs}, and not stopped early` };
       if (recorded === 0) return { path: ['result', 'history'], message: 'no epoch recorded' };

@@ -161,8 +161,8 @@ export const WorkerMessage = z.discriminatedUnion('type', [
       steps: count,
       final: z.object({ train: MetricsShape, validation: MetricsShape.nullable(), test: MetricsShape.nullable() }),
     }),
-    /** The final weights (float32 little-endian, the model's layout) follow as this transfer. */
-    params: TransferHead,
+    /** Rank 0 only: the final weights (float32 little-endian, the model's layout) follow as this transfer (the others' would be the same bits). */
+    params: TransferHead.optional(),
   }),
   /** A graceful exit (SIGTERM): the worker finished its step and holds `progress`. */
   z.object({ type: z.literal('leave'), progress: Progress.nullable() }),

@@ -64,7 +64,7 @@ async function run(dir: string | null, opts: { stopAfter?: number; resume?: Trai
         everySteps: spec.checkpoint.everySteps,
         everyEpoch: spec.checkpoint.everyEpoch,
         save: async (snap, reason) => {
-          saved.push({ reason, snap });
+          saved.push({ reason, snap: structuredClone(snap) }); // the run's own arrays until save resolves
           if (dir) {
             await writeCheckpoint(dir, snap, {
               spec,

@@ -163,6 +163,11 @@ export interface CheckpointHook {
   readonly everySteps: number;
   /** Save after each epoch's validation. */
   readonly everyEpoch: boolean;
+  /**
+   * The loop waits for it. For every reason but 'end' the snapshot's arrays are the run's
+   * own (no copy of a state that may be gigabytes): valid until save resolves, so copy
+   * what is kept. The 'end' snapshot is a copy, which the caller may keep.
+   */
   readonly save: (snapshot: TrainSnapshot, reason: CheckpointReason) => Promise<void>;
 }
 
@@ -374,7 +379,7 @@ async function betweenSteps(run: Run, epoch: Epoch, stepEnded: number): Promise<
   if (stop) run.interrupted = true;
   if (!(stop || due) || done >= run.perEpoch) return false;
   run.loop = epochLoop(run, epoch, done, (stepEnded - epoch.start) / 1000);
-  await ckpt?.save(snapshot(run), stop ? 'stop' : 'steps');
+  await ckpt?.save(snapshotView(run), stop ? 'stop' : 'steps');
   return stop;
 }
 
@@ -400,7 +405,7 @@ async function endEpoch(run: Run, epoch: Epoch): Promise<void> {
   const finished = run.loop.stoppedEarly || run.loop.epoch >= run.epochs;
   const ckpt = options.checkpoint;
   if (ckpt && (finished || run.interrupted || ckpt.everyEpoch)) {
-    await ckpt.save(snapshot(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
+    await ckpt.save(finished ? snapshot(run) : snapshotView(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
   }
 }
 
@@ -445,6 +450,11 @@ async function finalEvaluation(run: Run, last: TrainSnapshot): Promise<FinalMetr
   const validation = await on('validation');
   const test = await on('test');
   return { train: train ?? { loss: NaN, accuracy: null }, validation, test };
+}
+
+/** The same as snapshot, without copying the weights and optimizer slots: valid until the next step. */
+function snapshotView(run: Run): TrainSnapshot {
+  return { loop: run.loop, params: run.options.mlp.params, optimizer: run.optimizer.viewState(), bestParams: run.bestParams, trainRows: run.options.data.train.rows };
 }
 
 /** Everything that continues the run from where its loop stands. */
