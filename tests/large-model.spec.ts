@@ -7,7 +7,7 @@
  * coordinator is killed and restarted, and ends with the weights of the same job run in
  * one process. A job whose plan does not fit its memory limit is refused at once, and a
  * checkpoint that can never arrive (a proxy that cuts any connection after 32 MiB) stops
- * the job with GENERATION_LIVELOCK instead of looping.
+ * the job with GENERATION_LIVELOCK (after a minute of failures) instead of looping.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

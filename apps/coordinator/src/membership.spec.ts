@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type Action, DEFAULT_MAX_FAILED_GENERATIONS, decide, faultKey, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress, type RecordKind } from './membership.js';
+import { type Action, DEFAULT_LIVELOCK_WINDOW_MS, DEFAULT_MAX_FAILED_GENERATIONS, decide, faultKey, initialMembership, type MembershipEvent, type MembershipState, type Policy, type Progress, type RecordKind } from './membership.js';
 
 const POLICY: Policy = { minWorkers: 2, maxWorkers: 3, heartbeatTimeoutMs: 5_000, stopTimeoutMs: 3_000 };
 const addr = (n: number) => ({ host: `w${n}`, port: 7000 + n });
@@ -301,7 +301,10 @@ test('pause is recorded when it pauses or will, not when there is nothing to pau
 
 // ---- no livelock: generations that keep failing, with no checkpoint between, stop the job ------
 
-const ONE: Policy = { ...POLICY, minWorkers: 1, startWorkers: 2 };
+/** The livelock scenarios count failures; the minimum window is tested on its own (livelockWindowMs 0 here). */
+const ONE: Policy = { ...POLICY, minWorkers: 1, startWorkers: 2, livelockWindowMs: 0 };
+/** The failure counts by reason, without when each began. */
+const countsOf = (f: { counts: Readonly<Record<string, { count: number }>> }) => Object.fromEntries(Object.entries(f.counts).map(([k, v]) => [k, v.count]));
 const num = (id: string) => Number(id.slice(1));
 
 /**
@@ -341,13 +344,13 @@ test('the issue`s loop (rank 0 lost at each checkpoint, back at once): after max
   assert.equal(DEFAULT_MAX_FAILED_GENERATIONS, 5);
   const four = loop(4, ONE);
   assert.equal(four.state.phase, 'training', 'four failures: the job goes on');
-  assert.deepEqual(four.state.failures.counts, { WORKER_LOST: 4 }, 'one failure a cycle: the survivor`s RING_PEER_LOST is the same generation`s, the rejoin ends none');
+  assert.deepEqual(countsOf(four.state.failures), { WORKER_LOST: 4 }, 'one failure a cycle: the survivor`s RING_PEER_LOST is the same generation`s, the rejoin ends none');
   const { state, actions, records } = loop(100, ONE);
   assert.equal(state.phase, 'done');
   // Nine generations formed: the first, then two after each failure (the survivor alone, both again) but the fifth, which ends it.
   assert.equal(records.filter(([kind]) => kind === 'generation').length, 9);
   const reason =
-    'GENERATION_LIVELOCK: 5 generations failed with WORKER_LOST (the last: w1 lost: connection closed) without a checkpoint past step 50; ' +
+    'GENERATION_LIVELOCK: 5 generations failed with WORKER_LOST in 0 s (the last: w1 lost: connection closed) without a checkpoint past step 50; ' +
     "see the workers' logs; raise cluster.maxFailedGenerations (now 5; 0: no limit) to allow more";
   // The survivor reported step 100, ahead of the coordinator's 50: its state is saved as the stop checkpoint.
   assert.deepEqual(actions.at(-1), { type: 'save-and-finish', source: { kind: 'member', id: 'w2' }, reason, error: { code: 'GENERATION_LIVELOCK', message: reason.slice('GENERATION_LIVELOCK: '.length) } });
@@ -360,7 +363,7 @@ test('the issue`s loop (rank 0 lost at each checkpoint, back at once): after max
 test('a checkpoint between failures clears the count: a flaky worker that makes progress is never stopped; one at the same step is no progress', () => {
   const flaky = loop(30, ONE, (step) => [{ type: 'checkpointed', progress: at(step - 5) }]);
   assert.equal(flaky.state.phase, 'training');
-  assert.deepEqual(flaky.state.failures.counts, { WORKER_LOST: 1 });
+  assert.deepEqual(countsOf(flaky.state.failures), { WORKER_LOST: 1 });
   assert.equal(flaky.actions.filter((a) => a.type === 'save-and-finish').length, 0);
   // The same checkpoint again (or an older one) is no durable progress.
   const stuck = loop(30, ONE, () => [{ type: 'checkpointed', progress: at(50) }]);
@@ -396,13 +399,25 @@ test('joins, leaves, pauses and told-to-stop reports never count; a member`s rin
   const { state } = run(events, { ...ONE, maxWorkers: 64, maxFailedGenerations: 1 });
   assert.equal(state.phase, 'training');
   assert.equal(state.generation, 61);
-  assert.deepEqual(state.failures.counts, {});
+  assert.deepEqual(countsOf(state.failures), {});
+});
+
+test('a fault that passes within the window is no livelock: past maxFailedGenerations, the job stops only once the first failure is livelockWindowMs old', () => {
+  assert.equal(DEFAULT_LIVELOCK_WINDOW_MS, 60_000);
+  // A cycle of the loop takes 60 ms of its clock: ten are 0.6 s, under a window of 1 s.
+  const policy = { ...ONE, livelockWindowMs: 1_000 };
+  const early = loop(10, policy);
+  assert.equal(early.state.phase, 'training');
+  assert.deepEqual(countsOf(early.state.failures), { WORKER_LOST: 10 });
+  const late = loop(100, policy);
+  assert.equal(late.state.phase, 'done');
+  assert.match(late.state.phase === 'done' ? late.state.reason : '', /^GENERATION_LIVELOCK: 1[6-9] generations failed with WORKER_LOST in 1 s /);
 });
 
 test('maxFailedGenerations 0 never stops the job', () => {
   const { state, actions } = loop(40, { ...ONE, maxFailedGenerations: 0 });
   assert.equal(state.phase, 'training');
-  assert.deepEqual(state.failures.counts, { WORKER_LOST: 40 });
+  assert.deepEqual(countsOf(state.failures), { WORKER_LOST: 40 });
   assert.equal(actions.filter((a) => a.type === 'save-and-finish').length, 0);
 });
 
@@ -413,7 +428,7 @@ test('a ring that fails the same way counts under its code, each reason on its o
   for (let g = 1; g <= 3; g++) events.push([g * 10, stopped(1, g, at(50), 'RING_TIMEOUT: all-reduce of step 51 timed out')], [g * 10 + 1, stopped(2, g, at(50))]);
   const timeouts = run(events, policy);
   assert.equal(timeouts.state.phase, 'done');
-  assert.match((timeouts.state.phase === 'done' && timeouts.state.reason) || '', /^GENERATION_LIVELOCK: 3 generations failed with RING_TIMEOUT \(the last: w1: RING_TIMEOUT: all-reduce of step 51 timed out\) without a checkpoint past step 0;/);
+  assert.match((timeouts.state.phase === 'done' && timeouts.state.reason) || '', /^GENERATION_LIVELOCK: 3 generations failed with RING_TIMEOUT in 0 s \(the last: w1: RING_TIMEOUT: all-reduce of step 51 timed out\) without a checkpoint past step 0;/);
   // Two timeouts and two losses: neither reason has reached 3.
   const mixed = run(
     [
@@ -435,7 +450,7 @@ test('a ring that fails the same way counts under its code, each reason on its o
     policy,
   );
   assert.deepEqual(mixed.state.phase === 'training' && mixed.state.ring, ['w1'], 'w1 trains on alone');
-  assert.deepEqual(mixed.state.failures.counts, { RING_TIMEOUT: 2, WORKER_LOST: 2 });
+  assert.deepEqual(countsOf(mixed.state.failures), { RING_TIMEOUT: 2, WORKER_LOST: 2 });
   // Told to stop is no fault; a reason without a code is counted under GENERATION_FAILED.
   assert.deepEqual(['RING_ABORTED: told', 'GENERATION_CANCELLED: x', 'ROWS_TIMEOUT: rows', 'RING_PEER_LOST', 'state: bad'].map(faultKey), [null, null, 'ROWS_TIMEOUT', 'RING_PEER_LOST', 'GENERATION_FAILED']);
 });
@@ -443,20 +458,20 @@ test('a ring that fails the same way counts under its code, each reason on its o
 test('lost every way counts as WORKER_LOST: silent, no state report in time, back under its id mid-generation; exclusions under their code', () => {
   const policy = { ...ONE, maxFailedGenerations: 1 };
   const silent = run([...THREE, [4_000, beat(1, at(3))], [4_000, beat(2, at(3))], [5_001, { type: 'tick' }]], policy);
-  assert.deepEqual(silent.state.failures.counts, { WORKER_LOST: 1 });
+  assert.deepEqual(countsOf(silent.state.failures), { WORKER_LOST: 1 });
   assert.match(silent.state.failures.giveUp?.message ?? '', /\(the last: w3 lost: silent past 5000 ms\)/);
   // A leave stopped generation 2; w3, heard from but never reporting, is lost: its stop failed.
   const late = run([...THREE, [10, { type: 'leave', id: 'w1' }], [12, stopped(2, 2, at(3))], [3_100, beat(2, at(3))], [3_100, beat(3, at(3))], [3_100, { type: 'tick' }]], policy);
   assert.equal(late.state.phase, 'done');
-  assert.match(late.state.phase === 'done' ? late.state.reason : '', /WORKER_LOST \(the last: w3 lost: no state report within 3000 ms\)/);
+  assert.match(late.state.phase === 'done' ? late.state.reason : '', /WORKER_LOST in \d+ s \(the last: w3 lost: no state report within 3000 ms\)/);
   // Back under its id before its old connection was found closed: the same failure as if it had been.
   const back = run([[0, join(1)], [0, join(2)], [10, join(2, at(4))], [11, stopped(1, 1, at(5))], [11, stopped(2, 1, at(4), 'GENERATION_CANCELLED: x')]], policy);
-  assert.match(back.state.phase === 'done' ? back.state.reason : '', /WORKER_LOST \(the last: w2 lost: back under its id during generation 1\)/);
+  assert.match(back.state.phase === 'done' ? back.state.reason : '', /WORKER_LOST in \d+ s \(the last: w2 lost: back under its id during generation 1\)/);
   assert.deepEqual(back.actions.at(-1), { type: 'save-and-finish', source: { kind: 'member', id: 'w1' }, reason: back.state.phase === 'done' ? back.state.reason : '', error: back.state.phase === 'done' ? back.state.error : undefined });
   // Excluded (its ring address unreachable) while in the generation: counted as PEER_UNREACHABLE.
   const probed: MembershipEvent = { type: 'probed', id: 'w3', address: addr(3), reporter: 'w2', reachable: false, detail: 'ECONNREFUSED' };
   const excluded = run([...THREE, [20, probed], [21, stopped(1, 2, at(3))], [21, stopped(2, 2, at(3))]], { ...policy, maxFailedGenerations: 2 });
-  assert.deepEqual(excluded.state.failures.counts, { PEER_UNREACHABLE: 1 });
+  assert.deepEqual(countsOf(excluded.state.failures), { PEER_UNREACHABLE: 1 });
 });
 
 test('a stop asked for while a livelock is found stands: the job stops with its reason, no error', () => {

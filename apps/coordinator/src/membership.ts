@@ -44,7 +44,9 @@
  * stop), a member excluded. Each generation counts once, however many faults its end
  * sees; a join, a leave, a pause or a stop is no failure. Durable progress (a
  * checkpoint past the coordinator's state) clears the counts. When one reason reaches
- * maxFailedGenerations, the job stops for good once the generation has stopped, as a
+ * maxFailedGenerations, and at least a minute after the first (a fault that passes within
+ * a minute, pods still finding each other, is not a livelock), the job stops for good
+ * once the generation has stopped, as a
  * `stop` would (the most advanced state saved), with GENERATION_LIVELOCK naming the
  * reason, the count and the step.
  */
@@ -97,6 +99,8 @@ export interface Policy {
   readonly exclusionMs?: number;
   /** Generations failed for one reason, with no checkpoint between, that stop the job (GENERATION_LIVELOCK); 0: never; default 5. */
   readonly maxFailedGenerations?: number;
+  /** How long after the first of those failures the job may stop for them at the earliest; default 60 s. */
+  readonly livelockWindowMs?: number;
 }
 
 export const DEFAULT_EXCLUSION_MS = 60_000;
@@ -106,6 +110,14 @@ export const DEFAULT_EXCLUSION_MS = 60_000;
  * within five regroups, seconds to minutes, not left to loop for hours.
  */
 export const DEFAULT_MAX_FAILED_GENERATIONS = 5;
+/**
+ * A fault that passes within a minute is not a livelock: pods starting at once can fail
+ * to reach each other for tens of seconds (a DNS name not yet served, an address not yet
+ * routed), five 5 s ring deadlines in a row. So a reason stops the job only once it has
+ * failed maxFailedGenerations times and for at least this long; a fault that returns
+ * every few minutes (the issue's checkpoint that broke every 50 steps) is far past it.
+ */
+export const DEFAULT_LIVELOCK_WINDOW_MS = 60_000;
 
 /** Why the job stopped itself, when it did: a code and what it says. */
 export interface JobError {
@@ -115,8 +127,8 @@ export interface JobError {
 
 /** The generations that failed since the coordinator's state last advanced (a checkpoint written). */
 export interface Failures {
-  /** By reason: WORKER_LOST, a `stopped` code (RING_TIMEOUT, ROWS_TIMEOUT, ...), an exclusion's code. */
-  readonly counts: Readonly<Record<string, number>>;
+  /** By reason (WORKER_LOST, a `stopped` code: RING_TIMEOUT, ROWS_TIMEOUT, ...; an exclusion's code): how many, and when (ms) the first was. */
+  readonly counts: Readonly<Record<string, { readonly count: number; readonly since: number }>>;
   /** The newest generation counted: each fails once, whatever else goes wrong as it ends. */
   readonly generation: number;
   /** A reason reached maxFailedGenerations: once the failing generation has stopped, the job stops with this. */
@@ -347,17 +359,19 @@ function afterStop(c: Common, then: AfterStop, policy: Policy, reason: string): 
  * stopping for good anyway): counted under `key` unless the generation already was.
  * `detail` says what happened, for the message if this count stops the job.
  */
-function failed(s: MembershipState, ids: readonly string[], key: string, detail: string, policy: Policy): MembershipState {
+function failed(s: MembershipState, ids: readonly string[], key: string, detail: string, now: number, policy: Policy): MembershipState {
   const members = s.phase === 'training' ? s.ring : s.phase === 'stopping' && s.then !== 'stop' ? s.pending : [];
   if (s.failures.generation === s.generation || !ids.some((id) => members.includes(id))) return s;
-  const count = (s.failures.counts[key] ?? 0) + 1;
+  const before = s.failures.counts[key];
+  const count = (before?.count ?? 0) + 1;
+  const since = before?.since ?? now;
   const max = policy.maxFailedGenerations ?? DEFAULT_MAX_FAILED_GENERATIONS;
-  const reached = max > 0 && count >= max;
+  const reached = max > 0 && count >= max && now - since >= (policy.livelockWindowMs ?? DEFAULT_LIVELOCK_WINDOW_MS);
   const message =
-    `${count} generations failed with ${key} (the last: ${detail}) without a checkpoint past step ${s.baseline.step}; ` +
+    `${count} generations failed with ${key} in ${Math.round((now - since) / 1000)} s (the last: ${detail}) without a checkpoint past step ${s.baseline.step}; ` +
     `see the workers' logs; raise cluster.maxFailedGenerations (now ${max}; 0: no limit) to allow more`;
   const stop = s.failures.giveUp ?? (reached ? { code: 'GENERATION_LIVELOCK' as const, message } : null);
-  return { ...s, failures: { counts: { ...s.failures.counts, [key]: count }, generation: s.generation, giveUp: stop } };
+  return { ...s, failures: { counts: { ...s.failures.counts, [key]: { count, since } }, generation: s.generation, giveUp: stop } };
 }
 
 /** Why a member's ring ended, from its `stopped` reason (`CODE: words`): its code, or null for being told to stop. */
@@ -406,7 +420,7 @@ function remove(s: MembershipState, ids: ReadonlySet<string>, now: number, why: 
  * out, which the worker's reason need not).
  */
 function exclude(s: MembershipState, id: string, code: Exclusion['code'], reason: string, why: string, now: number, policy: Policy): Decision {
-  const counted = failed(s, [id], code, `${id} excluded: ${why}`, policy);
+  const counted = failed(s, [id], code, `${id} excluded: ${why}`, now, policy);
   const excludedState = { ...counted, excluded: { ...s.excluded, [id]: { until: now + (policy.exclusionMs ?? DEFAULT_EXCLUSION_MS), code } } };
   const d = remove(excludedState, new Set([id]), now, `${id} excluded: ${reason}`, policy);
   return {
@@ -435,7 +449,7 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       }
       // A known id joining again restarted or reconnected: its old ring is gone. If it was
       // in the generation, that generation failed as if its connection had been found closed first.
-      const back = known ? failed(s, [event.id], 'WORKER_LOST', `${event.id} lost: back under its id during generation ${s.generation}`, policy) : s;
+      const back = known ? failed(s, [event.id], 'WORKER_LOST', `${event.id} lost: back under its id during generation ${s.generation}`, now, policy) : s;
       const member: Member = { id: event.id, address: event.address, joinOrder: known?.joinOrder ?? s.nextOrder, lastSeen: now, held: event.held };
       const excluded = { ...s.excluded };
       delete excluded[event.id]; // admitted: an exclusion, if any, has run out
@@ -474,7 +488,7 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (s.phase === 'training' && s.ring.includes(event.id)) {
         // Its ring failed by itself (a lost peer, a deadline): the generation is over.
         const key = faultKey(event.reason);
-        const failures = key === null ? s.failures : failed(s, [event.id], key, `${event.id}: ${event.reason}`, policy).failures;
+        const failures = key === null ? s.failures : failed(s, [event.id], key, `${event.id}: ${event.reason}`, now, policy).failures;
         const d = endGeneration(s, { ...c, failures }, now, 'regroup', `generation ${s.generation} failed at ${event.id}: ${event.reason}`, policy);
         const told = d.actions.map((a) => (a.type === 'stop-ring' ? { ...a, ids: a.ids.filter((id) => id !== event.id) } : a));
         return stoppedFrom({ state: d.state, actions: told }, event.id, policy);
@@ -499,7 +513,7 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
     }
     case 'lost': {
       if (!s.members.some((m) => m.id === event.id)) return { state: s, actions: [] };
-      const counted = failed(s, [event.id], 'WORKER_LOST', `${event.id} lost: ${event.reason}`, policy);
+      const counted = failed(s, [event.id], 'WORKER_LOST', `${event.id} lost: ${event.reason}`, now, policy);
       const d = remove(counted, new Set([event.id]), now, `${event.id} lost: ${event.reason}`, policy);
       return { state: d.state, actions: [record('lost', `${event.id} lost: ${event.reason}`), { type: 'drop', id: event.id, reason: event.reason }, ...d.actions] };
     }
@@ -510,7 +524,7 @@ export function decide(state: MembershipState, event: MembershipEvent, now: numb
       if (gone.size === 0) return { state: s, actions: [] };
       const why = silent.length > 0 ? `silent past ${policy.heartbeatTimeoutMs} ms: ${silent.join(', ')}` : `no state report within ${policy.stopTimeoutMs} ms: ${late.join(', ')}`;
       const lostWhy = (id: string): string => `${id} lost: ${silent.includes(id) ? `silent past ${policy.heartbeatTimeoutMs} ms` : `no state report within ${policy.stopTimeoutMs} ms`}`;
-      const counted = [...gone].reduce((x, id) => failed(x, [id], 'WORKER_LOST', lostWhy(id), policy), s);
+      const counted = [...gone].reduce((x, id) => failed(x, [id], 'WORKER_LOST', lostWhy(id), now, policy), s);
       const d = remove(counted, gone, now, why, policy);
       // After the job, a worker falling silent is no loss of the job's: dropped, not recorded.
       const lost = [...gone].flatMap((id): Action[] => [...(s.phase === 'done' ? [] : [record('lost', lostWhy(id))]), { type: 'drop', id, reason: why }]);
