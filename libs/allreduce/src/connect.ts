@@ -71,7 +71,8 @@ export async function dial(o: DialOptions): Promise<Link> {
         throw new RingError(err.code, `${err.message} at ${o.host}:${o.port}`, { ...err.details, peer: o.to, generation: o.generation, unreachable: true }, { cause: err.cause });
       }
       if (!(err instanceof RingError) || FINAL.has(err.code)) throw err;
-      last = err;
+      // An attempt that the deadline itself cut short says only that; the error before it says why (ECONNREFUSED, say).
+      if (last === undefined || Date.now() < o.deadline) last = err;
       o.logger.debug({ err, peer: o.to }, 'dial failed; retrying');
     }
     await sleep(Math.min(delay, Math.max(0, o.deadline - Date.now())));
