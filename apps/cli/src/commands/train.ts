@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { writeReport } from '@ringtrain/coordinator';
-import { checkpointOptions, type Metrics, openJob, STEP_LOG_FILE, StepLog, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
+import { checkpointOptions, type Metrics, openJob, STEP_LOG_FILE, StepLog, stateSource, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
 import { useBackend } from '../backend.js';
 import { resolveJob } from '../job-args.js';
 import { Progress } from '../progress.js';
@@ -95,8 +95,12 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
           everyEpoch: spec.checkpoint.everyEpoch,
           save: async (snapshot, reason) => {
             steps.flush();
+            const began = performance.now();
             const dir = await writeCheckpoint(outDir, snapshot, checkpointOptions(job, reason));
-            log.debug({ dir, reason, step: snapshot.loop.globalStep }, 'checkpoint written');
+            // What a checkpoint costs, as the coordinator logs it: seconds for a large model's gigabytes.
+            const seconds = (performance.now() - began) / 1000;
+            const bytes = stateSource(snapshot).bytes;
+            log.debug({ dir, reason, step: snapshot.loop.globalStep, bytes, seconds, mbPerSecond: bytes / 1e6 / seconds }, 'checkpoint written');
           },
         },
         onStep: (p) => {
