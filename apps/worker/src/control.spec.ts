@@ -54,6 +54,7 @@ async function serve(onConnection: (ws: ServerSocket, authorization: string | un
 async function refusing(status: number, body: string): Promise<number> {
   const server = createHttpServer();
   server.on('upgrade', (_req, socket) => {
+    socket.on('error', () => {}); // the channel cuts the connection once it has the refusal
     socket.end(`HTTP/1.1 ${status} Refused\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   });
   servers.push(server);
