@@ -20,7 +20,7 @@ import {
   createOptimizer,
   forwardMacs,
   gradientBufferLength,
-  logits,
+  logitsFrom,
   lossSum,
   Mlp,
   selectBackend,
@@ -94,9 +94,15 @@ for (const name of values.backends.split(',') as BackendName[]) {
     const x = tf.tensor2d(batch.x, [BATCH, ARCH.inputs]);
     const y = tf.tensor2d(batch.targets, [BATCH, ARCH.outputs]);
     const builtinMs = timeSteps(3, 1, () => {
-      const { grads, value } = tf.variableGrads(() => lossSum('cross-entropy', 'softmax', logits(mlp, x), y), mlp.variables);
-      mlp.variables.forEach((v, i) => buf.set(grads[v.name]!.dataSync() as Float32Array, mlp.layout.slots[i]!.offset));
+      const variables = mlp.slotTensors().map((t) => {
+        const v = tf.variable(t, true);
+        t.dispose();
+        return v;
+      });
+      const { grads, value } = tf.variableGrads(() => lossSum('cross-entropy', 'softmax', logitsFrom(mlp.arch, variables, x), y), variables);
+      variables.forEach((v, i) => buf.set(grads[v.name]!.dataSync() as Float32Array, mlp.layout.slots[i]!.offset));
       tf.dispose(grads);
+      tf.dispose(variables);
       value.dispose();
       applyGradients(mlp, opt, buf.fill(1, mlp.layout.size + 1, mlp.layout.size + 2), { learningRate: 1e-3, l2: 0 });
     });
@@ -106,5 +112,4 @@ for (const name of values.backends.split(',') as BackendName[]) {
     line['speedupOverBuiltin'] = Number((builtinMs / ms).toFixed(1));
   }
   console.log(JSON.stringify(line));
-  mlp.dispose();
 }

@@ -2,6 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { JobRuntime, startServer, type CoordinatorServer } from '@ringtrain/coordinator';
+import { paramLayout } from '@ringtrain/model';
 import { openJob } from '@ringtrain/train';
 import { useBackend } from './backend.js';
 import { UsageError } from './errors.js';
@@ -55,14 +56,13 @@ export async function startCoordinator(
   const tls = o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key }, ringTls: { ...(o.tls.ca ? { ca: o.tls.ca } : {}), ...(o.tls.peerName ? { serverName: o.tls.peerName } : {}) } } : undefined;
   const runtime = new JobRuntime({ job: opened, outDir: job.outDir, log: o.log, backend: backend.name, token: o.token, ...(o.startWorkers ? { startWorkers: o.startWorkers } : {}), ...(tls ? { ringTls: tls.ringTls } : {}) });
   const server = await startServer({ runtime, token: o.token, host: o.host, port: o.port, log: o.log, ...(tls ? { tls: tls.tls } : {}) });
-  o.log.info({ url: server.url, job: job.spec.name, parameters: opened.mlp.layout.size }, 'coordinator listening');
+  o.log.info({ url: server.url, job: job.spec.name, parameters: paramLayout(opened.arch).size }, 'coordinator listening');
   return {
     runtime,
     server,
     close: async () => {
       await runtime.close();
       await server.close();
-      opened.mlp.dispose();
     },
   };
 }

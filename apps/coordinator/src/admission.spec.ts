@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { JobLimits } from '@ringtrain/protocol';
 import { fetchIssue, type Formed, generationIssue, MAX_GENERATION_LEAP, roleOf, shardRows } from './admission.js';
 
-/** 2,400 training rows in batches of 48 (50 steps an epoch), 300 validation rows. */
+/** 2,400 training rows in batches of 48 (50 steps an epoch), 300 validation rows (its confusion matrix's: no test rows). */
 const LIMITS: JobLimits = {
   jobId: 'j',
   stepsPerEpoch: 50,
@@ -13,6 +13,7 @@ const LIMITS: JobLimits = {
   batchSize: 48,
   rows: { train: 2400, validation: 300, test: 0 },
   params: 10,
+  confusion: { split: 'validation', classes: 2, rows: 300 },
 };
 const ring = (generation: number, ...ids: string[]): Formed => ({
   generation,

@@ -23,7 +23,8 @@
  */
 import type { JobLimits, Split } from '@ringtrain/protocol';
 import { stepsPerEpoch } from '@ringtrain/data';
-import type { OpenedJob } from '@ringtrain/train';
+import { paramLayout } from '@ringtrain/model';
+import { confusionPlan, type OpenedJob } from '@ringtrain/train';
 import type { Progress, RankAssignment } from './membership.js';
 
 /** How far above the coordinator's newest generation a worker's may be: a restart's lag, with room to spare. */
@@ -39,8 +40,9 @@ export interface Formed {
 
 /** The job's bounds for decoding worker messages; `start` is the coordinator's own state (a resumed checkpoint may be past a lowered `epochs`). */
 export function jobLimits(job: OpenedJob, jobId: string, start: Progress): JobLimits {
-  const { spec, data, mlp } = job;
+  const { spec, data, arch } = job;
   const per = stepsPerEpoch(data.train.rows, spec.training.batchSize);
+  const plan = confusionPlan(data);
   return {
     jobId,
     stepsPerEpoch: per,
@@ -49,7 +51,8 @@ export function jobLimits(job: OpenedJob, jobId: string, start: Progress): JobLi
     maxEpochs: Math.max(spec.training.epochs, start.epochs),
     batchSize: spec.training.batchSize,
     rows: { train: data.train.rows, validation: data.validation.rows, test: data.test.rows },
-    params: mlp.layout.size,
+    params: paramLayout(arch).size,
+    confusion: plan && { split: plan.split, classes: plan.classes, rows: plan.rows },
   };
 }
 

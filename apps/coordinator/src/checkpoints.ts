@@ -12,6 +12,7 @@
  * generation's source gets it streamed from the files (`source`).
  */
 import type { Logger } from 'pino';
+import { type Architecture, initialParamsInto, paramLayout } from '@ringtrain/model';
 import { type JobLimits, progressIssue, type TransferSource } from '@ringtrain/protocol';
 import {
   type CheckpointReason,
@@ -29,6 +30,7 @@ import {
   TrainError,
   verifyCheckpoint,
 } from '@ringtrain/train';
+import { unhandled } from './errors.js';
 import type { EventLog } from './events.js';
 import type { RunHistory } from './history.js';
 import { compareProgress, type Progress } from './membership.js';
@@ -51,42 +53,61 @@ export interface CheckpointsOptions {
 }
 
 /**
- * The coordinator's own state, never held in memory: a fresh job's starting weights (the
- * job's model, which the coordinator builds anyway; the optimizer's slots start at zero
- * and are streamed as zeros), or a checkpoint's directory (the one resumed from, then
- * the newest written), streamed from its files.
+ * The coordinator's own state, never held in memory but for a fine-tuning start: a fresh
+ * job's initial weights (computed a piece at a time from the architecture and the seed,
+ * libs/model's initialParamsInto, the same bits as the job's model), a fine-tuning job's
+ * starting weights (the base model's layers and a new head, which openJob builds: held),
+ * or a checkpoint's directory (the one resumed from, then the newest written), streamed
+ * from its files. A fresh optimizer's slots are streamed as zeros.
  */
 export type OwnState =
-  | { readonly kind: 'fresh'; readonly params: Float32Array; readonly header: StateHeader }
+  | { readonly kind: 'initial'; readonly arch: Architecture; readonly seed: number; readonly header: StateHeader }
+  | { readonly kind: 'fine-tune'; readonly params: Float32Array; readonly header: StateHeader }
   | { readonly kind: 'checkpoint'; readonly dir: string; readonly header: StateHeader };
 
-/** The coordinator's state at start: the checkpoint resumed from, or the job's initial weights with a fresh optimizer. */
+/** The coordinator's state at start: the checkpoint resumed from, or the job's starting weights with a fresh optimizer. */
 export function startingState(job: OpenedJob): OwnState {
-  const { data, mlp, spec, checkpoint } = job;
+  const { data, spec, checkpoint } = job;
   if (checkpoint) {
     const s = checkpoint.snapshot;
     const header = { loop: s.loop, optimizer: { name: s.optimizer.name, iterations: s.optimizer.iterations }, trainRows: s.trainRows, params: s.params.length, slots: s.optimizer.slots.length, best: s.bestParams?.length ?? 0 };
     return { kind: 'checkpoint', dir: checkpoint.dir, header };
   }
-  const shape = snapshotShape(spec, mlp.layout.size);
+  // The job's architecture: a fresh job's weights are made here a piece at a time, never whole.
+  const arch = job.arch;
+  const shape = snapshotShape(spec, paramLayout(arch).size);
   const header = { loop: INITIAL_LOOP, optimizer: { name: shape.optimizer, iterations: 0 }, trainRows: data.train.rows, params: shape.params, slots: shape.slots, best: 0 };
-  return { kind: 'fresh', params: mlp.params, header };
+  return spec.init ? { kind: 'fine-tune', params: job.mlp.params, header } : { kind: 'initial', arch, seed: spec.training.seed, header };
 }
 
-/** A fresh state's stream: the header, the weights, and zeros for the optimizer's slots (made a piece at a time, not held). */
-function freshSource(params: Float32Array, header: StateHeader): TransferSource {
+/** A fresh state's stream: the header, the weights `params` yields, and zeros for the optimizer's slots (a piece at a time, not held). */
+function freshSource(header: StateHeader, params: () => Iterable<Uint8Array>): TransferSource {
   const prefix = statePrefix(header);
   function* parts(): Generator<Uint8Array> {
     yield prefix;
-    yield new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
-    const zeros = new Uint8Array(Math.min(4 * header.slots, ZERO_PIECE_BYTES));
+    yield* params();
+    const zeros = new Uint8Array(Math.min(4 * header.slots, PIECE_BYTES));
     for (let left = 4 * header.slots; left > 0; left -= zeros.byteLength) yield zeros.subarray(0, Math.min(left, zeros.byteLength));
   }
   return { bytes: prefix.byteLength + 4 * (header.params + header.slots), parts: parts() };
 }
 
-/** The zeros of a fresh optimizer are streamed in pieces of this size. */
-const ZERO_PIECE_BYTES = 4 * 1024 * 1024;
+/**
+ * A fresh job's initial weights, computed a piece at a time. Each piece is a new array:
+ * the transfer may still hold the tail of one (a chunk it has not filled yet) when it
+ * asks for the next, so a reused buffer would be overwritten under it.
+ */
+export function* initialParamPieces(arch: Architecture, seed: number, pieceBytes = PIECE_BYTES): Generator<Uint8Array> {
+  const size = paramLayout(arch).size;
+  const per = Math.max(1, Math.floor(pieceBytes / 4));
+  for (let at = 0; at < size; at += per) {
+    const piece = initialParamsInto(arch, seed, at, new Float32Array(Math.min(per, size - at)));
+    yield new Uint8Array(piece.buffer);
+  }
+}
+
+/** The initial weights and a fresh optimizer's zeros are made in pieces of this size: one transfer chunk. */
+const PIECE_BYTES = 4 * 1024 * 1024;
 
 /** A state stream being received as a checkpoint: the transfer's sink, and how it ends. */
 export interface Receiving {
@@ -107,7 +128,7 @@ export class Checkpoints {
   private readonly shape: SnapshotShape;
 
   constructor(private readonly o: CheckpointsOptions) {
-    this.shape = snapshotShape(o.job.spec, o.job.mlp.layout.size);
+    this.shape = snapshotShape(o.job.spec, o.start.header.params);
     this.own = o.start;
   }
 
@@ -119,7 +140,17 @@ export class Checkpoints {
 
   /** The coordinator's own state as a stream, for a generation's source: from memory or from its checkpoint's files. */
   source(): TransferSource {
-    return this.own.kind === 'fresh' ? freshSource(this.own.params, this.own.header) : checkpointStream(this.own.dir, this.own.header);
+    const own = this.own;
+    switch (own.kind) {
+      case 'initial':
+        return freshSource(own.header, () => initialParamPieces(own.arch, own.seed));
+      case 'fine-tune':
+        return freshSource(own.header, () => [new Uint8Array(own.params.buffer, own.params.byteOffset, own.params.byteLength)]);
+      case 'checkpoint':
+        return checkpointStream(own.dir, own.header);
+      default:
+        return unhandled(own);
+    }
   }
 
   /** The checkpoints written by this coordinator, oldest first (a copy). */

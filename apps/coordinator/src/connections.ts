@@ -214,7 +214,17 @@ export class Connections {
    */
   receive(conn: Conn, head: TransferHead, sink: (data: Uint8Array) => Promise<void>): IncomingTransfer {
     if (conn.incoming !== null) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `transfer ${head.id} announced while transfer ${conn.incoming.id} is under way`);
-    const t = new IncomingTransfer(head, sink, (ack) => this.sendOn(conn, ack));
+    /** What the sink threw, if it failed the transfer: the sink's refusal (a value not finite) closes the connection here, not the chunk's handler. */
+    let refusedBySink: unknown = null;
+    const take = async (data: Uint8Array): Promise<void> => {
+      try {
+        await sink(data);
+      } catch (err) {
+        refusedBySink = err;
+        throw err;
+      }
+    };
+    const t = new IncomingTransfer(head, take, (ack) => this.sendOn(conn, ack));
     conn.incoming = t;
     t.done.then(
       () => {
@@ -222,7 +232,8 @@ export class Connections {
       },
       (err: unknown) => {
         if (conn.incoming === t) conn.incoming = null;
-        if (err instanceof ConnectionClosed || err instanceof ProtocolError) return; // closed already, or closing by the throw that failed it
+        // Closed already, or closing by the chunk handler's throw that failed it.
+        if (err instanceof ConnectionClosed || (err instanceof ProtocolError && err !== refusedBySink)) return;
         this.refuse(conn, err);
       },
     );

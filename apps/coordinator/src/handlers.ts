@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import {
   type Address as WireAddress,
   type CoordinatorMessage,
+  type IncomingTransfer,
   type JobLimits,
   type Progress as WireProgress,
   PROTOCOL_VERSION,
@@ -19,7 +20,7 @@ import {
   uint32s,
   type WorkerMessage,
 } from '@ringtrain/protocol';
-import { finiteIssue, type OpenedJob } from '@ringtrain/train';
+import type { OpenedJob } from '@ringtrain/train';
 import { fetchIssue, generationIssue, memberAt, type Role, roleOf, sourceAt } from './admission.js';
 import type { Checkpoints, Receiving } from './checkpoints.js';
 import type { Conn, Connections } from './connections.js';
@@ -188,35 +189,33 @@ export class WorkerMessages {
     );
   }
 
-  /** Every member sends its result; rank 0's is the one taken, its final weights streamed after it. */
+  /**
+   * Every member sends its result; rank 0's is the one taken, its final weights streamed
+   * after it into model/ as they arrive (outputs.ts, final-weights.ts: each chunk checked
+   * finite, the whole never held). The confusion matrix for report.html comes in the
+   * result itself, checked at the wire against the job (job-limits.ts).
+   */
   private done(conn: Conn, id: string, m: Message<'done'>): void {
     const { outputs, checkpoints, connections } = this.c;
     const { role, current } = this.roleOf(id, m.generation);
     if (role === 'outsider') throw new ProtocolError('PROTOCOL_ROLE', `done of generation ${m.generation}: ${id} is not a member of generation ${current}`);
     if (role !== 'late') outputs.noteDone(id, m.generation);
-    if (role === 'late' || role === 'member' || outputs.finishing) {
-      if (m.params) connections.receive(conn, m.params, async () => {});
-      return;
-    }
+    const drain = (): void => void (m.params && connections.receive(conn, m.params, async () => {}));
+    if (role === 'late' || role === 'member' || outputs.finishing) return drain();
     if (!m.params) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', 'done: rank 0 sends its final weights');
     const base = checkpoints.baseline.progress.step;
     if (m.result.steps < base) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: ${m.result.steps} steps, behind the coordinator's checkpoint at step ${base}`);
-    const head = m.params;
-    const params = new Float32Array(head.bytes / 4);
-    const into = new Uint8Array(params.buffer);
-    let at = 0;
-    const t = connections.receive(conn, head, async (data) => {
-      into.set(data, at);
-      at += data.byteLength;
-    });
-    t.done.then(
-      () => {
-        const bad = finiteIssue(params, 'params');
-        if (bad) throw new ProtocolError('PROTOCOL_BAD_MESSAGE', `done: final weights ${bad}`);
-        outputs.complete(m, params);
-      },
-      () => {},
-    ).catch((err: unknown) => connections.refuse(conn, err));
+    // Null: an earlier `done`'s weights are still arriving (a rank 0 of a newer ring); they are the ones taken.
+    const receiving = outputs.receiveFinal(m);
+    if (!receiving) return drain();
+    let t: IncomingTransfer;
+    try {
+      t = connections.receive(conn, m.params, receiving.push);
+    } catch (err) {
+      receiving.abort(err as Error);
+      throw err;
+    }
+    t.done.then(receiving.finish, (err: unknown) => receiving.abort(err as Error));
   }
 
   private leave(id: string): void {
@@ -227,7 +226,7 @@ export class WorkerMessages {
 
 /** The `job` message a registered worker gets: the resolved spec, the dataset's shape, the model, the deadlines. */
 export function jobMessage(job: OpenedJob, jobId: string): CoordinatorMessage {
-  const { spec, data, mlp, frozenLayers, loss } = job;
+  const { spec, data, arch, frozenLayers, loss } = job;
   const t = data.train;
   const c = spec.cluster;
   return {
@@ -243,7 +242,7 @@ export function jobMessage(job: OpenedJob, jobId: string): CoordinatorMessage {
       task: data.task.kind === 'classification' ? { kind: 'classification', classes: [...data.task.classes] } : { kind: 'regression', target: data.task.target },
       rows: { train: t.rows, validation: data.validation.rows, test: data.test.rows },
     },
-    arch: { ...mlp.arch, hidden: [...mlp.arch.hidden] },
+    arch: { ...arch, hidden: [...arch.hidden] },
     frozenLayers: [...frozenLayers],
     loss,
     heartbeatMs: c.heartbeatMs,

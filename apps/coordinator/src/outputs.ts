@@ -1,23 +1,26 @@
 /**
  * The end of the job and what it leaves in the output directory. Completed: rank 0's
- * `done` carries the final weights and results, written as model/, metrics.json and
- * job.yaml (libs/train's writeRunOutput). Stopped: the state source is asked for its
- * state (`upload`), which is written as a `stop` checkpoint. Either way cluster.json
- * and report.html follow, the workers are released, and only then is the outcome
- * settled: until it is, a job that is over is `finishing`.
+ * `done` carries the results and the confusion matrix, and its final weights follow as
+ * a transfer that streams into model/ as it arrives (final-weights.ts: each piece checked
+ * finite, never the whole held); once it is complete, model/ goes into place and
+ * metrics.json and job.yaml follow (libs/train's writeRunRecords). Stopped: the state
+ * source is asked for its state (`upload`), which is written as a `stop` checkpoint.
+ * Either way cluster.json and report.html follow, the workers are released, and only
+ * then is the outcome settled: until it is, a job that is over is `finishing`.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { Mlp, writeFileAtomic } from '@ringtrain/model';
-import type { WorkerMessage } from '@ringtrain/protocol';
-import { type OpenedJob, type RunSummary, summarize, writeRunOutput } from '@ringtrain/train';
+import { paramLayout, writeFileAtomic } from '@ringtrain/model';
+import { uint32s, type WorkerMessage } from '@ringtrain/protocol';
+import { type OpenedJob, type RunFacts, type RunSummary, summarize, writeRunRecords } from '@ringtrain/train';
 import type { Checkpoints, Receiving } from './checkpoints.js';
 import type { Connections } from './connections.js';
 import { CoordinatorError } from './errors.js';
 import type { EventLog } from './events.js';
+import { FinalWeights } from './final-weights.js';
 import type { RunHistory } from './history.js';
 import type { MembershipEvent, MembershipState, Progress } from './membership.js';
+import type { Confusion } from './report-data.js';
 import { writeReport } from './report.js';
 
 export const CLUSTER_LOG = 'cluster.json';
@@ -47,6 +50,15 @@ export type Outcome =
   | { readonly kind: 'stopped'; readonly checkpoint: string | null; readonly reason: string; readonly report: string | null };
 
 export type DoneMessage = Extract<WorkerMessage, { type: 'done' }>;
+
+/** Rank 0's final weights being received: the transfer's sink, and how it ends. */
+export interface ReceivingFinal {
+  readonly push: (data: Uint8Array) => Promise<void>;
+  /** Every byte arrived and its digest matched: the run's outputs are written. */
+  readonly finish: () => void;
+  /** The transfer failed: nothing of it stays, and the next `done` is taken. */
+  readonly abort: (why: Error) => void;
+}
 
 export interface OutputsOptions {
   readonly job: OpenedJob;
@@ -88,6 +100,8 @@ export class Outputs {
   private upload: PendingUpload | null = null;
   /** Members that sent `done`, of one generation. */
   private done: { generation: number; readonly ids: Set<string> } = { generation: -1, ids: new Set() };
+  /** Final weights under way (one `done`'s at a time): another rank 0's `done` meanwhile is not taken. */
+  private receivingFinal = false;
 
   constructor(private readonly o: OutputsOptions) {
     this.outcome = new Promise((resolve) => (this.resolveOutcome = resolve));
@@ -113,14 +127,36 @@ export class Outputs {
     this.done.ids.add(id);
   }
 
-  /** Rank 0's `done` with its final weights: writes the run's outputs; if that fails (a full disk, say), says so, and the next `done` tries again. */
-  complete(m: DoneMessage, params: Float32Array): void {
-    this.ending = true;
-    this.writeCompleted(m, params).catch((err: unknown) => {
-      this.ending = false;
-      this.o.log.error({ err }, 'cannot write the run outputs');
-      this.o.events.record('error', `cannot write the run outputs: ${(err as Error).message}`);
-    });
+  /**
+   * Rank 0's `done`: its final weights, which follow as a transfer, stream into model/
+   * (null while another `done`'s are under way: that one is not taken). Once they are
+   * complete the run's outputs are written; if that fails (a full disk, say), it says so,
+   * and the next `done` tries again.
+   */
+  receiveFinal(m: DoneMessage): ReceivingFinal | null {
+    if (this.receivingFinal || this.ending) return null;
+    this.receivingFinal = true;
+    const { job, outDir, log, events } = this.o;
+    const weights = FinalWeights.open(join(outDir, 'model'), job.arch, job.metadata);
+    return {
+      push: weights.push,
+      finish: () => {
+        this.ending = true;
+        this.writeCompleted(m, weights).catch((err: unknown) => {
+          this.ending = false;
+          this.receivingFinal = false;
+          log.error({ err }, 'cannot write the run outputs');
+          events.record('error', `cannot write the run outputs: ${(err as Error).message}`);
+          void weights.abort();
+        });
+      },
+      abort: (why) => {
+        // The next `done` may be taken at once: its weights go to a temporary file of their own.
+        this.receivingFinal = false;
+        log.warn({ err: why }, 'final weights transfer failed; nothing written');
+        void weights.abort();
+      },
+    };
   }
 
   /**
@@ -191,44 +227,41 @@ export class Outputs {
     });
   }
 
-  private async writeCompleted(m: DoneMessage, params: Float32Array): Promise<void> {
-    const { job, outDir, backend, events, history, checkpoints, connections } = this.o;
-    const { spec, data, loss, metadata } = job;
+  private async writeCompleted(m: DoneMessage, weights: FinalWeights): Promise<void> {
+    const { job, outDir, backend, log, events, history, checkpoints, connections } = this.o;
+    const { spec, data, loss } = job;
     await checkpoints.idle();
     history.flush();
-    const mlp = Mlp.fromParams(job.mlp.arch, params);
-    try {
-      const epochs = history.epochs();
-      const samples = epochs.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
-      const result = {
-        mlp,
-        history: m.result.history,
-        bestEpoch: m.result.bestEpoch,
-        stoppedEarly: m.result.stoppedEarly,
-        interrupted: false as const,
-        steps: m.result.steps,
-        seconds: (Date.now() - this.o.started) / 1000,
-        samplesPerSecond: samples / Math.max(1e-9, m.result.history.reduce((a, r) => a + r.seconds, 0)),
-        final: m.result.final,
-      };
-      const summary = summarize(spec, data, backend, loss, result);
-      await mkdir(outDir, { recursive: true });
-      await writeRunOutput(outDir, spec, data, summary, result, metadata);
-      this.modelDir = join(outDir, 'model');
-      const state = this.o.membership();
-      const ring = state.phase === 'training' ? state.ring : [];
-      this.o.apply({ type: 'finished' });
-      events.record('completed', `training complete: ${m.result.steps} steps; model written to ${this.modelDir}`);
-      // cluster.json counts every member's `done`: the others are at most moments behind.
-      const deadline = Date.now() + DONE_GRACE_MS;
-      while (ring.some((id) => !this.done.ids.has(id) && connections.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, DONE_POLL_MS));
-      await this.writeClusterLog();
-      for (const id of connections.ids()) connections.send(id, { type: 'finished', reason: 'training complete' });
-      const report = await this.writeReport(summary, mlp);
-      this.settle({ kind: 'completed', model: this.modelDir, report });
-    } finally {
-      mlp.dispose();
-    }
+    const model = join(outDir, 'model');
+    const written = await weights.finish();
+    log.info({ dir: model, bytes: written.bytes, sha256: written.sha256 }, 'final model written');
+    const epochs = history.epochs();
+    const samples = epochs.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
+    const result: RunFacts = {
+      parameters: written.bytes / 4,
+      history: m.result.history,
+      bestEpoch: m.result.bestEpoch,
+      stoppedEarly: m.result.stoppedEarly,
+      interrupted: false,
+      steps: m.result.steps,
+      seconds: (Date.now() - this.o.started) / 1000,
+      samplesPerSecond: samples / Math.max(1e-9, m.result.history.reduce((a, r) => a + r.seconds, 0)),
+      final: m.result.final,
+    };
+    const summary = summarize(spec, data, backend, loss, result);
+    await writeRunRecords(outDir, spec, summary);
+    this.modelDir = model;
+    const state = this.o.membership();
+    const ring = state.phase === 'training' ? state.ring : [];
+    this.o.apply({ type: 'finished' });
+    events.record('completed', `training complete: ${m.result.steps} steps; model written to ${this.modelDir}`);
+    // cluster.json counts every member's `done`: the others are at most moments behind.
+    const deadline = Date.now() + DONE_GRACE_MS;
+    while (ring.some((id) => !this.done.ids.has(id) && connections.has(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, DONE_POLL_MS));
+    await this.writeClusterLog();
+    for (const id of connections.ids()) connections.send(id, { type: 'finished', reason: 'training complete' });
+    const report = await this.writeReport(summary, reportConfusion(job, m.result.confusion));
+    this.settle({ kind: 'completed', model: this.modelDir, report });
   }
 
   private settle(outcome: Outcome): void {
@@ -239,16 +272,16 @@ export class Outputs {
   /** A stopped job's run so far, for its report: the epochs recorded, no final metrics. */
   private interruptedSummary(): RunSummary {
     const { job, backend, history, checkpoints } = this.o;
-    const { spec, data, loss, mlp } = job;
+    const { spec, data, loss } = job;
     const epochs = history.epochs();
     const seconds = epochs.reduce((a, r) => a + r.seconds, 0);
     const samples = epochs.reduce((a, r) => a + r.samplesPerSecond * r.seconds, 0);
-    const result = {
-      mlp,
+    const result: RunFacts = {
+      parameters: paramLayout(job.arch).size,
       history: epochs,
       bestEpoch: checkpoints.baseline.loop.best?.epoch ?? epochs.length,
       stoppedEarly: false,
-      interrupted: true as const,
+      interrupted: true,
       steps: this.o.step(),
       seconds: (Date.now() - this.o.started) / 1000,
       samplesPerSecond: samples / Math.max(1e-9, seconds),
@@ -258,9 +291,9 @@ export class Outputs {
   }
 
   /** OUT/report.html (report.ts) with this run's generations; a failure is logged and the run's other outputs stand. */
-  private writeReport(summary: RunSummary, model: Mlp | null): Promise<string | null> {
+  private writeReport(summary: RunSummary, confusion: Confusion | null): Promise<string | null> {
     const { job, outDir, history, log } = this.o;
-    return writeReport(outDir, { spec: job.spec, data: job.data, summary, model, generations: history.generations() }).catch((err: unknown) => {
+    return writeReport(outDir, { spec: job.spec, data: job.data, summary, confusion, generations: history.generations() }).catch((err: unknown) => {
       log.error({ err }, 'cannot write report.html');
       return null;
     });
@@ -272,4 +305,14 @@ export class Outputs {
     const body = { generations: history.generations(), events: events.all(), checkpoints: checkpoints.list(), messages: connections.messages() };
     await writeFileAtomic(join(outDir, CLUSTER_LOG), `${JSON.stringify(body, null, 2)}\n`).catch((err: unknown) => log.error({ err }, 'cannot write cluster.json'));
   }
+}
+
+/** report.html's confusion matrix from the counts `done` carried (their split, rows and sum checked at the wire against the job: job-limits.ts). */
+export function reportConfusion(job: Pick<OpenedJob, 'data'>, c: DoneMessage['result']['confusion']): Confusion | null {
+  const { task } = job.data;
+  if (c === null || task.kind !== 'classification') return null;
+  const k = task.classes.length;
+  const counts = uint32s(c.counts, 'confusion counts');
+  const matrix = Array.from({ length: k }, (_, i) => Array.from(counts.subarray(i * k, (i + 1) * k)));
+  return { split: c.split, classes: task.classes, matrix, rows: c.rows, splitRows: job.data[c.split].rows };
 }

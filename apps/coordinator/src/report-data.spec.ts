@@ -4,7 +4,7 @@
  * or matrix, and the confusion matrix from the same evaluate() as `ringtrain eval`,
  * sampled evenly past its row bound.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Table } from '@ringtrain/data';
 import { evaluate, selectBackend } from '@ringtrain/model';
@@ -29,7 +29,6 @@ before(async () => {
   await selectBackend('cpu');
   job = await openJob(parseJobSpec(SPEC), null);
 });
-after(() => job.mlp.dispose());
 
 const epoch = (n: number): EpochRecord => ({ epoch: n, train: { loss: 1 / n, accuracy: 0.5 }, validation: { loss: 1.1 / n, accuracy: 0.4 }, learningRate: 0.001, seconds: 2, samplesPerSecond: 300 });
 
@@ -124,4 +123,15 @@ test('sampleRows: every row up to the bound, past it evenly spaced rows from the
   assert.equal(four.rows, 4);
   assert.deepEqual([...four.features].filter((_, i) => i % 6 === 0), [0, 2, 5, 7]);
   assert.deepEqual([...four.labels], [0, 2, 2, 1]);
+});
+
+test('a confusion matrix counted elsewhere (the cluster`s workers) is shown as given, and no model is evaluated; none given and no model: none', () => {
+  const given = { split: 'test' as const, classes: ['0', '1', '2'], matrix: [[90, 5, 5], [0, 100, 0], [1, 2, 97]], rows: 300, splitRows: 300 };
+  const poisoned = new Proxy(job.mlp, { get: () => assert.fail('the model was used') });
+  assert.deepEqual(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], model: poisoned, confusion: given }).confusion, given);
+  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], confusion: given }).confusion, given);
+  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], confusion: null }).confusion, null);
+  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [] }).confusion, null);
+  // An interrupted run shows none, whatever was given.
+  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary({ interrupted: true, final: null }), steps: [], confusion: given }).confusion, null);
 });

@@ -5,17 +5,19 @@
  *
  * Its size is bounded whatever the run's length: at most `REPORT_MAX_STEPS` step
  * losses (every k-th, the last one included: `thinSteps`, as the dashboard's stream
- * thins a snapshot), each to 6 significant digits. The confusion matrix costs one
- * forward pass over at most `CONFUSION_MAX_ROWS` rows of the test split (evenly spaced
- * when it has more, and the matrix says how many it counted).
+ * thins a snapshot), each to 6 significant digits. The confusion matrix counts at most
+ * `CONFUSION_MAX_ROWS` rows of the test split (evenly spaced when it has more, and the
+ * matrix says how many it counted; libs/train's confusion.ts): `ringtrain train` counts
+ * them here with its final model (`confusionOf`), the cluster's workers during their
+ * final evaluation (the coordinator never holds the model; `done` carries the matrix).
  */
 import { stepsPerEpoch, type PreparedDataset, type Table, takeRows, type Task } from '@ringtrain/data';
 import { evaluate, type LossName, type Mlp } from '@ringtrain/model';
-import { type EpochRecord, evalData, type JobSpec, jobSpecToYaml, type RunSummary } from '@ringtrain/train';
+import { CONFUSION_MAX_ROWS, confusionPlan, type EpochRecord, evalData, type JobSpec, jobSpecToYaml, type RunSummary, sampledRow } from '@ringtrain/train';
 import { thinSteps } from './stream.js';
 
 export const REPORT_MAX_STEPS = 3000;
-export const CONFUSION_MAX_ROWS = 10_000;
+export { CONFUSION_MAX_ROWS };
 
 /** Where a generation (a ring) began: the dashboard's dashed lines. */
 export interface GenerationMark {
@@ -80,8 +82,10 @@ export interface ReportInput {
   /** [0-based step, loss], in step order (readStepLosses). */
   readonly steps: readonly (readonly [number, number])[];
   readonly generations?: readonly GenerationMark[];
-  /** The final model, for the confusion matrix; null for an interrupted run. */
-  readonly model: Mlp | null;
+  /** The final model, to count the confusion matrix with (`ringtrain train`); null for an interrupted run. */
+  readonly model?: Mlp | null;
+  /** The confusion matrix counted elsewhere (the cluster's workers); when given, `model` is not evaluated. */
+  readonly confusion?: Confusion | null;
   readonly now?: Date;
 }
 
@@ -120,15 +124,15 @@ export function reportData(input: ReportInput): ReportData {
     epochs: summary.history,
     generations: (input.generations ?? []).map((g) => ({ generation: g.generation, step: g.step, world: g.world })),
     final: interrupted ? null : summary.final,
-    confusion: interrupted || input.model === null ? null : confusionOf(input.model, data, summary.loss),
+    confusion: interrupted ? null : input.confusion !== undefined ? input.confusion : input.model ? confusionOf(input.model, data, summary.loss) : null,
     spec: jobSpecToYaml(spec),
   };
 }
 
-/** The evenly spaced rows of `table` when it has more than `max`. */
+/** The evenly spaced rows of `table` when it has more than `max` (libs/train's sampledRow). */
 export function sampleRows(table: Table, max: number): Table {
   if (table.rows <= max) return table;
-  return takeRows(table, Array.from({ length: max }, (_, i) => Math.floor((i * table.rows) / max)));
+  return takeRows(table, Array.from({ length: max }, (_, i) => sampledRow(i, table.rows, max)));
 }
 
 /**
@@ -137,11 +141,10 @@ export function sampleRows(table: Table, max: number): Table {
  * regression or when both splits are empty.
  */
 export function confusionOf(mlp: Mlp, data: PreparedDataset, loss: LossName, maxRows = CONFUSION_MAX_ROWS): Confusion | null {
-  if (data.task.kind !== 'classification') return null;
-  const split = data.test.rows > 0 ? 'test' : data.validation.rows > 0 ? 'validation' : null;
-  if (split === null) return null;
-  const table = sampleRows(data[split], maxRows);
+  const plan = confusionPlan(data, maxRows);
+  if (plan === null || data.task.kind !== 'classification') return null;
+  const table = sampleRows(data[plan.split], maxRows);
   const { confusion } = evaluate(mlp, evalData(table), loss);
   if (confusion === null) return null;
-  return { split, classes: data.task.classes, matrix: confusion, rows: table.rows, splitRows: data[split].rows };
+  return { split: plan.split, classes: data.task.classes, matrix: confusion, rows: table.rows, splitRows: plan.splitRows };
 }

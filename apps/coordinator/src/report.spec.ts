@@ -62,19 +62,15 @@ test('writeReport puts report.html in the run directory with the step losses of 
   await selectBackend('cpu');
   const dir = await mkdtemp(join(tmpdir(), 'ringtrain-report-'));
   const job = await openJob(parseJobSpec('name: r\ndata: { source: "synthetic:rows=200,features=4,classes=2,seed=1", split: { validation: 0.1, test: 0.2, seed: 1 } }\ntraining: { epochs: 1, batchSize: 20 }\n'), null);
-  try {
-    const log = new StepLog(dir);
-    for (let step = 0; step < 7; step++) log.add({ step, epoch: 1, loss: 1 - step / 10, samples: 20 });
-    log.flush();
-    const summary = { job: 'r', source: job.data.source, backend: 'cpu', loss: job.loss, parameters: job.mlp.layout.size, epochs: 0, steps: 7, bestEpoch: 0, stoppedEarly: false, interrupted: true, seconds: 1, samplesPerSecond: 140, history: [], final: null } as unknown as RunSummary;
-    const path = await writeReport(dir, { spec: job.spec, data: job.data, summary, model: null });
-    assert.equal(path, join(dir, REPORT_FILE));
-    const html = readFileSync(path, 'utf8');
-    const data = JSON.parse(/<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(html)![1]!) as ReportData;
-    assert.deepEqual(data.steps, { x: [1, 2, 3, 4, 5, 6, 7], y: [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], logged: 7 });
-    assert.equal(data.outcome, 'interrupted');
-    assert.ok(Buffer.byteLength(html) < 150_000, `${Buffer.byteLength(html)} bytes`);
-  } finally {
-    job.mlp.dispose();
-  }
+  const log = new StepLog(dir);
+  for (let step = 0; step < 7; step++) log.add({ step, epoch: 1, loss: 1 - step / 10, samples: 20 });
+  log.flush();
+  const summary = { job: 'r', source: job.data.source, backend: 'cpu', loss: job.loss, parameters: job.mlp.layout.size, epochs: 0, steps: 7, bestEpoch: 0, stoppedEarly: false, interrupted: true, seconds: 1, samplesPerSecond: 140, history: [], final: null } as unknown as RunSummary;
+  const path = await writeReport(dir, { spec: job.spec, data: job.data, summary, model: null });
+  assert.equal(path, join(dir, REPORT_FILE));
+  const html = readFileSync(path, 'utf8');
+  const data = JSON.parse(/<script type="application\/json" id="report-data">([\s\S]*?)<\/script>/.exec(html)![1]!) as ReportData;
+  assert.deepEqual(data.steps, { x: [1, 2, 3, 4, 5, 6, 7], y: [1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4], logged: 7 });
+  assert.equal(data.outcome, 'interrupted');
+  assert.ok(Buffer.byteLength(html) < 150_000, `${Buffer.byteLength(html)} bytes`);
 });

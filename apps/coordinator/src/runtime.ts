@@ -11,6 +11,7 @@
  *   rows.ts         serving a worker the rows of its shard, in chunks
  *   checkpoints.ts  the coordinator's own state and the checkpoints it writes
  *   outputs.ts      the job's end: model, metrics, cluster.json, report.html, the outcome
+ *   final-weights.ts  rank 0's final weights, streamed into model/ as they arrive
  *   history.ts      step losses (steps.jsonl), epoch records, generations
  *   views.ts        /api/status and /api/metrics, and the throughput estimate
  *   job-id.ts, generation-file.ts (coordinator.json)
@@ -95,10 +96,6 @@ export class JobRuntime extends EventEmitter {
     this.policy = policyOf(job, o.startWorkers);
     this.jobId = jobIdOf(job);
     const start = startingState(job);
-    // The coordinator never runs the model: the variables would be a second copy of the
-    // weights in the backend. Their flat array (`mlp.params`, the fresh job's starting
-    // state) stays; disposing twice (the owner's dispose at the end) is harmless in tfjs.
-    job.mlp.dispose();
     const limits = jobLimits(job, this.jobId, snapshotProgress(start.header));
     this.history = new RunHistory(outDir, job.checkpoint?.snapshot.loop.history ?? []);
     this.events = new EventLog(log, () => this.executor.membership.generation, changed);

@@ -69,7 +69,6 @@ export async function coordinator(t: TestContext, o: HarnessOptions = {}): Promi
   t.after(async () => {
     await runtime.close();
     await server.close();
-    job.mlp.dispose();
   });
   return { job, runtime, server, outDir };
 }
@@ -230,6 +229,9 @@ export const register = (id = 'w1', more: Partial<Extract<WorkerMessage, { type:
 export const P = 4;
 export const epoch = (n: number): EpochReport => ({ epoch: n, train: { loss: 0.5, accuracy: 0.8 }, validation: null, learningRate: 0.01, seconds: 1, samplesPerSecond: 100 });
 export const FINAL = { train: { loss: 0.5, accuracy: 0.8 }, validation: null, test: null };
+/** The default job's confusion matrix as workers count it: its 15 test rows of 3 classes, counts[true][predicted]. */
+export const CONFUSION_COUNTS = [5, 0, 0, 0, 4, 1, 0, 2, 3];
+export const CONFUSION = { split: 'test' as const, rows: 15, counts: bytesOf(Uint32Array.from(CONFUSION_COUNTS)) };
 
 /** A `done` for the whole job (2 epochs, 8 steps) with every weight `w` (its transfer follows it when sent). */
 export function done(generation: number, w: number, result: Partial<Extract<WorkerMessage, { type: 'done' }>['result']> = {}): WorkerMessage {
@@ -237,7 +239,7 @@ export function done(generation: number, w: number, result: Partial<Extract<Work
     (params) => ({
       type: 'done',
       generation,
-      result: { history: [epoch(1), epoch(2)], bestEpoch: 2, stoppedEarly: false, steps: 2 * P, final: FINAL, ...result },
+      result: { history: [epoch(1), epoch(2)], bestEpoch: 2, stoppedEarly: false, steps: 2 * P, final: FINAL, confusion: CONFUSION, ...result },
       params,
     }),
     bytesOf(new Float32Array(15).fill(w)),

@@ -13,6 +13,7 @@ import { bytesOf, encodeMessage, float32s, int32s, PROTOCOL_VERSION, uint32s, ty
 import { decodeSnapshot, snapshotShape } from '@ringtrain/train';
 import {
   closed,
+  CONFUSION,
   coordinator,
   DEADLINE_MS,
   epoch,
@@ -230,7 +231,7 @@ test('a registered worker gets the job, forms generation 1 alone, and fetches ro
 
 test('a state that does not fit the job is the worker\'s fault: a bad checkpoint or final weights close it with 1008, and the job is unharmed', async (t) => {
   const h = await coordinator(t);
-  const result = { history: [], bestEpoch: 0, stoppedEarly: false, steps: 0, final: { train: { loss: 1, accuracy: null }, validation: null, test: null } };
+  const result = { history: [], bestEpoch: 0, stoppedEarly: false, steps: 0, final: { train: { loss: 1, accuracy: null }, validation: null, test: null }, confusion: CONFUSION };
   const full = { ...result, history: [epoch(1), epoch(2)], bestEpoch: 2, steps: 2 * P };
   const nan = new Float32Array(h.job.mlp.layout.size);
   nan[3] = NaN;

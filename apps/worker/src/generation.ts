@@ -18,7 +18,8 @@ import { createRing, isRingError, type Ring, type RingEndpoint } from '@ringtrai
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
 import { evaluate } from '@ringtrain/model';
 import { type CoordinatorMessage, type Progress, type Split, type TransferHead, type TransferSource, type WorkerMessage } from '@ringtrain/protocol';
-import { CollectiveAborted, evalData, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
+import { CollectiveAborted, confusionPlan, evalData, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
+import { ConfusionCounter, type SampleContext } from './confusion.js';
 import { stoppedCause, WorkerError } from './errors.js';
 import { type Job, verifiedState } from './job.js';
 import type { Blame } from './lifecycle.js';
@@ -116,9 +117,10 @@ export class Generation {
       const ring = this.ring;
       ctx.emit({ type: 'ring-formed' });
       // State sync: everyone takes the source's state, bit for bit.
-      let mine: TrainSnapshot | undefined;
+      // Every member offers its own state: one that already holds the source's is spared the copy (state-sync.ts).
+      let mine: TrainSnapshot | undefined = holding.held ?? undefined;
       if (m.rank === m.source) {
-        mine = m.state && ctx.coordinatorState ? await ctx.coordinatorState : (holding.held ?? undefined);
+        mine = m.state && ctx.coordinatorState ? await ctx.coordinatorState : mine;
         if (!mine) throw new WorkerError('WORKER_NO_STATE', 'chosen as the state source but holds no state');
       }
       const syncStart = performance.now();
@@ -139,7 +141,8 @@ export class Generation {
       const syncSeconds = (performance.now() - syncStart) / 1000;
       log.info({ step: synced.loop.globalStep, epoch: synced.loop.epoch + 1, source: m.source, stateBytes: stateSource(synced).bytes, syncSeconds }, 'generation started');
       ctx.emit({ type: 'synced' });
-      const training = this.train(ring, synced);
+      const confusion = new ConfusionCounter(confusionPlan(job.store.dataset));
+      const training = this.train(ring, synced, confusion);
       // The run has copied the weights and optimizer state into its own (libs/train's
       // openRun, before its first await): holding this copy too would double them for the
       // whole generation. A failed generation hands its state back (CollectiveAborted).
@@ -147,7 +150,9 @@ export class Generation {
       const result = await training;
       // A worker's loop ends early only by a ring abort (CollectiveAborted), never by shouldStop.
       if (result.interrupted) throw new WorkerError('WORKER_LOOP_INTERRUPTED', 'the training loop returned interrupted without a stop request');
-      const summary = { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final };
+      // A sampled split's matrix is counted now, with the final model (confusion.ts); a split within the bound was counted by the final evaluation.
+      await confusion.countSample(result.mlp, result.steps, this.sampleContext(ring, confusion));
+      const summary = { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final, confusion: confusion.message() };
       this.done = {
         message: (params) => ({ type: 'done', generation: m.generation, result: summary, ...(params ? { params } : {}) }),
         params: m.rank === 0 ? Float32Array.from(result.mlp.params) : null,
@@ -173,7 +178,21 @@ export class Generation {
     ctx.emit({ type: 'generation-ended', ...ended });
   }
 
-  private train(ring: Ring, resume: TrainSnapshot): Promise<TrainResult> {
+  /** What the sampled confusion count needs: this rank's place, the rows it holds, the ring. */
+  private sampleContext(ring: Ring, confusion: ConfusionCounter): SampleContext {
+    const { job } = this.ctx;
+    const split = confusion.plan?.split ?? 'test';
+    return {
+      rank: this.m.rank,
+      world: this.m.world,
+      table: job.store.table(split),
+      loss: job.loss,
+      ensure: (s, indices) => this.ctx.rows.ensure(job.store, s, indices, { signal: this.ending.signal, deadlineMs: job.rowsDeadlineMs }),
+      allReduce: (sums, step) => ring.allReduce(sums, { step }),
+    };
+  }
+
+  private train(ring: Ring, resume: TrainSnapshot, confusion: ConfusionCounter): Promise<TrainResult> {
     const { ctx, m } = this;
     const { job, records, holding } = ctx;
     const { spec, store } = job;
@@ -190,18 +209,22 @@ export class Generation {
       }
       return out;
     };
+    // Loss, count and correct sums, all-reduced; for the confusion matrix's split, its k x k counts too (confusion.ts).
     const evaluator: Evaluator = async (split, mlp, tag) => {
       const t = store.table(split);
       if (t.rows === 0) return null;
       const [a, b] = rankRange(t.rows, m.rank, m.world);
       await ensure(split, Array.from({ length: b - a }, (_, k) => a + k));
-      const sums = new Float32Array(3);
+      const counts = confusion.countsFor(split);
+      const sums = new Float32Array(3 + counts);
       if (b > a) {
         const part: Table = { ...t, rows: b - a, features: t.features.subarray(a * t.cols, b * t.cols), labels: t.labels.subarray(a, b) };
         const r = evaluate(mlp, evalData(part), job.loss);
         sums.set([r.lossSum, r.count, r.correct]);
+        if (counts > 0) ConfusionCounter.flatten(r.confusion, sums.subarray(3));
       }
       await ring.allReduce(sums, { step: tag });
+      if (counts > 0) confusion.took(sums.subarray(3));
       return { loss: sums[0]! / sums[1]!, accuracy: classify ? sums[2]! / sums[1]! : null };
     };
     return train({

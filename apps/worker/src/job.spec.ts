@@ -36,24 +36,19 @@ async function refused(promise: Promise<unknown>): Promise<WorkerError> {
 test('the memory plan is logged once, in MiB with the limits, and its total and limit ride on the job', async () => {
   const { log, lines } = recordingLogger();
   const { job } = await setUpJob(c.jobMessage(), 'cpu', undefined, log, 4096 * MiB);
-  try {
-    const plans = lines().filter((l) => l.msg === 'memory plan');
-    assert.equal(plans.length, 1);
-    const p = plans[0]!;
-    const plan = planOf(c.jobMessage(), job.spec, 'cpu');
-    assert.deepEqual([p.backend, p.limitMiB, p.limitSource, p.backendHeapLimitMiB, p.parameters], ['cpu', 4096, 'option', null, 67]);
-    assert.equal(p.totalMiB, Math.round((10 * plan.total) / MiB) / 10);
-    assert.deepEqual(Object.keys(p.itemsMiB as object), Object.keys(plan.items));
-    assert.deepEqual(job.memory, { planned: plan.total, limit: 4096 * MiB });
-  } finally {
-    job.mlp.dispose();
-  }
+  const plans = lines().filter((l) => l.msg === 'memory plan');
+  assert.equal(plans.length, 1);
+  const p = plans[0]!;
+  const plan = planOf(c.jobMessage(), job.spec, 'cpu');
+  assert.deepEqual([p.backend, p.limitMiB, p.limitSource, p.backendHeapLimitMiB, p.parameters], ['cpu', 4096, 'option', null, 67]);
+  assert.equal(p.totalMiB, Math.round((10 * plan.total) / MiB) / 10);
+  assert.deepEqual(Object.keys(p.itemsMiB as object), Object.keys(plan.items));
+  assert.deepEqual(job.memory, { planned: plan.total, limit: 4096 * MiB });
 });
 
 test('a job over the process limit is refused at setup, naming the numbers', async () => {
   const m = c.jobMessage();
   const { job } = await setUpJob(m, 'cpu', undefined, recordingLogger().log, null);
-  job.mlp.dispose();
   const planned = planOf(m, job.spec, 'cpu').total;
   const err = await refused(setUpJob(m, 'cpu', undefined, recordingLogger().log, 64 * MiB));
   assert.ok(err.message.includes(`would need ${Math.round((10 * planned) / MiB) / 10} MiB on this worker`), err.message);
@@ -92,7 +87,6 @@ test('once its job is set up, a worker`s heartbeats carry its memory: resident n
   c.sendJob();
   const beat = await c.waitFor('heartbeat with memory', is('heartbeat', (m) => m.memory !== undefined), from);
   const { job } = await setUpJob(c.jobMessage(), 'cpu', undefined, recordingLogger().log, null);
-  job.mlp.dispose();
   assert.equal(beat.memory!.planned, planOf(c.jobMessage(), job.spec, 'cpu').total);
   assert.equal(beat.memory!.limit, 4096 * MiB);
   assert.ok(beat.memory!.rss > 32 * MiB && beat.memory!.rss < 4096 * MiB, `rss ${beat.memory!.rss}`);

@@ -87,7 +87,7 @@ test('on wasm, a plan whose backend part is over the heap`s 4 GiB is refused wha
   const plan = memoryPlan(huge);
   assert.ok(plan.backendHeap > WASM_HEAP_LIMIT);
   const err = refusal(() => checkMemoryPlan(plan, { bytes: null, source: 'none' }, 'wasm'));
-  assert.ok(err.message.startsWith("the wasm backend's heap would need 21584.2 MiB (packedWeights 8324.5 MiB, variables 4195.5 MiB, gradientTensors 4195.5 MiB) for 1,099,825,162 parameters"), err.message);
+  assert.ok(err.message.startsWith("the wasm backend's heap would need 8963.4 MiB (layerTensors 8192 MiB, activations 771.4 MiB) for 1,099,825,162 parameters"), err.message);
   assert.match(err.message, /but it holds at most 4095\.9 MiB \(the wasm heap's hard limit\): use backend tensorflow/);
   // The same model on tensorflow has no heap limit: only the process's.
   checkMemoryPlan(memoryPlan({ ...huge, backend: 'tensorflow' }), { bytes: null, source: 'none' }, 'tensorflow');

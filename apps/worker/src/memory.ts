@@ -116,7 +116,7 @@ function largest(plan: MemoryPlan, keys: readonly (keyof MemoryItems)[]): string
     .join(', ');
 }
 
-const HEAP_ITEMS = ['variables', 'gradientTensors', 'transposes', 'packedWeights', 'activations'] as const;
+const HEAP_ITEMS = ['layerTensors', 'activations'] as const;
 
 /**
  * Throws MEMORY_PLAN_EXCEEDED when the plan does not fit: the backend's part over its

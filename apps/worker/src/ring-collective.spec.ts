@@ -105,5 +105,4 @@ test('three workers over a loopback ring: the single-process trajectory, identic
     assert.deepEqual(snap.optimizer, results[rank]!.snapshot.optimizer);
     assert.equal(snap.loop.globalStep, solo.steps);
   }
-  for (const r of [solo, ...results]) r.mlp.dispose();
 });

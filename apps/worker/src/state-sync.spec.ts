@@ -49,6 +49,7 @@ test('arrays that do not match the digest the source sent are SNAPSHOT_INVALID a
   head.set(prefix!, 32); // a digest of zeros
   const root = (async () => {
     await members[0]!.broadcast(head, 0);
+    await members[0]!.allReduce(new Float32Array(1)); // "who needs the arrays": the root does not
     for (const a of arrays) await members[0]!.broadcast(a, 0);
   })();
   const received = await Promise.allSettled(members.slice(1).map((r) => broadcastState(r, undefined, 0, SHAPE)));
@@ -73,4 +74,37 @@ test('a header for another model is refused before anything is allocated for it'
   const err = (refused as PromiseRejectedResult).reason as TrainError;
   assert.equal(err.code, 'SNAPSHOT_INVALID');
   assert.match(err.message, /1000 parameters; this model has 1001/);
+});
+
+const copyOf = (s: TrainSnapshot): TrainSnapshot => ({ ...s, params: s.params.slice(), optimizer: { ...s.optimizer, slots: s.optimizer.slots.slice() }, bestParams: s.bestParams!.slice() });
+
+test('members that all hold the source`s state keep their own: no arrays are sent, nothing is copied', async () => {
+  const members = await ring(3, 4);
+  const own = [copyOf(STATE), STATE, copyOf(STATE)];
+  const frames = () => members.reduce((n, r) => n + r.stats.framesSent, 0);
+  const before = frames();
+  const got = await Promise.all(members.map((r) => broadcastState(r, own[r.rank], 1, SHAPE)));
+  got.forEach((g, rank) => assert.equal(g, own[rank], `rank ${rank} keeps its own arrays`));
+  const kept = frames() - before;
+  // The same with one member that holds nothing: the three arrays go round as well.
+  const again = await Promise.all(members.map((r) => broadcastState(r, r.rank === 2 ? undefined : own[r.rank], 1, SHAPE)));
+  const sent = frames() - before - kept;
+  assert.deepEqual(again[2], STATE);
+  // Each broadcast is a data frame and an acknowledgement per hop: 3 arrays x 2 hops x 2 more.
+  assert.equal(sent - kept, 3 * 2 * 2, `frames when all hold the state: ${kept}; when one does not: ${sent}`);
+});
+
+test('a joiner gets the state, and so does a member holding an older one; a member that holds it takes a fresh copy too', async () => {
+  const members = await ring(4, 5);
+  const older: TrainSnapshot = { ...copyOf(STATE), loop: { ...STATE.loop, stepInEpoch: 1, globalStep: 11 } };
+  const same = copyOf(STATE);
+  const own = [STATE, undefined, older, same];
+  const got = await Promise.all(members.map((r) => broadcastState(r, own[r.rank], 0, SHAPE)));
+  assert.equal(got[0], STATE);
+  for (const rank of [1, 2, 3]) {
+    assert.deepEqual(got[rank], STATE);
+    assert.notEqual(got[rank]!.params.buffer, STATE.params.buffer);
+  }
+  assert.notEqual(got[3], same, 'a transfer that breaks half way must not touch the state it holds');
+  assert.deepEqual(same, STATE);
 });

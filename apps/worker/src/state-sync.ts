@@ -11,6 +11,17 @@
  * checks the header against its own job before it allocates anything, and the arrays
  * against the digest once they are in, so a state damaged on the way is SNAPSHOT_INVALID
  * like one that was wrong from the start.
+ *
+ * Most generations after the first start from a state every member already holds: the
+ * survivors of a lost worker committed the same steps, bit for bit. So after the header,
+ * each receiver says whether it holds exactly that state (the same header, and its own
+ * arrays hash to the source's digest), and the members sum those answers; when nobody
+ * needs the arrays, none are sent, and each member keeps its own, with no copy
+ * allocated. A 1.3 GB state that took 10 s over the ring then costs each member one
+ * SHA-256 of its own arrays. When someone does need them (a joiner), every receiver takes
+ * them as before: one that already matched still receives into new arrays, so that a
+ * transfer broken half way, or a source that sends what its digest does not say, cannot
+ * damage the state it holds.
  */
 import { createHash } from 'node:crypto';
 import type { Ring } from '@ringtrain/allreduce';
@@ -24,7 +35,15 @@ function digestOf(parts: readonly Uint8Array[]): Buffer {
   return hash.digest();
 }
 
-/** The source's state at every member: `mine` at the root (returned as it is), a verified copy elsewhere. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+}
+
+/**
+ * The source's state at every member: `mine` at the root (returned as it is); elsewhere
+ * `mine` when it is the same state bit for bit and nobody needed the arrays, else a
+ * verified copy. `mine` is each member's own state, if it holds one (the root must).
+ */
 export async function broadcastState(ring: Ring, mine: TrainSnapshot | undefined, root: number, shape: SnapshotShape): Promise<TrainSnapshot> {
   const isRoot = ring.rank === root;
   let head: Uint8Array | undefined;
@@ -38,12 +57,17 @@ export async function broadcastState(ring: Ring, mine: TrainSnapshot | undefined
     head.set(prefix!, DIGEST_BYTES);
   }
   const received = await ring.broadcast(head, root);
+  const digest = Buffer.from(received.subarray(0, DIGEST_BYTES));
+  // Whether this member holds the source's state already: the root does.
+  const holds = isRoot || (received.byteLength >= DIGEST_BYTES && mine !== undefined && holdsState(mine, received.subarray(DIGEST_BYTES), digest));
+  const needed = new Float32Array([holds ? 0 : 1]);
+  await ring.allReduce(needed);
+  if (needed[0] === 0) return mine!;
   if (isRoot) {
     for (const a of arrays) await ring.broadcast(a, root);
     return mine!;
   }
   if (received.byteLength < DIGEST_BYTES) throw new TrainError('SNAPSHOT_INVALID', `state snapshot: a header of ${received.byteLength} bytes from rank ${root}`);
-  const digest = Buffer.from(received.subarray(0, DIGEST_BYTES));
   const assembler = new SnapshotAssembler();
   const parser = new StateParser(shape, assembler, null);
   parser.push(received.subarray(DIGEST_BYTES));
@@ -52,4 +76,10 @@ export async function broadcastState(ring: Ring, mine: TrainSnapshot | undefined
   for (const t of targets) await ring.broadcast(t, root);
   if (!digestOf(targets).equals(digest)) throw new TrainError('SNAPSHOT_INVALID', `state snapshot: the state from rank ${root} does not match its SHA-256`);
   return assembler.snapshot();
+}
+
+/** `mine` is the state whose header is `prefix` and whose arrays hash to `digest`. */
+function holdsState(mine: TrainSnapshot, prefix: Uint8Array, digest: Buffer): boolean {
+  const [own, ...arrays] = stateSource(mine).parts;
+  return sameBytes(own!, prefix) && digestOf(arrays).equals(digest);
 }

@@ -184,7 +184,6 @@ export class FakeCoordinator {
     for (const c of this.wss.clients) c.terminate();
     this.wss.close();
     await new Promise((resolve) => this.server.close(resolve));
-    this.job.mlp.dispose();
   }
 }
 

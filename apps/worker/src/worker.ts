@@ -114,7 +114,6 @@ export class TrainingWorker {
     clearTimeout(this.retryTimer);
     this.channel?.close();
     await endpoint.close();
-    this.job?.mlp.dispose();
     if (exit.error) throw exit.error;
     return exit.code;
   }
@@ -297,7 +296,6 @@ export class TrainingWorker {
     try {
       const { job, backend } = await setUpJob(m, this.backend, this.o.backend, this.log, this.o.memoryLimit);
       this.backend = backend;
-      this.job?.mlp.dispose();
       this.job = job;
       this.holding.held = null;
       this.holding.live = null;

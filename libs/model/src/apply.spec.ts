@@ -33,7 +33,6 @@ test('divides by the global count and adds 2*l2*W to kernels only, once', () => 
   }
   // The variables the tensor code reads were refreshed.
   assert.deepEqual(mlp.kernel(0).dataSync(), mlp.params.subarray(0, 4));
-  mlp.dispose();
 });
 
 test('a zero global count changes nothing', () => {
@@ -41,7 +40,6 @@ test('a zero global count changes nothing', () => {
   const before = Float32Array.from(mlp.params);
   assert.equal(applyGradients(mlp, createOptimizer({ name: 'adam' }, mlp.layout.size), summed(mlp, 1, 0), { learningRate: 0.1, l2: 0 }), false);
   assert.deepEqual(mlp.params, before);
-  mlp.dispose();
 });
 
 test('frozen layers stay bit-equal under Adam while the others train, leaking no tensors', () => {
@@ -54,6 +52,5 @@ test('frozen layers stay bit-equal under Adam while the others train, leaking no
   const end0 = layer0.at(-1)!.offset + layer0.at(-1)!.size;
   assert.deepEqual(mlp.params.subarray(0, end0), before.subarray(0, end0));
   assert.notDeepEqual(mlp.params.subarray(end0), before.subarray(end0));
-  mlp.dispose();
   assert.equal(tf.memory().numTensors, tensorsBefore);
 });

@@ -46,6 +46,5 @@ export function applyGradients(mlp: Mlp, optimizer: Optimizer, summed: Float32Ar
     .map((slot) => ({ offset: slot.offset, values: params.slice(slot.offset, slot.offset + slot.size) }));
   optimizer.update(params, grads, options.learningRate);
   for (const { offset, values } of frozen) params.set(values, offset);
-  mlp.upload();
   return true;
 }

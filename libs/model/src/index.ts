@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './backend.js';
 export * from './architecture.js';
 export * from './mlp.js';
+export * from './initial-params.js';
 export * from './loss.js';
 export * from './dropout.js';
 export * from './step.js';

@@ -31,39 +31,35 @@ test('a small model, by hand: every item, the total and the backend`s part', () 
   // 4-8-3: 4*8 + 8 + 8*3 + 3 = 67 parameters; plain sgd keeps no slots.
   const plan = memoryPlan(small);
   assert.equal(plan.parameterCount, 67);
-  // A step keeps per row 2*4 (x, its transpose) + 7*8 (relu) + 13*3 (output) + 8 = 111
-  // floats, 16 rows: 1776. An evaluation batch is min(1024, 96) rows of 4 + 3*8 + 9*3 + 8 =
-  // 63: 6048, the larger.
-  assert.equal(stepFloatsPerRow(small.arch), 111);
+  // A step holds per row x (4), z, a and dZ of 8 relu units (24), logits, targets and
+  // dLogits of 3 outputs (9) and 2 per row: 39 floats; its largest block is the loss's,
+  // 13 x 3 + 8 = 47 (the dH block of the output layer: 2 x 3 + 3 x 8 = 30): 86, 16 rows:
+  // 1376. An evaluation batch is min(1024, 96) rows of 4 + 3*8 + 9*3 + 8 = 63: 6048, the
+  // larger.
+  assert.equal(stepFloatsPerRow(small.arch), 86);
   assert.equal(evaluationFloatsPerRow(small.arch), 63);
   assert.deepEqual(plan.items, {
     base: 100,
     parameters: 268,
-    variables: 0, // cpu: the variables are the staging copy
-    staging: 268,
     gradients: 280, // 67 + 3 statistics
-    gradientTensors: 268,
-    transposes: 96, // the second kernel, 8 x 3
-    packedWeights: 0, // wasm only
     optimizerSlots: 0,
     bestWeights: 0,
-    heldState: 268,
+    finalWeights: 0,
     stateInTransit: 268,
+    layerTensors: 128, // the largest kernel, 4 x 8, once on cpu
     activations: 4 * 6048,
     rows: 120 * (4 * 4 + 4 + 1),
     ring: 10,
   });
-  assert.equal(plan.total, 100 + 268 + 268 + 280 + 268 + 96 + 268 + 268 + 24_192 + 2520 + 10);
-  assert.equal(plan.backendHeap, 268 + 96 + 24_192);
+  assert.equal(plan.total, 100 + 268 + 280 + 268 + 128 + 24_192 + 2520 + 10);
+  assert.equal(plan.backendHeap, 128 + 24_192);
   assert.equal(plan.backendHeapLimit, null);
 
-  // On wasm the variables are a copy, and XNNPACK packs each matMul's right operand: both
-  // kernels (32 + 24), the transpose (24), each layer's dZ (16 rows x (8 + 3)): 256 floats.
+  // On wasm, XNNPACK packs a copy of the kernel a matMul multiplies by: twice the largest kernel.
   const wasm = memoryPlan({ ...small, backend: 'wasm' });
-  assert.equal(wasm.items.variables, 268);
-  assert.equal(wasm.items.packedWeights, 4 * 256);
-  assert.equal(wasm.total, plan.total + 268 + 1024);
-  assert.equal(wasm.backendHeap, plan.backendHeap + 268 + 1024);
+  assert.equal(wasm.items.layerTensors, 256);
+  assert.equal(wasm.total, plan.total + 128);
+  assert.equal(wasm.backendHeap, plan.backendHeap + 128);
   assert.equal(wasm.backendHeapLimit, WASM_HEAP_LIMIT);
 });
 
@@ -72,8 +68,8 @@ test('optimizer slots and best weights follow the optimizer and early stopping',
   assert.deepEqual([slots({ name: 'sgd' }), slots({ name: 'sgd', momentum: 0.9 }), slots({ name: 'adam' })], [0, 268, 536]);
   const adam = memoryPlan({ ...small, optimizer: { name: 'adam' }, earlyStopping: true });
   assert.equal(adam.items.bestWeights, 268);
-  assert.equal(adam.items.heldState, 4 * (67 + 134 + 67));
-  assert.equal(adam.items.stateInTransit, adam.items.heldState);
+  assert.equal(adam.items.finalWeights, 268);
+  assert.equal(adam.items.stateInTransit, 4 * (67 + 134 + 67));
 });
 
 test('784-8192-8192-4096-10 with Adam and early stopping, a quarter of a 1,024 batch, Fashion-MNIST`s rows, on wasm', () => {
@@ -102,26 +98,22 @@ test('784-8192-8192-4096-10 with Adam and early stopping, a quarter of a 1,024 b
   const P = 107_147_274;
   assert.equal(plan.parameterCount, P);
   const i = plan.items;
-  assert.deepEqual(
-    [i.parameters, i.variables, i.staging, i.gradients, i.gradientTensors, i.bestWeights],
-    [428_589_096, 428_589_096, 428_589_096, 428_589_108, 428_589_096, 428_589_096],
-  );
+  assert.deepEqual([i.parameters, i.gradients, i.bestWeights, i.finalWeights], [428_589_096, 428_589_108, 428_589_096, 428_589_096]);
   assert.equal(i.optimizerSlots, 857_178_192); // m and v
-  assert.equal(i.heldState, 1_714_356_384); // params, m, v, best: 16 bytes a parameter
-  assert.equal(i.stateInTransit, 1_714_356_384);
-  assert.equal(i.transposes, 4 * (67_108_864 + 33_554_432 + 40_960));
-  // XNNPACK's copies: every kernel (107,126,784), every transpose, and dZ, 256 x (8192+8192+4096+10).
-  assert.equal(i.packedWeights, 4 * (107_126_784 + 100_704_256 + 256 * 20_490));
-  // Step: 256 rows x (2*784 + 7*(8192+8192+4096) + 13*10 + 8 = 145,066) = 37,136,896 floats.
-  // Evaluation: 1,024 rows x (784 + 3*20,480 + 9*10 + 8 = 62,322) = 63,817,728 floats: larger.
+  assert.equal(i.stateInTransit, 1_714_356_384); // params, m, v, best: 16 bytes a parameter
+  // The 8192 x 8192 kernel and XNNPACK's packed copy of it.
+  assert.equal(i.layerTensors, 2 * 4 * 67_108_864);
+  // Step: 256 rows x (784 + 3*20,480 + 3*10 + 2 = 62,256 held, + the second layer's dH
+  // block 2*8192 + 3*8192 = 40,960) = 26,423,296 floats. Evaluation: 1,024 rows x (784 +
+  // 3*20,480 + 9*10 + 8 = 62,322) = 63,817,728 floats: larger.
+  assert.equal(stepFloatsPerRow(arch), 103_216);
   assert.equal(i.activations, 4 * 63_817_728);
   assert.equal(i.rows, 70_000 * (4 * 784 + 5));
-  // 64 bytes a parameter (+12 for the statistics), transposes, packed weights, activations, rows, base, ring.
-  assert.equal(plan.total, 64 * P + 12 + 402_817_024 + 852_305_920 + 255_270_912 + 219_870_000 + 192 * MiB + 73 * MiB);
-  assert.equal(plan.total, 8_865_562_044);
-  // The wasm heap: variables, gradient tensors, transposes, packed weights, activations: 2.2 GiB of its 4.
-  assert.equal(plan.backendHeap, 2 * 428_589_096 + 402_817_024 + 852_305_920 + 255_270_912);
-  assert.equal(plan.backendHeap, 2_367_572_048);
+  // 40 bytes a parameter (+12 for the statistics), the layer's tensors, activations, rows, base, ring.
+  assert.equal(plan.total, 40 * P + 12 + 536_870_912 + 255_270_912 + 219_870_000 + 192 * MiB + 73 * MiB);
+  assert.equal(plan.total, 5_575_775_436);
+  // The wasm heap: one layer's tensors and the activations, 0.74 GiB of its 4.
+  assert.equal(plan.backendHeap, 536_870_912 + 255_270_912);
   assert.ok(plan.backendHeap < WASM_HEAP_LIMIT);
 });
 
@@ -133,7 +125,7 @@ test('only the wasm backend has a heap limit: 4 GiB less a 64 KiB page', () => {
 /**
  * The activation factors against what the step and an evaluation really allocate: the
  * engine's peak bytes (tf.profile) over what was there before, which the plan's
- * gradient tensors, transposes and activations must cover, and not by much more.
+ * layer tensors and activations must cover, and not by much more.
  */
 test('the plan bounds the tensors a step and an evaluation keep (tf.profile peak bytes)', async () => {
   const relu = (units: number, dropout = 0) => ({ units, activation: 'relu' as const, dropout });
@@ -146,28 +138,24 @@ test('the plan bounds the tensors a step and an evaluation keep (tf.profile peak
   ];
   for (const { arch, loss, rows } of cases) {
     const mlp = Mlp.create(arch, 1);
-    try {
-      const data = (n: number) => {
-        const labels = Int32Array.from({ length: n }, (_, r) => r % arch.outputs);
-        const targets = new Float32Array(n * arch.outputs);
-        labels.forEach((l, r) => (targets[r * arch.outputs + l] = 1));
-        return { rows: n, x: Float32Array.from({ length: n * arch.inputs }, (_, k) => (k % 7) / 7), targets, labels };
-      };
-      const plan = memoryPlan({ ...small, arch, batchRows: rows, rows: { train: rows, validation: 0, test: 0 } });
-      const before = tf.memory().numBytes;
-      const out = new Float32Array(gradientBufferLength(mlp));
-      const batch = { ...data(rows), indices: Uint32Array.from({ length: rows }, (_, r) => r) };
-      // tf.profile returns the engine's one profile object: copy it before the next.
-      const step = { ...(await tf.profile(() => void computeGradients(mlp, batch, { loss, seed: 1, step: 0 }, out))) };
-      const stepPlanned = plan.items.gradientTensors + plan.items.transposes + 4 * rows * stepFloatsPerRow(arch);
-      const stepPeak = step.peakBytes - before;
-      assert.ok(stepPlanned >= stepPeak && stepPlanned <= 1.3 * stepPeak, `step of ${JSON.stringify(arch.hidden)}: planned ${stepPlanned}, peak ${stepPeak}`);
-      const evaluation = { ...(await tf.profile(() => void evaluate(mlp, data(1024), loss))) };
-      const evalPlanned = 4 * 1024 * evaluationFloatsPerRow(arch);
-      const evalPeak = evaluation.peakBytes - before;
-      assert.ok(evalPlanned >= evalPeak && evalPlanned <= 1.6 * evalPeak, `evaluation of ${JSON.stringify(arch.hidden)}: planned ${evalPlanned}, peak ${evalPeak}`);
-    } finally {
-      mlp.dispose();
-    }
+    const data = (n: number) => {
+      const labels = Int32Array.from({ length: n }, (_, r) => r % arch.outputs);
+      const targets = new Float32Array(n * arch.outputs);
+      labels.forEach((l, r) => (targets[r * arch.outputs + l] = 1));
+      return { rows: n, x: Float32Array.from({ length: n * arch.inputs }, (_, k) => (k % 7) / 7), targets, labels };
+    };
+    const plan = memoryPlan({ ...small, arch, batchRows: rows, rows: { train: rows, validation: 0, test: 0 } });
+    const before = tf.memory().numBytes;
+    const out = new Float32Array(gradientBufferLength(mlp));
+    const batch = { ...data(rows), indices: Uint32Array.from({ length: rows }, (_, r) => r) };
+    // tf.profile returns the engine's one profile object: copy it before the next.
+    const step = { ...(await tf.profile(() => void computeGradients(mlp, batch, { loss, seed: 1, step: 0 }, out))) };
+    const stepPlanned = plan.items.layerTensors + 4 * rows * stepFloatsPerRow(arch);
+    const stepPeak = step.peakBytes - before;
+    assert.ok(stepPlanned >= stepPeak && stepPlanned <= 1.3 * stepPeak, `step of ${JSON.stringify(arch.hidden)}: planned ${stepPlanned}, peak ${stepPeak}`);
+    const evaluation = { ...(await tf.profile(() => void evaluate(mlp, data(1024), loss))) };
+    const evalPlanned = plan.items.layerTensors + 4 * 1024 * evaluationFloatsPerRow(arch);
+    const evalPeak = evaluation.peakBytes - before;
+    assert.ok(evalPlanned >= evalPeak && evalPlanned <= 1.6 * evalPeak, `evaluation of ${JSON.stringify(arch.hidden)}: planned ${evalPlanned}, peak ${evalPeak}`);
   }
 });

@@ -6,45 +6,41 @@
  * of bounds").
  *
  * Every buffer of the model is float32, 4 bytes a number. With P parameters, S optimizer
- * slot values (optimizerSlotCount) and B best weights (P with early stopping, else 0):
+ * slot values (optimizerSlotCount), B best weights (P with early stopping, else 0) and K
+ * the largest layer's kernel:
  *
- *   parameters       4P   the flat master copy optimizers write (Mlp.params)
- *   variables        4P   the backend's copy of it, one tf.Variable per kernel and bias;
- *                         0 on the cpu backend, which keeps the array upload() hands it,
- *                         so its variables are the staging copy (mlp.ts)
- *   staging          4P   Mlp.upload's reusable copy handed to tf.tensor (mlp.ts)
- *   gradients        4(P+3) the step's buffer: computeGradients writes it, the ring
- *                         all-reduce sums it in place (allreduce-ring.ts computes in the
- *                         frames it receives, never in a per-segment copy of the buffer),
- *                         applyGradients divides it in place
- *   gradientTensors  4P   the gradient tensors of computeGradients before their read-back
- *   transposes       4 x (kernels of every layer but the first): step.ts's backward pass
- *                         multiplies by tf.transpose(kernel) explicitly (the wasm backend
- *                         runs a transposed matMul 10-40x slower), a copy of each
- *   packedWeights    wasm only: its matMul hands the right operand to XNNPACK, which
- *                         packs a copy of it and keeps it until that tensor is disposed
- *                         (tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc, xnn_matmul's
- *                         operator cache): every kernel (until upload() replaces it),
- *                         every transpose, and each layer's dZ (batch x units)
+ *   parameters       4P   the flat parameters (Mlp.params), the only copy of the weights:
+ *                         a layer's kernel becomes a tensor only while that layer
+ *                         computes (mlp.ts)
+ *   gradients        4(P+3) the step's buffer: computeGradients writes each layer's
+ *                         gradient into it as soon as it is computed, the ring all-reduce
+ *                         sums it in place (allreduce-ring.ts computes in the frames it
+ *                         receives), applyGradients divides it in place
  *   optimizerSlots   4S   []: sgd, [velocity]: momentum, [m, v]: adam
- *   bestWeights      4B   early stopping's best weights
- *   heldState        4(P+S+B) the last committed state the worker keeps between
- *                         generations (apps/worker generation.ts, Holding.held)
- *   stateInTransit   4(P+S+B) one encoded state: the broadcast when a generation
- *                         starts, rank 0's checkpoints, an upload to the coordinator
+ *   bestWeights      4B   early stopping's best weights, overwritten in place
+ *   finalWeights     4B   at the end, the last weights kept for the 'end' checkpoint while
+ *                         the best epoch's are restored (trainer.ts finalSnapshot)
+ *   stateInTransit   4(P+S+B) a state received at a generation's start while the worker
+ *                         still holds its own: only when someone needs it (a joiner, or a
+ *                         member behind the source); survivors that hold the source's
+ *                         state keep it without a copy (apps/worker state-sync.ts). A
+ *                         failed generation's state is the run's own arrays, not a copy.
+ *   layerTensors     one layer's tensors at a time: K for its kernel while it computes,
+ *                         and on wasm K more for the copy XNNPACK packs of a matMul's
+ *                         right operand (tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc
+ *                         keeps it until that tensor is disposed); or its gradient, read
+ *                         straight from the heap on wasm (read-back.ts), through a copy
+ *                         elsewhere. The cpu backend's kernel is the parameters' own array.
  *   activations      the larger of a training step's and an evaluation batch's tensors,
  *                         ACTIVATION_FACTORS below
  *   rows             every row of every split: the row store is a full-size table per
  *                         split (4 B a feature, 4 B a label, 1 B of its bitmap)
  *   ring, base       given: the ring's own buffers and the process before the job
  *
- * The backend's heap holds variables, gradientTensors, transposes, packedWeights and
- * activations (all of a step's tensors live until its tf.tidy ends). On wasm that heap
- * has a hard limit, WASM_HEAP_LIMIT; the plan reports that part apart from the total.
- * Checked against tf.profile's peak bytes (memory-plan.spec.ts) and, for the 107M
- * model below on wasm, against the heap's size after a step: 2,035 MiB planned for 64
- * rows, the heap grown to 2,101 MiB (Emscripten grows it by up to 96 MiB more than
- * asked).
+ * The backend's heap holds layerTensors and activations. On wasm that heap has a hard
+ * limit, WASM_HEAP_LIMIT, and never shrinks; the plan reports that part apart from the
+ * total. Checked against tf.profile's peak bytes (memory-plan.spec.ts) and, for the 107M
+ * model on wasm, against the process's peak RSS (bench/large-model).
  */
 import { type Activation, type Architecture, layerWidths, paramLayout, STATS_LENGTH } from './architecture.js';
 import { optimizerSlotCount, type OptimizerSpec } from './optimizer.js';
@@ -73,28 +69,33 @@ export function backendHeapLimit(backend: string): number | null {
 export const EVALUATION_BATCH = 1024;
 
 /**
- * Tensors of one row, in floats per unit, that a step keeps until its tf.tidy ends,
- * counted from step.ts (and activations.ts, loss.ts):
- *  - input: x, and transpose(x) for the first kernel's gradient: 2.
- *  - a hidden unit, relu: matMul, +bias (z), relu (a), transpose(a) for the next
- *    kernel's gradient, dH = dZ x transpose(kernel), step(z), dH * step: 7. tanh and
- *    sigmoid take 3 tensors for the derivative instead of 2: 8. linear: z is a, and
- *    the derivative is dH itself: 4. Dropout adds its mask and a product each way: 3.
- *  - an output unit: matMul, +bias (logits), the targets, then the loss: cross-entropy
- *    takes logSoftmax (shifted, exp, result), targets * logp, exp(logp) and the
- *    difference, 9 in all; mse through a softmax 13, the most of any loss: 13.
- *  - per row, whatever the widths: the row maxima and sums of logSoftmax, argMax, the
- *    labels, equal and its cast: 8.
+ * Tensors of one row, in floats per unit, counted from step.ts (and activations.ts,
+ * loss.ts). `held` live from the forward pass to the step's end; `transient` only within
+ * one of the tf.tidy blocks of the backward pass, so a step peaks at the held ones plus
+ * its largest transient block.
+ *  - held: x per input; per hidden unit z, a (z itself when linear) and its dZ, and with
+ *    dropout the mask and the masked activation; per output unit logits, targets and
+ *    dLogits; per row the loss and the correct count.
+ *  - loss block: cross-entropy's logSoftmax (shifted, exp, result), targets * logp,
+ *    exp(logp) and the difference: 9 per output unit; mse through a softmax 13, the most
+ *    of any loss; and per row the maxima and sums of logSoftmax, argMax, the labels,
+ *    equal and its cast: 8.
+ *  - a layer's gradient block: transpose(h) per unit of its input, and on wasm the copy of
+ *    dZ that XNNPACK packs, per unit of its output (its kernel-sized gradient is
+ *    layerTensors).
+ *  - a layer's dH block: transpose(dZ) and its packed copy per unit of its output; per
+ *    unit of its input (units of the hidden layer below) dH^T, dH and the derivative
+ *    (relu: step(z); tanh, sigmoid: 3 tensors; linear: dH is dZ, already held as such),
+ *    and with dropout the masked dH; the product is that layer's dZ, held.
  * Evaluation (evaluate.ts, forward.ts) keeps, per row of its batch: x (1), per hidden
  * unit matMul, +bias, activation (3), per output unit matMul, +bias, targets and the
  * loss's (at most 6): 9, and the same per-row 8.
  */
 export const ACTIVATION_FACTORS = {
-  input: 2,
-  hidden: { relu: 7, tanh: 8, sigmoid: 8, linear: 4 } satisfies Record<Activation, number>,
-  dropout: 3,
-  output: 13,
-  row: 8,
+  held: { input: 1, hidden: { relu: 3, tanh: 3, sigmoid: 3, linear: 2 } satisfies Record<Activation, number>, dropout: 2, output: 3, row: 2 },
+  loss: { output: 13, row: 8 },
+  gradient: { input: 1, output: 1 },
+  dH: { output: 2, input: { relu: 3, tanh: 5, sigmoid: 5, linear: 1 } satisfies Record<Activation, number>, dropout: 1 },
   evaluation: { input: 1, hidden: 3, output: 9, row: 8 },
 } as const;
 
@@ -120,16 +121,12 @@ export interface MemoryPlanInput {
 export interface MemoryItems {
   readonly base: number;
   readonly parameters: number;
-  readonly variables: number;
-  readonly staging: number;
   readonly gradients: number;
-  readonly gradientTensors: number;
-  readonly transposes: number;
-  readonly packedWeights: number;
   readonly optimizerSlots: number;
   readonly bestWeights: number;
-  readonly heldState: number;
+  readonly finalWeights: number;
   readonly stateInTransit: number;
+  readonly layerTensors: number;
   readonly activations: number;
   readonly rows: number;
   readonly ring: number;
@@ -141,18 +138,25 @@ export interface MemoryPlan {
   readonly items: MemoryItems;
   /** Every item, in bytes. */
   readonly total: number;
-  /** The part in the backend's heap: variables, gradient tensors, transposes, packed weights, activations. */
+  /** The part in the backend's heap: layerTensors and activations. */
   readonly backendHeap: number;
   /** The backend's heap limit (WASM_HEAP_LIMIT on wasm), or null for none. */
   readonly backendHeapLimit: number | null;
 }
 
-/** Floats a training step keeps per row of its batch (ACTIVATION_FACTORS). */
+/** Floats a training step keeps per row of its batch at its peak (ACTIVATION_FACTORS). */
 export function stepFloatsPerRow(arch: Architecture): number {
   const f = ACTIVATION_FACTORS;
-  let n = f.input * arch.inputs + f.output * arch.outputs + f.row;
-  for (const h of arch.hidden) n += (f.hidden[h.activation] + (h.dropout > 0 ? f.dropout : 0)) * h.units;
-  return n;
+  const widths = layerWidths(arch);
+  let held = f.held.input * arch.inputs + f.held.output * arch.outputs + f.held.row;
+  for (const h of arch.hidden) held += (f.held.hidden[h.activation] + (h.dropout > 0 ? f.held.dropout : 0)) * h.units;
+  let transient = f.loss.output * arch.outputs + f.loss.row;
+  for (let l = 0; l + 1 < widths.length; l++) {
+    transient = Math.max(transient, f.gradient.input * widths[l]! + f.gradient.output * widths[l + 1]!);
+    const below = arch.hidden[l - 1];
+    if (below) transient = Math.max(transient, f.dH.output * widths[l + 1]! + (f.dH.input[below.activation] + (below.dropout > 0 ? f.dH.dropout : 0)) * below.units);
+  }
+  return held + transient;
 }
 
 /** Floats an evaluation keeps per row of its batch (ACTIVATION_FACTORS.evaluation). */
@@ -168,32 +172,28 @@ export function memoryPlan(input: MemoryPlanInput): MemoryPlan {
   const slots = optimizerSlotCount(input.optimizer, p);
   const best = input.earlyStopping ? p : 0;
   const widths = layerWidths(arch);
-  let transposed = 0;
-  for (let l = 1; l + 1 < widths.length; l++) transposed += widths[l]! * widths[l + 1]!;
-  const kernels = transposed + widths[0]! * widths[1]!;
-  const units = widths.slice(1).reduce((a, w) => a + w, 0);
-  const wasm = input.backend === 'wasm';
+  let largestKernel = 0;
+  for (let l = 0; l + 1 < widths.length; l++) largestKernel = Math.max(largestKernel, widths[l]! * widths[l + 1]!);
+  // cpu: the gradient alone (its kernel tensor is the parameters' array); wasm: the kernel
+  // and XNNPACK's packed copy; elsewhere the kernel or the gradient and its read-back copy.
+  const layerCopies = input.backend === 'cpu' ? 1 : 2;
   const largestSplit = Math.max(rows.train, rows.validation, rows.test);
   const evaluationRows = Math.min(EVALUATION_BATCH, largestSplit);
   const allRows = rows.train + rows.validation + rows.test;
   const items: MemoryItems = {
     base: input.baseBytes,
     parameters: F * p,
-    variables: input.backend === 'cpu' ? 0 : F * p,
-    staging: F * p,
     gradients: F * (p + STATS_LENGTH),
-    gradientTensors: F * p,
-    transposes: F * transposed,
-    packedWeights: wasm ? F * (kernels + transposed + input.batchRows * units) : 0,
     optimizerSlots: F * slots,
     bestWeights: F * best,
-    heldState: F * (p + slots + best),
+    finalWeights: F * best,
     stateInTransit: F * (p + slots + best),
+    layerTensors: F * layerCopies * largestKernel,
     activations: F * Math.max(input.batchRows * stepFloatsPerRow(arch), evaluationRows * evaluationFloatsPerRow(arch)),
     rows: allRows * (F * input.cols + 4 + 1),
     ring: input.ringBytes,
   };
   const total = Object.values(items).reduce((a, b) => a + b, 0);
-  const backendHeap = items.variables + items.gradientTensors + items.transposes + items.packedWeights + items.activations;
+  const backendHeap = items.layerTensors + items.activations;
   return { parameterCount: p, items, total, backendHeap, backendHeapLimit: backendHeapLimit(input.backend) };
 }

@@ -1,21 +1,25 @@
 /**
- * The trainable MLP: a flat master copy of its parameters (the layout of
- * architecture.ts) mirrored into one tf.Variable per kernel and bias. Optimizers work
- * on the flat copy in plain JavaScript, so every worker computes the same bits
- * whatever its backend; `upload()` then refreshes the variables the tensor code reads.
+ * The trainable MLP: one flat Float32Array of parameters in the layout of
+ * architecture.ts, and nothing else. Optimizers work on it in plain JavaScript, so every
+ * worker computes the same bits whatever its backend; the tensor code asks for a layer's
+ * kernel or bias as a tensor made from it at the moment it needs one, and disposes it.
+ *
+ * Why no tf.Variable per layer: on the wasm backend a variable is a second copy of the
+ * parameters in the backend's heap, and XNNPACK keeps a packed copy of every kernel a
+ * matMul was given as its right operand until that tensor is disposed
+ * (tfjs-backend-wasm's batch_mat_mul_impl.cc caches its operator by tensor id). With the
+ * tensors made per layer and disposed as soon as that layer is done, the heap holds one
+ * layer's kernel, its packed copy or its gradient at a time, not the whole model's
+ * (memory-plan.ts): for 784-8192-8192-4096-10 that is 0.5 GB instead of 2.1 GB, and a
+ * heap that never shrinks keeps whatever it once reached.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mix32, Stream, toUnit } from '@ringtrain/data';
-import { type Architecture, layerWidths, paramLayout, type ParamLayout, validateArchitecture } from './architecture.js';
+import { type Architecture, paramLayout, type ParamLayout, validateArchitecture } from './architecture.js';
 import { ModelError } from './errors.js';
-
-/** Backends that copy a new tensor's values at once, so that the array may change afterwards. */
-const COPYING_BACKENDS: ReadonlySet<string> = new Set(['wasm', 'tensorflow']);
+import { initialParamsInto } from './initial-params.js';
 
 export class Mlp {
   readonly layout: ParamLayout;
-  /** One variable per layout slot, in layout order. */
-  readonly variables: tf.Variable[];
 
   private constructor(
     readonly arch: Architecture,
@@ -26,31 +30,11 @@ export class Mlp {
     if (params.length !== this.layout.size) {
       throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${this.layout.size} parameters, got ${params.length}`);
     }
-    this.variables = this.layout.slots.map((s) => {
-      // slice, not subarray: the cpu backend keeps the array it is given, and the
-      // variables must not alias the master copy that optimizers write into.
-      const initial = tf.tensor(params.slice(s.offset, s.offset + s.size), [...s.shape]);
-      const v = tf.variable(initial, true);
-      initial.dispose(); // the variable holds its own reference to the data
-      return v;
-    });
   }
 
-  /**
-   * Glorot-uniform kernels and zero biases (the Keras defaults), drawn from the keyed
-   * RNG: the same seed gives the same model on every worker and backend.
-   */
+  /** Glorot-uniform kernels and zero biases, keyed by the seed (initial-params.ts). */
   static create(arch: Architecture, seed: number): Mlp {
-    const layout = paramLayout(arch);
-    const params = new Float32Array(layout.size);
-    const widths = layerWidths(arch);
-    for (const slot of layout.slots) {
-      if (slot.kind !== 'kernel') continue;
-      const limit = Math.sqrt(6 / (widths[slot.layer]! + widths[slot.layer + 1]!));
-      for (let i = 0; i < slot.size; i++) {
-        params[slot.offset + i] = (2 * toUnit(mix32(seed, Stream.init, slot.layer, i)) - 1) * limit;
-      }
-    }
+    const params = initialParamsInto(arch, seed, 0, new Float32Array(paramLayout(arch).size));
     return new Mlp(arch, params);
   }
 
@@ -58,49 +42,40 @@ export class Mlp {
     return new Mlp(arch, Float32Array.from(params));
   }
 
-  /** Replace every parameter (state sync, best-weights restore) and refresh the variables. */
+  /** Takes `params` as its own array, without a copy (a state just received or read, which nobody else keeps). */
+  static adopt(arch: Architecture, params: Float32Array): Mlp {
+    return new Mlp(arch, params);
+  }
+
+  /** Replace every parameter (state sync, best-weights restore). */
   setParams(params: Float32Array): void {
     if (params.length !== this.params.length) {
       throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${this.params.length} parameters, got ${params.length}`);
     }
-    this.params.set(params);
-    this.upload();
+    if (params !== this.params) this.params.set(params);
   }
 
   /**
-   * A copy of the parameters that upload() hands to tf.tensor, made once (a fresh copy
-   * every step was 2 MB of garbage per step for 784-512-256-10 and cost the step time in
-   * collections), for backends that keep the array they are given (cpu; webgl until it
-   * uploads): their variables alias this buffer, which only upload() writes, right before
-   * it assigns them again. wasm and tensorflow copy the values into their own memory when
-   * the tensor is made (tfjs-backend-wasm's `move`), so they read the parameters
-   * themselves: 4 bytes a parameter less (430 MB for 107M parameters).
+   * A tensor of slot `i` (layout order) made now from the parameters. Dispose it, or make
+   * it inside tf.tidy. The cpu backend keeps the array it is given rather than a copy, so
+   * the tensor must not outlive a change to the parameters: every caller uses it within
+   * one synchronous pass (a step's forward and backward, an evaluation batch).
    */
-  private staging: Float32Array | null = null;
-
-  /** Copy the flat master parameters into the variables. */
-  upload(): void {
-    let source = this.params;
-    if (!COPYING_BACKENDS.has(tf.getBackend())) {
-      source = this.staging ??= new Float32Array(this.params.length);
-      source.set(this.params);
-    }
-    this.layout.slots.forEach((s, i) => {
-      const t = tf.tensor(source.subarray(s.offset, s.offset + s.size), [...s.shape]);
-      this.variables[i]!.assign(t);
-      t.dispose();
-    });
+  slotTensor(i: number): tf.Tensor {
+    const s = this.layout.slots[i]!;
+    return tf.tensor(this.params.subarray(s.offset, s.offset + s.size), [...s.shape], 'float32');
   }
 
-  kernel(layer: number): tf.Variable {
-    return this.variables[2 * layer]!;
+  kernel(layer: number): tf.Tensor2D {
+    return this.slotTensor(2 * layer) as tf.Tensor2D;
   }
 
-  bias(layer: number): tf.Variable {
-    return this.variables[2 * layer + 1]!;
+  bias(layer: number): tf.Tensor1D {
+    return this.slotTensor(2 * layer + 1) as tf.Tensor1D;
   }
 
-  dispose(): void {
-    for (const v of this.variables) v.dispose();
+  /** One tensor per slot, in layout order (tfjs-layers' setWeights, tf.variableGrads in tests): the caller disposes them. */
+  slotTensors(): tf.Tensor[] {
+    return this.layout.slots.map((_, i) => this.slotTensor(i));
   }
 }

@@ -50,8 +50,6 @@ test('save then load gives the same architecture, parameters and metadata', asyn
   assert.deepEqual(loaded.mlp.arch, ARCH);
   assert.deepEqual(loaded.mlp.params, mlp.params);
   assert.deepEqual(loaded.metadata, META);
-  mlp.dispose();
-  loaded.mlp.dispose();
 });
 
 test('a plain tf.LayersModel built from the files predicts what the Mlp predicts', async () => {
@@ -74,7 +72,6 @@ test('a plain tf.LayersModel built from the files predicts what the Mlp predicts
   theirs.forEach((v, i) => assert.ok(Math.abs(v - ours[i]!) < 1e-6, `${v} vs ${ours[i]}`));
   model.dispose();
   x.dispose();
-  mlp.dispose();
 });
 
 test('missing and corrupt model files are coded errors', async () => {
@@ -99,7 +96,6 @@ test('malformed ringtrain metadata is MODEL_FILE_INVALID, naming what is wrong',
     await saveModel(mlp, dir, meta as unknown as ModelMetadata);
     await assert.rejects(loadModel(dir), (e: unknown) => e instanceof ModelError && e.code === 'MODEL_FILE_INVALID' && message.test(e.message));
   }
-  mlp.dispose();
 });
 
 test('concurrent writeFileAtomic calls on one path all succeed; the file is one whole value and no temporary file is left', async () => {
@@ -199,7 +195,6 @@ test('layersModelJson is, to the byte, the model.json tfjs-layers writes, and we
       assert.equal(layersModelJson(arch, meta), tfjs.json, name);
       assert.deepEqual(tfjs.weights, bytesOf(mlp.params), name);
     }
-    mlp.dispose();
   }
 });
 
@@ -216,7 +211,6 @@ test('a directory from writeModelFiles loads with loadModel and tf.loadLayersMod
     assert.deepEqual(loaded.mlp.arch, arch, name);
     assert.deepEqual(loaded.mlp.params, mlp.params, name);
     assert.deepEqual(loaded.metadata, meta, name);
-    loaded.mlp.dispose();
 
     const model = await tfl.loadLayersModel(fileHandler(dir));
     const x = tf.tensor2d(Array.from({ length: 3 * arch.inputs }, (_, i) => 2 * Math.sin(i + 1)), [3, arch.inputs]);
@@ -226,7 +220,6 @@ test('a directory from writeModelFiles loads with loadModel and tf.loadLayersMod
     model.dispose();
     x.dispose();
     assert.equal(tf.memory().numTensors, before, `${name}: tensors leaked`);
-    mlp.dispose();
   }
 });
 
@@ -239,7 +232,6 @@ test('writeModelFiles writes weights.bin from a view: params inside a larger buf
   assert.deepEqual(new Uint8Array(await readFile(join(dir, 'weights.bin'))), bytesOf(params));
   const loaded = await loadModel(dir);
   assert.deepEqual(loaded.mlp.params, Float32Array.from(params));
-  loaded.mlp.dispose();
 });
 
 test('writeModelFiles with the wrong number of parameters is MODEL_SHAPE_MISMATCH and writes nothing', async () => {

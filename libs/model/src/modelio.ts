@@ -15,8 +15,8 @@
  * Files are written to temporary names and renamed into place, weights first, so a
  * crash mid-save never leaves a model.json that points at half a weights file.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -110,7 +110,9 @@ export function toLayersModel(mlp: Mlp): tfl.LayersModel {
       ...(arch.hidden.length === 0 ? { inputShape: [arch.inputs] } : {}),
     }),
   );
-  model.setWeights(mlp.variables);
+  const weights = mlp.slotTensors();
+  model.setWeights(weights); // the layers copy the values into their own variables
+  tf.dispose(weights);
   return model;
 }
 
@@ -250,16 +252,11 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   try {
     const mlp = fromLayersModel(model, jsonPath);
     const raw = json.userDefinedMetadata?.ringtrain;
-    try {
-      return {
-        mlp,
-        layerNames: model.layers.filter((l) => l.getClassName() === 'Dense').map((l) => l.name),
-        metadata: raw === undefined ? null : parseModelMetadata(raw, mlp.arch.outputs, jsonPath),
-      };
-    } catch (err) {
-      mlp.dispose();
-      throw err;
-    }
+    return {
+      mlp,
+      layerNames: model.layers.filter((l) => l.getClassName() === 'Dense').map((l) => l.name),
+      metadata: raw === undefined ? null : parseModelMetadata(raw, mlp.arch.outputs, jsonPath),
+    };
   } finally {
     model.dispose();
   }
@@ -308,4 +305,101 @@ export function fromLayersModel(model: tfl.LayersModel, where = 'model'): Mlp {
     offset += a.length;
   }
   return Mlp.fromParams(arch, params);
+}
+
+/** fsyncs a directory, so that the renames into it survive a crash. */
+export async function syncDir(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Writes a model directory whose weights arrive in pieces (a coordinator receiving a
+ * worker's final weights): each piece is appended to a temporary weights file and
+ * hashed as it goes, so nothing but the piece in hand is held, however large the model.
+ * `finish` checks the size against the architecture, fsyncs the file, renames it into
+ * place as weights.bin, writes model.json (layersModelJson, as writeModelFiles does;
+ * weights first, so model.json only ever names a complete weights file) and fsyncs the
+ * directory. The files are, byte for byte, what writeModelFiles writes for the same
+ * parameters. A writer aborted, or one whose finish fails, leaves no temporary file.
+ */
+export class ModelFilesWriter {
+  private written = 0;
+  private readonly hash = createHash('sha256');
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    private readonly json: string,
+    /** The weights' bytes: 4 a parameter. */
+    readonly bytes: number,
+    private readonly tmp: string,
+    private readonly fh: FileHandle,
+  ) {}
+
+  /** Opens a writer of `arch`'s weights into `dir` (created if need be). */
+  static async open(dir: string, arch: Architecture, metadata: ModelMetadata): Promise<ModelFilesWriter> {
+    const json = layersModelJson(arch, metadata);
+    await mkdir(dir, { recursive: true });
+    temporaries += 1;
+    const tmp = `${join(dir, WEIGHTS_BIN)}.tmp-${process.pid}-${temporaries}-${randomBytes(4).toString('hex')}`;
+    const fh = await open(tmp, 'wx');
+    return new ModelFilesWriter(dir, json, 4 * paramLayout(arch).size, tmp, fh);
+  }
+
+  /** Weights bytes taken so far. */
+  get received(): number {
+    return this.written;
+  }
+
+  /** Appends the next bytes of weights.bin (any length; float boundaries need not align); resolves once they are written. MODEL_SHAPE_MISMATCH past the model's size. */
+  write(data: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new ModelError('MODEL_FILE_INVALID', `${this.dir}: weights written after the writer finished`));
+    if (this.written + data.byteLength > this.bytes) {
+      return Promise.reject(new ModelError('MODEL_SHAPE_MISMATCH', `${this.dir}: ${this.written + data.byteLength} bytes of weights; the model has ${this.bytes / 4} parameters`));
+    }
+    this.written += data.byteLength;
+    this.hash.update(data);
+    const done = this.queue.then(() => this.append(data));
+    this.queue = done.catch(() => {});
+    return done;
+  }
+
+  private async append(data: Uint8Array): Promise<void> {
+    for (let at = 0; at < data.byteLength; ) at += (await this.fh.write(data, at, data.byteLength - at)).bytesWritten;
+  }
+
+  /** Every byte is written: weights.bin and model.json go into place. Resolves with weights.bin's SHA-256 and size. */
+  async finish(): Promise<{ readonly sha256: string; readonly bytes: number }> {
+    if (this.closed) throw new ModelError('MODEL_FILE_INVALID', `${this.dir}: the writer already finished`);
+    this.closed = true;
+    try {
+      await this.queue;
+      if (this.written !== this.bytes) throw new ModelError('MODEL_SHAPE_MISMATCH', `${this.dir}: ${this.written} bytes of weights; the model has ${this.bytes / 4} parameters`);
+      await this.fh.sync();
+      await this.fh.close();
+      await rename(this.tmp, join(this.dir, WEIGHTS_BIN));
+      await writeFileAtomic(join(this.dir, MODEL_JSON), this.json);
+      await syncDir(this.dir);
+      return { sha256: this.hash.digest('hex'), bytes: this.written };
+    } catch (err) {
+      await this.fh.close().catch(() => {});
+      await rm(this.tmp, { force: true }).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Nothing more comes: the temporary file is removed, and the directory keeps what it had. */
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue;
+    await this.fh.close().catch(() => {});
+    await rm(this.tmp, { force: true });
+  }
 }

@@ -33,6 +33,10 @@ export interface Optimizer {
   exportState(): OptimizerState;
   /** The state itself, not a copy: its slots change with the next update (for writing it out at once). */
   viewState(): OptimizerState;
+  /**
+   * Continues from `state`, taking its slots as its own without a copy (a state may be
+   * gigabytes): whoever handed them over must not use them again.
+   */
   importState(state: OptimizerState): void;
 }
 
@@ -46,8 +50,9 @@ export function optimizerSlotCount(spec: OptimizerSpec, paramCount: number): num
   return slotCount(spec) * paramCount;
 }
 
-export function createOptimizer(spec: OptimizerSpec, paramCount: number): Optimizer {
-  return new FlatOptimizer(spec, paramCount);
+/** A fresh optimizer, or one that continues from `state` (taking its slots as its own, importState). */
+export function createOptimizer(spec: OptimizerSpec, paramCount: number, state?: OptimizerState): Optimizer {
+  return new FlatOptimizer(spec, paramCount, state);
 }
 
 class FlatOptimizer implements Optimizer {
@@ -57,8 +62,12 @@ class FlatOptimizer implements Optimizer {
   constructor(
     readonly spec: OptimizerSpec,
     private readonly paramCount: number,
+    state?: OptimizerState,
   ) {
-    this.slots = new Float32Array(optimizerSlotCount(spec, paramCount));
+    // Zeros only when there is no state to continue from: for Adam on 107M parameters
+    // they are 860 MB that importState would drop at once.
+    this.slots = state ? new Float32Array(0) : new Float32Array(optimizerSlotCount(spec, paramCount));
+    if (state) this.importState(state);
   }
 
   get iterations(): number {
@@ -113,16 +122,17 @@ class FlatOptimizer implements Optimizer {
   }
 
   importState(state: OptimizerState): void {
-    if (state.name !== this.spec.name || state.slots.length !== this.slots.length) {
+    const expected = optimizerSlotCount(this.spec, this.paramCount);
+    if (state.name !== this.spec.name || state.slots.length !== expected) {
       throw new ModelError(
         'MODEL_STATE_INVALID',
-        `optimizer state is ${state.name} with ${state.slots.length} slot values; expected ${this.spec.name} with ${this.slots.length}`,
+        `optimizer state is ${state.name} with ${state.slots.length} slot values; expected ${this.spec.name} with ${expected}`,
       );
     }
     if (!Number.isInteger(state.iterations) || state.iterations < 0) {
       throw new ModelError('MODEL_STATE_INVALID', `optimizer iterations must be a non-negative integer, got ${state.iterations}`);
     }
-    this.slots = Float32Array.from(state.slots);
+    this.slots = state.slots;
     this.t = state.iterations;
   }
 }

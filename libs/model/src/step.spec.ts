@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-layers';
 import { mix32, toGaussian } from '@ringtrain/data';
 import { type Architecture, SAMPLE_COUNT } from './architecture.js';
 import { selectBackend } from './backend.js';
-import { logits } from './forward.js';
+import { logitsFrom } from './forward.js';
 import { type LossName, lossSum } from './loss.js';
 import { Mlp } from './mlp.js';
 import { type Batch, computeGradients, gradientBufferLength } from './step.js';
@@ -43,16 +43,22 @@ function sliceBatch(b: Batch, from: number, to: number, arch: Architecture): Bat
   };
 }
 
-/** The reference: tf.variableGrads of the summed loss, on the same variables. */
+/** The reference: tf.variableGrads of the summed loss, on variables holding the same weights. */
 function referenceGradients(mlp: Mlp, batch: Batch, loss: LossName): Float32Array {
   const out = new Float32Array(mlp.layout.size);
+  const variables = mlp.slotTensors().map((t) => {
+    const v = tf.variable(t, true);
+    t.dispose();
+    return v;
+  });
   const { grads, value } = tf.variableGrads(() => {
     const x = tf.tensor2d(batch.x, [batch.rows, mlp.arch.inputs]);
     const y = tf.tensor2d(batch.targets, [batch.rows, mlp.arch.outputs]);
-    return lossSum(loss, mlp.arch.output, logits(mlp, x), y);
-  }, mlp.variables);
-  mlp.variables.forEach((v, i) => out.set(grads[v.name]!.dataSync() as Float32Array, mlp.layout.slots[i]!.offset));
+    return lossSum(loss, mlp.arch.output, logitsFrom(mlp.arch, variables, x), y);
+  }, variables);
+  variables.forEach((v, i) => out.set(grads[v.name]!.dataSync() as Float32Array, mlp.layout.slots[i]!.offset));
   tf.dispose(grads);
+  tf.dispose(variables);
   value.dispose();
   return out;
 }
@@ -93,7 +99,6 @@ describe('computeGradients', () => {
       t.diagnostic(`relative L2 error ${err.toExponential(2)}`);
       assert.ok(err <= 1e-6, `relative L2 error ${err}`);
       assert.equal(out[mlp.layout.size + SAMPLE_COUNT], 33);
-      mlp.dispose();
     });
   }
 
@@ -121,7 +126,6 @@ describe('computeGradients', () => {
     assert.ok(relL2(noDrop, full, mlp.layout.size) > 1e-2);
     // The dropout mask buffers are reused across calls of other sizes: the same bits again.
     assert.deepEqual(computeGradients(mlp, batch, ctx, new Float32Array(len)), full);
-    mlp.dispose();
   });
 
   test('an empty share writes zeros', () => {
@@ -130,7 +134,6 @@ describe('computeGradients', () => {
     const out = new Float32Array(gradientBufferLength(mlp)).fill(9);
     computeGradients(mlp, sliceBatch(randomBatch(arch, 4, 1), 0, 0, arch), { loss: 'cross-entropy', seed: 1, step: 0 }, out);
     assert.ok(out.every((v) => v === 0));
-    mlp.dispose();
   });
 
   test('leaks no tensors', () => {
@@ -142,6 +145,5 @@ describe('computeGradients', () => {
     const before = tf.memory().numTensors;
     for (let s = 0; s < 5; s++) computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: s }, out);
     assert.equal(tf.memory().numTensors, before);
-    mlp.dispose();
   });
 });

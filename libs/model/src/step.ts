@@ -20,7 +20,9 @@ import { activate, activationBackward } from './activations.js';
 import { dropoutMask } from './dropout.js';
 import { ModelError } from './errors.js';
 import { type LossName, lossWithGradient } from './loss.js';
+import { dense } from './forward.js';
 import type { Mlp } from './mlp.js';
+import { readInto } from './read-back.js';
 
 export interface Batch {
   readonly rows: number;
@@ -64,20 +66,30 @@ function maskBuffer(layer: number, length: number): Float32Array {
  * Writes the summed gradients and the batch statistics into `out`
  * (length gradientBufferLength(mlp)). A batch of zero rows (a worker whose share of a
  * small batch is empty) writes zeros.
+ *
+ * The backend's memory holds one layer's weights at a time (mlp.ts): each kernel is
+ * made from the parameters when its layer needs it and disposed when the layer is done,
+ * and each layer's gradient is read into `out` and disposed before the next layer's is
+ * computed. Only the activations (a few floats per unit and row) live through the step.
  */
 export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: Float32Array): Float32Array {
   const size = mlp.layout.size;
   if (out.length !== size + STATS_LENGTH) {
     throw new ModelError('MODEL_SHAPE_MISMATCH', `gradient buffer has ${out.length} numbers, expected ${size + STATS_LENGTH}`);
   }
-  out.fill(0);
-  if (batch.rows === 0) return out;
+  if (batch.rows === 0) return out.fill(0);
   const { arch } = mlp;
   const rows = batch.rows;
-
-  const results = tf.tidy(() => {
-    const x = tf.tensor2d(batch.x, [rows, arch.inputs]);
-    const targets = tf.tensor2d(batch.targets, [rows, arch.outputs]);
+  const slots = mlp.layout.slots;
+  /** Every tensor that lives through the step (the activations): disposed at its end. */
+  const held: tf.Tensor[] = [];
+  const hold = <T extends tf.Tensor>(t: T): T => {
+    held.push(t);
+    return t;
+  };
+  try {
+    const x = hold(tf.tensor2d(batch.x, [rows, arch.inputs]));
+    const targets = hold(tf.tensor2d(batch.targets, [rows, arch.outputs]));
     // Forward, keeping what backward needs: each layer's input h, pre-activation z,
     // activation a and dropout mask.
     const inputs: tf.Tensor2D[] = [];
@@ -87,51 +99,63 @@ export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: 
     let h: tf.Tensor2D = x;
     arch.hidden.forEach((layer, l) => {
       inputs.push(h);
-      const z = tf.add(tf.matMul(h, mlp.kernel(l)), mlp.bias(l)) as tf.Tensor2D;
-      const a = activate(z, layer.activation);
+      const z = hold(dense(mlp, l, h));
+      const a = layer.activation === 'linear' ? z : hold(activate(z, layer.activation));
       zs.push(z);
       as.push(a);
       let mask: tf.Tensor2D | null = null;
       if (layer.dropout > 0 && ctx.dropout !== false) {
         const m = dropoutMask(maskBuffer(l, rows * layer.units), batch.indices, layer.units, layer.dropout, l, ctx);
-        mask = tf.tensor2d(m, [rows, layer.units]);
+        mask = hold(tf.tensor2d(m, [rows, layer.units]));
       }
       masks.push(mask);
-      h = mask ? tf.mul(a, mask) : a;
+      h = mask ? hold(tf.mul(a, mask)) : a;
     });
     const last = arch.hidden.length;
     inputs.push(h);
-    const logits = tf.add(tf.matMul(h, mlp.kernel(last)), mlp.bias(last)) as tf.Tensor2D;
-    const { sum, dLogits } = lossWithGradient(ctx.loss, arch.output, logits, targets);
+    const logits = hold(dense(mlp, last, h));
+    const [sum, dLogits] = tf.tidy(() => {
+      const r = lossWithGradient(ctx.loss, arch.output, logits, targets);
+      return [r.sum, r.dLogits] as const;
+    });
+    hold(sum);
+    hold(dLogits);
+    const stats = tf.tidy(() => {
+      const correct =
+        batch.labels && arch.output === 'softmax'
+          ? tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(batch.labels, 'int32')), 'float32'))
+          : tf.scalar(0);
+      return tf.stack([sum, correct]);
+    });
+    hold(stats);
 
-    // Backward, from the output layer down; gradients in layout order at the end.
-    const grads: tf.Tensor[] = new Array(2 * (last + 1));
+    // Backward, from the output layer down; each gradient goes into `out` at once.
     let dZ = dLogits;
     for (let l = last; l >= 0; l--) {
-      grads[2 * l] = tf.matMul(tf.transpose(inputs[l]!), dZ);
-      grads[2 * l + 1] = tf.sum(dZ, 0);
+      const d = dZ;
+      tf.tidy(() => {
+        readInto(tf.matMul(tf.transpose(inputs[l]!), d), out, slots[2 * l]!.offset);
+        readInto(tf.sum(d, 0), out, slots[2 * l + 1]!.offset);
+      });
       if (l === 0) break;
-      let dH = tf.matMul(dZ, tf.transpose(mlp.kernel(l))) as tf.Tensor2D;
       const mask = masks[l - 1];
-      if (mask) dH = tf.mul(dH, mask);
-      dZ = activationBackward(dH, zs[l - 1]!, as[l - 1]!, arch.hidden[l - 1]!.activation);
+      const activation = arch.hidden[l - 1]!.activation;
+      dZ = hold(
+        tf.tidy(() => {
+          // dH = dZ x kernel^T, as (kernel x dZ^T)^T: the kernel is matMul's left operand,
+          // so XNNPACK packs only dZ^T (rows x units), not a transposed copy of the kernel.
+          let dH = tf.transpose(tf.matMul(mlp.kernel(l), tf.transpose(d))) as tf.Tensor2D;
+          if (mask) dH = tf.mul(dH, mask);
+          return activationBackward(dH, zs[l - 1]!, as[l - 1]!, activation);
+        }),
+      );
     }
-    const correct =
-      batch.labels && arch.output === 'softmax'
-        ? tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.tensor1d(batch.labels, 'int32')), 'float32'))
-        : tf.scalar(0);
-    return { grads, stats: tf.stack([sum, correct]) };
-  });
-
-  try {
-    mlp.layout.slots.forEach((slot, i) => out.set(results.grads[i]!.dataSync() as Float32Array, slot.offset));
-    const stats = results.stats.dataSync();
-    out[size + LOSS_SUM] = stats[0]!;
+    const s = stats.dataSync();
+    out[size + LOSS_SUM] = s[0]!;
     out[size + SAMPLE_COUNT] = rows;
-    out[size + CORRECT_COUNT] = stats[1]!;
+    out[size + CORRECT_COUNT] = s[1]!;
   } finally {
-    tf.dispose(results.grads);
-    results.stats.dispose();
+    tf.dispose(held);
   }
   return out;
 }

@@ -4,7 +4,7 @@ import { bytesOf, encodeMessage, ProtocolError, workerDecoder } from './codec.js
 import { type JobLimits, progressIssue } from './job-limits.js';
 import { PROTOCOL_VERSION } from './messages.js';
 
-/** A job of 10 epochs of 50 steps, batch 48, 2,400/300/300 rows, a model of 6 parameters. */
+/** A job of 10 epochs of 50 steps, batch 48, 2,400/300/300 rows, a model of 6 parameters, 3 classes counted on the test split. */
 const LIMITS: JobLimits = {
   jobId: 'job-1',
   stepsPerEpoch: 50,
@@ -14,6 +14,7 @@ const LIMITS: JobLimits = {
   batchSize: 48,
   rows: { train: 2400, validation: 300, test: 300 },
   params: 6,
+  confusion: { split: 'test', classes: 3, rows: 300 },
 };
 const decode = workerDecoder(LIMITS);
 const raw = (m: Record<string, unknown>): Uint8Array => encodeMessage(m as never);
@@ -76,10 +77,11 @@ test('done: the model size and a result that describes a finished run (the weigh
   const epoch = (n: number) => ({ epoch: n, train: { loss: 1, accuracy: 0.5 }, validation: null, learningRate: 0.1, seconds: 1, samplesPerSecond: 1 });
   const history = Array.from({ length: 10 }, (_, i) => epoch(i + 1));
   const final = { train: { loss: 1, accuracy: 0.5 }, validation: null, test: null };
+  const confusion = { split: 'test', rows: 300, counts: bytesOf(Uint32Array.from([100, 0, 0, 0, 90, 10, 0, 0, 100])) };
   const done = (result: Record<string, unknown>, params: Float32Array = new Float32Array(6).fill(0.5)) => ({
     type: 'done',
     generation: 1,
-    result: { history, bestEpoch: 10, stoppedEarly: false, steps: 500, final, ...result },
+    result: { history, bestEpoch: 10, stoppedEarly: false, steps: 500, final, confusion, ...result },
     params: { id: 1, bytes: params.byteLength },
   });
   accepted(done({}));
@@ -92,4 +94,31 @@ test('done: the model size and a result that describes a finished run (the weigh
   refused(done({ bestEpoch: 11 }), /bestEpoch: epoch 11 is outside 1\.\.10/);
   refused(done({ history: [...history.slice(0, 9), epoch(3)] }), /result\.history\.9\.epoch/);
   refused(done({ history: [...history, epoch(11)], steps: 550 }), /11 epochs is past/);
+});
+
+test('done: the confusion matrix the job plans for, its split, its rows, classes x classes counts adding up to them; none for a job without one', () => {
+  const epoch = (n: number) => ({ epoch: n, train: { loss: 1, accuracy: 0.5 }, validation: null, learningRate: 0.1, seconds: 1, samplesPerSecond: 1 });
+  const history = Array.from({ length: 10 }, (_, i) => epoch(i + 1));
+  const final = { train: { loss: 1, accuracy: 0.5 }, validation: null, test: null };
+  const done = (confusion: unknown) => ({ type: 'done', generation: 1, result: { history, bestEpoch: 10, stoppedEarly: false, steps: 500, final, confusion }, params: { id: 1, bytes: 24 } });
+  const counts = (...c: number[]) => bytesOf(Uint32Array.from(c));
+  const good = { split: 'test', rows: 300, counts: counts(100, 0, 0, 0, 90, 10, 0, 0, 100) };
+  accepted(done(good));
+  // Left out (as a version 2 worker would), or null for a job that counts one.
+  refused(done(undefined), /"done": result\.confusion: /);
+  refused(done(null), /result\.confusion: missing: the job counts one on its test split/);
+  refused(done({ ...good, split: 'validation' }), /result\.confusion\.split: the validation split; the job counts its test split/);
+  refused(done({ ...good, split: 'train' }), /result\.confusion\.split/);
+  refused(done({ ...good, rows: 299 }), /result\.confusion\.rows: 299 rows; the job counts 300/);
+  refused(done({ ...good, counts: counts(100, 0, 0, 0, 90, 10, 0, 0) }), /result\.confusion\.counts: 32 bytes; 3 x 3 u32 counts are 36/);
+  refused(done({ ...good, counts: new Uint8Array(37) }), /result\.confusion\.counts: 37 bytes/);
+  refused(done({ ...good, counts: counts(100, 0, 0, 0, 90, 10, 0, 0, 99) }), /result\.confusion\.counts: the counts add up to 299, not its 300 rows/);
+  // A count near 2^32 does not wrap the sum into a match.
+  refused(done({ ...good, counts: counts(0xffffffff, 301, 0, 0, 0, 0, 0, 0, 0) }), /the counts add up to 4294967596/);
+  refused(done({ ...good, rows: -1 }), /result\.confusion\.rows/);
+  refused(done({ split: 'test', rows: 300, counts: [100, 200] }), /result\.confusion\.counts: expected bytes/);
+  // A job without one (regression, or no test and no validation rows): null only.
+  const none = workerDecoder({ ...LIMITS, confusion: null });
+  assert.equal(none(raw(done(null))).type, 'done');
+  assert.throws(() => none(raw(done(good))), /result\.confusion: the job has no confusion matrix/);
 });

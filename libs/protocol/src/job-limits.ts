@@ -2,7 +2,8 @@
  * The bounds a worker's messages must keep that depend on the job: no step past the
  * job's last, no epoch past its epochs, progress whose step and epochs agree, rows
  * within their split, a model of the job's size with finite weights, a result that
- * describes a finished run. `workerMessageFor(limits)` is WorkerMessage refined with
+ * describes a finished run, with the confusion matrix the job's plan asks for (its split,
+ * its rows, classes x classes counts that add up to them). `workerMessageFor(limits)` is WorkerMessage refined with
  * them; the coordinator decodes with it, so a message past a bound is refused at the
  * wire (PROTOCOL_BAD_MESSAGE naming the field and the bound) like a malformed one.
  *
@@ -12,7 +13,14 @@
  * one epoch fewer).
  */
 import type { z } from 'zod';
-import { type Progress, type Split, WorkerMessage } from './messages.js';
+import { type ConfusionCounts, type Progress, type Split, WorkerMessage } from './messages.js';
+
+/** The confusion matrix a finished run of the job reports (libs/train's confusionPlan): its split, its classes, the rows it counts. */
+export interface ConfusionLimits {
+  readonly split: ConfusionCounts['split'];
+  readonly classes: number;
+  readonly rows: number;
+}
 
 export interface JobLimits {
   /** The job's id: a `held` progress of another job is not this job's business. */
@@ -28,6 +36,8 @@ export interface JobLimits {
   readonly rows: Readonly<Record<Split, number>>;
   /** The model's parameter count. */
   readonly params: number;
+  /** What `done`'s confusion matrix must be; null: the job has none, and `done` says null. */
+  readonly confusion: ConfusionLimits | null;
 }
 
 /** What is wrong with `p` as a progress of this job, or null. */
@@ -101,7 +111,7 @@ export function jobIssue(m: WorkerMessage, limits: JobLimits): Issue | null {
       if (misplaced >= 0) return { path: ['result', 'history', misplaced, 'epoch'], message: `epoch ${r.history[misplaced]!.epoch} at position ${misplaced}` };
       if (r.steps !== recorded * limits.stepsPerEpoch) return { path: ['result', 'steps'], message: `${r.steps} steps for ${recorded} epochs of ${limits.stepsPerEpoch}` };
       if (r.bestEpoch < 1 || r.bestEpoch > recorded) return { path: ['result', 'bestEpoch'], message: `epoch ${r.bestEpoch} is outside 1..${recorded}` };
-      return null;
+      return confusionIssue(r.confusion, limits.confusion);
     }
     case 'checkpoint':
     case 'state':
@@ -110,6 +120,22 @@ export function jobIssue(m: WorkerMessage, limits: JobLimits): Issue | null {
       // States are parsed and verified against the job as they stream in (libs/train's state stream); chunks by their transfer.
       return null;
   }
+}
+
+/** What is wrong with a `done`'s confusion matrix for a job that expects `want`, or null. */
+export function confusionIssue(got: ConfusionCounts | null, want: ConfusionLimits | null): Issue | null {
+  const path = ['result', 'confusion'];
+  if (want === null) return got === null ? null : { path, message: 'the job has no confusion matrix (regression, or no test or validation rows)' };
+  if (got === null) return { path, message: `missing: the job counts one on its ${want.split} split` };
+  if (got.split !== want.split) return { path: [...path, 'split'], message: `the ${got.split} split; the job counts its ${want.split} split` };
+  if (got.rows !== want.rows) return { path: [...path, 'rows'], message: `${got.rows} rows; the job counts ${want.rows}` };
+  const cells = want.classes * want.classes;
+  if (got.counts.byteLength !== 4 * cells) return { path: [...path, 'counts'], message: `${got.counts.byteLength} bytes; ${want.classes} x ${want.classes} u32 counts are ${4 * cells}` };
+  const view = new DataView(got.counts.buffer, got.counts.byteOffset, got.counts.byteLength);
+  let sum = 0;
+  for (let k = 0; k < cells; k++) sum += view.getUint32(4 * k, true);
+  if (sum !== got.rows) return { path: [...path, 'counts'], message: `the counts add up to ${sum}, not its ${got.rows} rows` };
+  return null;
 }
 
 /** WorkerMessage with the job's bounds: what the coordinator of this job decodes with. */

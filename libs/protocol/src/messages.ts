@@ -20,9 +20,11 @@ export const MAX_GENERATION = 0xffffffff;
 /**
  * The control channel's version, carried by `register` and `job` and checked at both
  * (codec.ts: PROTOCOL_VERSION, a refusal naming both versions). 1 is the channel before
- * it carried one; 2 added it, a code to `stopped` and a schema to `arch`.
+ * it carried one; 2 added it, a code to `stopped` and a schema to `arch`; 3 the
+ * confusion matrix to `done` (a worker of 2 would have trained a whole job only to have
+ * its `done` refused).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 const u32 = z.number().int().min(0).max(0xffffffff);
 const count = u32;
@@ -100,6 +102,17 @@ export const EpochReport = z.object({
 });
 export type EpochReport = z.infer<typeof EpochReport>;
 
+/**
+ * The final model's confusion matrix, for report.html: the workers count it during their
+ * final evaluation and all-reduce it, so the coordinator never needs the model. `split`
+ * and `rows` are what libs/train's confusion.ts plans for the job (the test split, or
+ * validation without test rows; all its rows up to 10,000, else 10,000 evenly spaced);
+ * `counts` is classes x classes u32 little-endian, row = true class, column = predicted.
+ * The job's bounds check all three (job-limits.ts).
+ */
+export const ConfusionCounts = z.object({ split: z.enum(['test', 'validation']), rows: count, counts: bytes });
+export type ConfusionCounts = z.infer<typeof ConfusionCounts>;
+
 export const WorkerMessage = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('register'),
@@ -160,6 +173,8 @@ export const WorkerMessage = z.discriminatedUnion('type', [
       stoppedEarly: z.boolean(),
       steps: count,
       final: z.object({ train: MetricsShape, validation: MetricsShape.nullable(), test: MetricsShape.nullable() }),
+      /** Every rank's (the all-reduced sums); null for a job without one (regression, no test or validation rows). */
+      confusion: ConfusionCounts.nullable(),
     }),
     /** Rank 0 only: the final weights (float32 little-endian, the model's layout) follow as this transfer (the others' would be the same bits). */
     params: TransferHead.optional(),

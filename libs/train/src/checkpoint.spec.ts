@@ -51,37 +51,33 @@ async function run(dir: string | null, opts: { stopAfter?: number; resume?: Trai
   const mlp = Mlp.create(arch, spec.training.seed);
   const saved: Run['saved'] = [];
   let steps = 0;
-  try {
-    await train({
-      spec,
-      data,
-      mlp,
-      loss,
-      ...(opts.resume ? { resume: opts.resume } : {}),
-      onStep: () => (steps += 1),
-      ...(opts.stopAfter !== undefined ? { shouldStop: () => steps >= opts.stopAfter! } : {}),
-      checkpoint: {
-        everySteps: spec.checkpoint.everySteps,
-        everyEpoch: spec.checkpoint.everyEpoch,
-        save: async (snap, reason) => {
-          saved.push({ reason, snap: structuredClone(snap) }); // the run's own arrays until save resolves
-          if (dir) {
-            await writeCheckpoint(dir, snap, {
-              spec,
-              metadata: modelMetadata(data, loss),
-              arch,
-              reason,
-              lineage: [],
-              keep: spec.checkpoint.keep,
-              keepBest: spec.checkpoint.keepBest,
-            });
-          }
-        },
+  await train({
+    spec,
+    data,
+    mlp,
+    loss,
+    ...(opts.resume ? { resume: opts.resume } : {}),
+    onStep: () => (steps += 1),
+    ...(opts.stopAfter !== undefined ? { shouldStop: () => steps >= opts.stopAfter! } : {}),
+    checkpoint: {
+      everySteps: spec.checkpoint.everySteps,
+      everyEpoch: spec.checkpoint.everyEpoch,
+      save: async (snap, reason) => {
+        saved.push({ reason, snap: structuredClone(snap) }); // the run's own arrays until save resolves
+        if (dir) {
+          await writeCheckpoint(dir, snap, {
+            spec,
+            metadata: modelMetadata(data, loss),
+            arch,
+            reason,
+            lineage: [],
+            keep: spec.checkpoint.keep,
+            keepBest: spec.checkpoint.keepBest,
+          });
+        }
       },
-    });
-  } finally {
-    mlp.dispose();
-  }
+    },
+  });
   return { saved, end: saved.at(-1)!.snap };
 }
 

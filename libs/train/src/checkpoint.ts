@@ -29,6 +29,7 @@ import {
   type ModelMetadata,
   type OptimizerState,
   paramLayout,
+  syncDir,
   validateArchitecture,
   WEIGHTS_BIN,
 } from '@ringtrain/model';
@@ -98,15 +99,6 @@ async function writeSynced(path: string, data: Uint8Array | string): Promise<voi
   const fh = await open(path, 'w');
   try {
     await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncDir(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
     await fh.sync();
   } finally {
     await fh.close();

@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './spec.js';
 export * from './batches.js';
+export * from './confusion.js';
 export * from './job-model.js';
 export { INITIAL_LOOP, type BestEpoch, type EpochRecord, type EpochSums, type LoopState, type Metrics } from './loop.js';
 export * from './trainer.js';

@@ -80,7 +80,6 @@ export function fineTuneStart(spec: JobSpec, init: InitialModel, inputs: number,
     // The hidden layers come first in the layout, so they are a prefix of the parameters.
     const hiddenSize = base.layout.slots.filter((s) => s.layer < base.arch.hidden.length).reduce((n, s) => n + s.size, 0);
     mlp.params.set(base.params.subarray(0, hiddenSize));
-    mlp.upload();
   } else {
     if (base.arch.outputs !== outputs || base.arch.output !== output) {
       throw invalid(`${options.from} has ${base.arch.outputs} ${base.arch.output} outputs; this job needs ${outputs} ${output} (set replaceHead: true)`);
@@ -89,18 +88,16 @@ export function fineTuneStart(spec: JobSpec, init: InitialModel, inputs: number,
     if (task.kind === 'classification' && theirs?.kind === 'classification' && theirs.classes.join('\u0000') !== task.classes.join('\u0000')) {
       throw invalid(`${options.from} predicts classes ${theirs.classes.join(', ')}; this job has ${task.classes.join(', ')} (set replaceHead: true)`);
     }
-    mlp = Mlp.fromParams(base.arch, base.params);
+    mlp = base; // the base model is this job's from here on: no copy of its weights
   }
   const layers = base.arch.hidden.length + 1;
   const frozen = new Set<number>();
   for (const f of options.freeze) {
     const index = typeof f === 'number' ? f : init.layerNames.indexOf(f);
     if (index < 0 || index >= layers) {
-      mlp.dispose();
       throw invalid(`freeze: no layer ${JSON.stringify(f)}; the layers are 0..${layers - 1} (${init.layerNames.join(', ')})`);
     }
     if (index === layers - 1 && options.replaceHead) {
-      mlp.dispose();
       throw invalid('freeze: the output layer is being replaced; freezing it would leave it random');
     }
     frozen.add(index);

@@ -31,7 +31,6 @@ function spec(data: string, training = 'training: { loss: cross-entropy, epochs:
 
 async function opened(s: JobSpec): Promise<OpenedJob> {
   const job = await openJob(s, null);
-  job.mlp.dispose();
   return job;
 }
 
@@ -61,32 +60,28 @@ describe('openJob: the task from the labels and the loss', () => {
     const s = spec(`{ source: "csv:${csv}", header: false, split: { validation: 0.2, test: 0.2 } }`);
     const job = await openJob(s, null);
     const { data, mlp } = job;
-    try {
-      assert.deepEqual(data.task, { kind: 'classification', classes: ['0', '1', '2'] });
-      assert.deepEqual(data.train.featureNames, ['c0', 'c1']);
-      assert.deepEqual([data.train.rows, data.validation.rows, data.test.rows], [36, 12, 12]);
-      assert.deepEqual(job.taskInference, {
-        label: 'c2',
-        classes: ['0', '1', '2'],
-        message: 'label column "c2" holds integers and the loss is cross-entropy: classification with classes 0, 1, 2',
-      });
-      assert.equal(job.loss, 'cross-entropy');
-      assert.deepEqual([mlp.arch.outputs, mlp.arch.output], [3, 'softmax']);
-      const run = join(dir, 'run');
-      const result = await train({
-        spec: s,
-        data,
-        mlp,
-        loss: job.loss,
-        checkpoint: { everySteps: 0, everyEpoch: true, save: async (snap, reason) => void (await writeCheckpoint(run, snap, checkpointOptions(job, reason))) },
-      });
-      assert.equal(typeof result.final?.test?.accuracy, 'number', 'classification metrics');
-      await writeRunOutput(run, s, data, summarize(s, data, 'cpu', job.loss, result), result, job.metadata);
-      const model = JSON.parse(await readFile(join(run, 'model', 'model.json'), 'utf8'));
-      assert.deepEqual(model.userDefinedMetadata.ringtrain.task, { kind: 'classification', classes: ['0', '1', '2'] });
-    } finally {
-      mlp.dispose();
-    }
+    assert.deepEqual(data.task, { kind: 'classification', classes: ['0', '1', '2'] });
+    assert.deepEqual(data.train.featureNames, ['c0', 'c1']);
+    assert.deepEqual([data.train.rows, data.validation.rows, data.test.rows], [36, 12, 12]);
+    assert.deepEqual(job.taskInference, {
+      label: 'c2',
+      classes: ['0', '1', '2'],
+      message: 'label column "c2" holds integers and the loss is cross-entropy: classification with classes 0, 1, 2',
+    });
+    assert.equal(job.loss, 'cross-entropy');
+    assert.deepEqual([mlp.arch.outputs, mlp.arch.output], [3, 'softmax']);
+    const run = join(dir, 'run');
+    const result = await train({
+      spec: s,
+      data,
+      mlp,
+      loss: job.loss,
+      checkpoint: { everySteps: 0, everyEpoch: true, save: async (snap, reason) => void (await writeCheckpoint(run, snap, checkpointOptions(job, reason))) },
+    });
+    assert.equal(typeof result.final?.test?.accuracy, 'number', 'classification metrics');
+    await writeRunOutput(run, s, data, summarize(s, data, 'cpu', job.loss, result), result, job.metadata);
+    const model = JSON.parse(await readFile(join(run, 'model', 'model.json'), 'utf8'));
+    assert.deepEqual(model.userDefinedMetadata.ringtrain.task, { kind: 'classification', classes: ['0', '1', '2'] });
   });
 
   test('a resume decides the same way, and data.header left out equals true for it', async () => {
@@ -94,7 +89,6 @@ describe('openJob: the task from the labels and the loss', () => {
     assert.ok(ckpt);
     const job = await openJob(ckpt.spec, ckpt);
     assert.equal(job.mlp.arch.outputs, 3);
-    job.mlp.dispose();
     assert.deepEqual(job.data.task, { kind: 'classification', classes: ['0', '1', '2'] });
     assert.equal(job.taskInference?.label, 'c2');
     const { header: _header, ...rest } = ckpt.spec.data;

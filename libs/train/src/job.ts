@@ -9,7 +9,7 @@
  * for the app to log, since the task then follows from more than the data.
  */
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
-import { type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
+import { type Architecture, type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
 import type { Checkpoint, LineageEntry, WriteCheckpointOptions } from './checkpoint.js';
 import type { CheckpointReason } from './trainer.js';
 import { TrainError } from './errors.js';
@@ -22,7 +22,13 @@ export interface OpenedJob {
   readonly spec: JobSpec;
   readonly data: PreparedDataset;
   readonly loss: LossName;
-  /** The starting weights; the caller disposes. */
+  /** The model's architecture. */
+  readonly arch: Architecture;
+  /**
+   * The starting weights. A fresh job's are made on first use: the coordinator never
+   * asks for them (it streams them from the seed, initial-params.ts), so it does not
+   * hold 4 bytes a parameter for nothing.
+   */
   readonly mlp: Mlp;
   readonly frozenLayers: ReadonlySet<number>;
   readonly lineage: readonly LineageEntry[];
@@ -49,51 +55,58 @@ function checkSameData(checkpoint: Checkpoint, data: PreparedDataset): void {
 /** `spec` has absolute paths (absoluteSource, resolveInit); `checkpoint` was checked with resumeMismatches. */
 export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Promise<OpenedJob> {
   const init = spec.init && !checkpoint ? await loadInitialModel(spec) : null;
-  try {
-    const loadStart = performance.now();
-    const inherited = checkpoint?.spec.init ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
-    const data = await prepareDataset({
-      source: spec.data.source,
-      ...(spec.data.label ? { label: spec.data.label } : {}),
-      ...(spec.data.header !== undefined ? { header: spec.data.header } : {}),
-      ...(spec.data.task ? { task: spec.data.task } : {}),
-      ...(integerLabelsAreClasses(spec) ? { integerClasses: true } : {}),
-      ...(spec.data.classes ? { classes: spec.data.classes } : {}),
-      ...(inherited ? { normalizer: inherited } : {}),
-      split: spec.data.split,
-      normalize: spec.data.normalize,
-    });
-    const dataMs = performance.now() - loadStart;
-    if (checkpoint) checkSameData(checkpoint, data);
-    const loss = resolveLoss(spec, data.task, data.labelColumn);
-    let mlp: Mlp;
-    let frozenLayers: ReadonlySet<number> = new Set();
-    let lineage: readonly LineageEntry[] = [];
-    if (checkpoint) {
-      mlp = Mlp.fromParams(checkpoint.arch, checkpoint.snapshot.params);
-      lineage = checkpoint.lineage;
-      frozenLayers = checkpoint.frozenLayers;
-    } else if (init) {
-      const start = fineTuneStart(spec, init, data.train.cols, data.task);
-      mlp = start.mlp;
-      frozenLayers = start.frozenLayers;
-      lineage = start.lineage;
-    } else {
-      mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
-    }
-    const metadata: ModelMetadata = {
-      ...modelMetadata(data, loss),
-      ...(spec.data.label ? { label: spec.data.label } : {}),
-      ...(lineage.length ? { lineage } : {}),
-    };
-    return { spec, data, loss, mlp, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
-  } finally {
-    init?.base.dispose();
+  const loadStart = performance.now();
+  const inherited = checkpoint?.spec.init ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
+  const data = await prepareDataset({
+    source: spec.data.source,
+    ...(spec.data.label ? { label: spec.data.label } : {}),
+    ...(spec.data.header !== undefined ? { header: spec.data.header } : {}),
+    ...(spec.data.task ? { task: spec.data.task } : {}),
+    ...(integerLabelsAreClasses(spec) ? { integerClasses: true } : {}),
+    ...(spec.data.classes ? { classes: spec.data.classes } : {}),
+    ...(inherited ? { normalizer: inherited } : {}),
+    split: spec.data.split,
+    normalize: spec.data.normalize,
+  });
+  const dataMs = performance.now() - loadStart;
+  if (checkpoint) checkSameData(checkpoint, data);
+  const loss = resolveLoss(spec, data.task, data.labelColumn);
+  let mlp: Mlp | (() => Mlp);
+  let frozenLayers: ReadonlySet<number> = new Set();
+  let lineage: readonly LineageEntry[] = [];
+  if (checkpoint) {
+    mlp = Mlp.fromParams(checkpoint.arch, checkpoint.snapshot.params);
+    lineage = checkpoint.lineage;
+    frozenLayers = checkpoint.frozenLayers;
+  } else if (init) {
+    const start = fineTuneStart(spec, init, data.train.cols, data.task);
+    mlp = start.mlp;
+    frozenLayers = start.frozenLayers;
+    lineage = start.lineage;
+  } else {
+    const arch = architectureFor(spec, data.train.cols, data.task);
+    mlp = () => Mlp.create(arch, spec.training.seed);
   }
+  const metadata: ModelMetadata = {
+    ...modelMetadata(data, loss),
+    ...(spec.data.label ? { label: spec.data.label } : {}),
+    ...(lineage.length ? { lineage } : {}),
+  };
+  const opened = { spec, data, loss, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
+  if (mlp instanceof Mlp) return { ...opened, arch: mlp.arch, mlp };
+  const make = mlp;
+  let made: Mlp | null = null;
+  return {
+    ...opened,
+    arch: architectureFor(spec, data.train.cols, data.task),
+    get mlp(): Mlp {
+      return (made ??= make());
+    },
+  };
 }
 
 /** How a job's checkpoints are written: its spec, model metadata, lineage and retention. */
 export function checkpointOptions(job: OpenedJob, reason: CheckpointReason): WriteCheckpointOptions {
-  const { spec, metadata, mlp, lineage, frozenLayers } = job;
-  return { spec, metadata, arch: mlp.arch, reason, lineage, frozenLayers: [...frozenLayers], keep: spec.checkpoint.keep, keepBest: spec.checkpoint.keepBest };
+  const { spec, metadata, arch, lineage, frozenLayers } = job;
+  return { spec, metadata, arch, reason, lineage, frozenLayers: [...frozenLayers], keep: spec.checkpoint.keep, keepBest: spec.checkpoint.keepBest };
 }

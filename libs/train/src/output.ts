@@ -5,7 +5,10 @@
  *   metrics.json  per-epoch history and the final train/validation/test metrics
  *   job.yaml      the resolved spec, defaults filled in, exactly what ran
  * (The apps add steps.jsonl as they go, and report.html, the run's charts, at the end:
- * apps/coordinator/src/report.ts.)
+ * apps/coordinator/src/report.ts.) `ringtrain train` holds its final model and writes
+ * all three with writeRunOutput; the coordinator never holds it (its weights stream into
+ * model/ as they arrive: libs/model's ModelFilesWriter) and writes the rest with
+ * writeRunRecords.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,13 +34,16 @@ export interface RunSummary {
   readonly final: TrainResult['final'];
 }
 
-export function summarize(spec: JobSpec, data: PreparedDataset, backend: string, loss: LossName, result: TrainResult): RunSummary {
+/** What a summary takes of a run without its model (the coordinator's): the model's parameter count instead. */
+export type RunFacts = Omit<TrainResult, 'mlp'> & { readonly parameters: number };
+
+export function summarize(spec: JobSpec, data: PreparedDataset, backend: string, loss: LossName, result: TrainResult | RunFacts): RunSummary {
   return {
     job: spec.name,
     source: data.source,
     backend,
     loss,
-    parameters: result.mlp.layout.size,
+    parameters: 'mlp' in result ? result.mlp.layout.size : result.parameters,
     epochs: result.history.length,
     steps: result.steps,
     bestEpoch: result.bestEpoch,
@@ -72,6 +78,12 @@ export async function writeRunOutput(
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   await saveModel(result.mlp, join(dir, 'model'), metadata);
+  await writeRunRecords(dir, spec, summary);
+}
+
+/** metrics.json and job.yaml: a run's output besides its model. */
+export async function writeRunRecords(dir: string, spec: JobSpec, summary: RunSummary): Promise<void> {
+  await mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, 'metrics.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeFileAtomic(join(dir, 'job.yaml'), jobSpecToYaml(spec));
 }

@@ -93,7 +93,6 @@ describe('train', () => {
     const err = relL2(three[0]!.mlp.params, solo!.mlp.params);
     assert.ok(err < 1e-4, `relative L2 distance ${err}`);
     assert.ok(Math.abs(three[0]!.history[2]!.train.loss - solo!.history[2]!.train.loss) < 1e-4);
-    for (const r of [solo!, ...three, ...threeAgain]) r.mlp.dispose();
   });
 
   test('a batch smaller than the world: empty shares contribute nothing', async () => {
@@ -103,7 +102,6 @@ describe('train', () => {
     const five = await runWorld(spec, data, 5);
     assert.ok(relL2(five[0]!.mlp.params, solo!.mlp.params) < 1e-4);
     assert.equal(five[0]!.steps, solo!.steps);
-    for (const r of [solo!, ...five]) r.mlp.dispose();
   });
 
   test('Iris, the documented example: test accuracy at least 0.93; early stopping restores the best epoch; no leaks', async () => {
@@ -118,7 +116,6 @@ describe('train', () => {
     assert.equal(result.history.length - result.bestEpoch, 20);
     const bestVal = Math.min(...result.history.map((h) => h.validation!.loss));
     assert.ok(Math.abs(result.final.validation!.loss - bestVal) < 1e-6, 'the best epoch\'s weights are restored');
-    mlp.dispose();
     assert.equal(tf.memory().numTensors, tensors);
   });
 
@@ -131,7 +128,6 @@ describe('train', () => {
     assert.equal(result.interrupted, true);
     assert.equal(result.steps, 4);
     assert.equal(result.final, null, 'a stopped run is not evaluated');
-    mlp.dispose();
   });
 
   test('a stop requested by a timer (as a signal handler does) is seen between steps, mid-epoch', async () => {
@@ -162,6 +158,5 @@ describe('train', () => {
     assert.equal(result.steps, stepsAtStop, 'stopped after the step during which the stop came');
     assert.ok(result.steps < data.train.rows, `stopped at step ${result.steps} of ${data.train.rows}`);
     assert.deepEqual(saved, [`stop@${result.steps}`]);
-    mlp.dispose();
   });
 });

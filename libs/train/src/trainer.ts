@@ -166,7 +166,8 @@ export interface CheckpointHook {
   /**
    * The loop waits for it. For every reason but 'end' the snapshot's arrays are the run's
    * own (no copy of a state that may be gigabytes): valid until save resolves, so copy
-   * what is kept. The 'end' snapshot is a copy, which the caller may keep.
+   * what is kept. The 'end' snapshot may be kept: the run is over, so nothing changes
+   * its arrays any more (its weights are a copy when the best epoch's replace them).
    */
   readonly save: (snapshot: TrainSnapshot, reason: CheckpointReason) => Promise<void>;
 }
@@ -177,7 +178,11 @@ export interface TrainOptions {
   readonly mlp: Mlp;
   readonly loss: LossName;
   readonly collective?: Collective;
-  /** Continue from a checkpoint instead of from the start. */
+  /**
+   * Continue from a checkpoint instead of from the start. The run takes the snapshot's
+   * optimizer slots and best weights as its own, without a copy (a 107M-parameter
+   * model's are 1.3 GB): the caller must not use them afterwards.
+   */
   readonly resume?: TrainSnapshot;
   readonly checkpoint?: CheckpointHook;
   /** Layers whose weights stay fixed (fine-tuning). */
@@ -248,6 +253,8 @@ interface Run {
   samplesSeen: number;
   /** performance.now() when the loop last let the event loop run. */
   lastYield: number;
+  /** The end's state once made (finalSnapshot). */
+  final: TrainSnapshot | null;
 }
 
 /** The epoch in progress: its sums so far, as they grow step by step. */
@@ -269,17 +276,15 @@ function openRun(options: TrainOptions): Run {
   const { spec, data, mlp, resume } = options;
   const { batchSize, epochs } = spec.training;
   const perEpoch = stepsPerEpoch(data.train.rows, batchSize);
-  const optimizer = createOptimizer(optimizerSpec(spec), mlp.layout.size);
+  // A resumed run takes the snapshot's arrays as its own (TrainOptions.resume).
+  const optimizer = createOptimizer(optimizerSpec(spec), mlp.layout.size, resume?.optimizer);
   const buffer = new Float32Array(gradientBufferLength(mlp));
   const hasValidation = data.validation.rows > 0;
   if (spec.training.earlyStopping && !hasValidation) {
     const issue = `training.earlyStopping: the validation split of ${data.source} has no rows (raise data.split.validation)`;
     throw new TrainError('SPEC_INVALID', issue, [issue]);
   }
-  if (resume) {
-    mlp.setParams(resume.params);
-    optimizer.importState(resume.optimizer);
-  }
+  if (resume) mlp.setParams(resume.params);
   const started = performance.now();
   return {
     options,
@@ -299,6 +304,7 @@ function openRun(options: TrainOptions): Run {
     interrupted: false,
     samplesSeen: 0,
     lastYield: started,
+    final: null,
   };
 }
 
@@ -400,12 +406,14 @@ async function endEpoch(run: Run, epoch: Epoch): Promise<void> {
   };
   options.onEpoch?.(record);
   const verdict = earlyStopping(options.spec.training.earlyStopping, run.loop.best, epoch.index + 1, validation);
-  if (verdict.improved) run.bestParams = Float32Array.from(options.mlp.params);
+  // In place: the best weights are the run's own (a snapshot that shares them is used
+  // only until its save resolves, or after the run is over).
+  if (verdict.improved) (run.bestParams ??= new Float32Array(options.mlp.params.length)).set(options.mlp.params);
   run.loop = loopAfterEpoch(run.loop, perEpoch, record, verdict);
   const finished = run.loop.stoppedEarly || run.loop.epoch >= run.epochs;
   const ckpt = options.checkpoint;
   if (ckpt && (finished || run.interrupted || ckpt.everyEpoch)) {
-    await ckpt.save(finished ? snapshot(run) : snapshotView(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
+    await ckpt.save(finished ? finalSnapshot(run) : snapshotView(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
   }
 }
 
@@ -418,11 +426,12 @@ async function endEpoch(run: Run, epoch: Epoch): Promise<void> {
 async function finish(run: Run): Promise<TrainResult> {
   const { mlp } = run.options;
   const history = [...run.loop.history];
-  const last = snapshot(run);
+  const last = finalSnapshot(run);
   let bestEpoch = history.length;
-  if (run.bestParams && run.loop.best && run.loop.best.epoch !== history.length) {
-    mlp.setParams(run.bestParams);
-    bestEpoch = run.loop.best.epoch;
+  const best = bestToRestore(run);
+  if (best) {
+    mlp.setParams(best.params);
+    bestEpoch = best.epoch;
   }
   const outcome = (): RunOutcome => {
     const seconds = (performance.now() - run.started) / 1000;
@@ -452,22 +461,44 @@ async function finalEvaluation(run: Run, last: TrainSnapshot): Promise<FinalMetr
   return { train: train ?? { loss: NaN, accuracy: null }, validation, test };
 }
 
-/** The same as snapshot, without copying the weights and optimizer slots: valid until the next step. */
+/**
+ * Everything that continues the run from where its loop stands, without copying the
+ * weights, optimizer slots or best weights: valid until the next step, and for good once
+ * the run is over (nothing changes them then).
+ */
 function snapshotView(run: Run): TrainSnapshot {
   return { loop: run.loop, params: run.options.mlp.params, optimizer: run.optimizer.viewState(), bestParams: run.bestParams, trainRows: run.options.data.train.rows };
 }
 
-/** Everything that continues the run from where its loop stands. */
-function snapshot(run: Run): TrainSnapshot {
-  return { loop: run.loop, params: Float32Array.from(run.options.mlp.params), optimizer: run.optimizer.exportState(), bestParams: run.bestParams, trainRows: run.options.data.train.rows };
+/** The best epoch's weights when the run ends with them rather than the last ones, else null. */
+function bestToRestore(run: Run): { readonly params: Float32Array; readonly epoch: number } | null {
+  const best = run.loop.best;
+  return run.bestParams && best && best.epoch !== run.loop.history.length ? { params: run.bestParams, epoch: best.epoch } : null;
 }
 
-/** Runs a collective; on failure the run stops with the state `at()` gives (the last commit). */
+/**
+ * The state at the end of the run, which the caller may keep: the run's own arrays,
+ * except the last weights, copied when finish() is about to replace them with the best
+ * epoch's (4 bytes a parameter, only then). Made once.
+ */
+function finalSnapshot(run: Run): TrainSnapshot {
+  if (run.final?.loop !== run.loop) {
+    const view = snapshotView(run);
+    run.final = bestToRestore(run) ? { ...view, params: Float32Array.from(view.params) } : view;
+  }
+  return run.final;
+}
+
+/**
+ * Runs a collective; on failure the run is over, and stops with the state `at()` gives
+ * (the last commit) in the run's own arrays: a worker keeps them for the next generation
+ * without a copy.
+ */
 async function collectively<T>(run: Run, at: () => LoopState, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
     run.loop = at();
-    throw new CollectiveAborted(snapshot(run), err);
+    throw new CollectiveAborted(snapshotView(run), err);
   }
 }

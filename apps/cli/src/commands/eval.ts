@@ -104,41 +104,37 @@ export async function evalCommand(argv: string[], log: Logger): Promise<EvalResu
   const modelPath = resolve(values.model);
   const modelDir = modelPath.endsWith('.json') ? dirname(modelPath) : modelPath;
   const { mlp, metadata } = await loadModel(modelPath);
-  try {
-    if (!metadata) throw new EvalError('EVAL_NO_METADATA', `${modelDir} has no ringtrain metadata (classes, normalization); it was not written by ringtrain`);
-    const rows = await evaluationRows(values, modelDir, metadata);
-    const { source, split } = rows;
-    const raw = rows.table;
-    if (raw.rows === 0) throw new EvalError('EVAL_NO_DATA', `${source} has no rows to evaluate`);
-    if (raw.cols !== mlp.arch.inputs) {
-      throw new EvalError('EVAL_SHAPE_MISMATCH', `${source} has ${raw.cols} features; the model expects ${mlp.arch.inputs}`);
-    }
-    if (raw.featureNames.join('\u0000') !== metadata.featureNames.join('\u0000')) {
-      throw new EvalError(
-        'EVAL_SHAPE_MISMATCH',
-        `${source} has the columns ${raw.featureNames.slice(0, 8).join(', ')}...; the model was trained on ${metadata.featureNames.slice(0, 8).join(', ')}...`,
-      );
-    }
-    const aligned = alignClasses(raw, metadata, source);
-    const table = rows.normalized ? aligned : applyNormalizer(metadata.normalizer, aligned);
-    const result = evaluate(mlp, evalData(table), metadata.loss);
-    const out = { source, split, ...result };
-    if (values.json) {
-      process.stdout.write(`${JSON.stringify(out)}\n`);
-    } else {
-      const lines = [`source ${source} (${split}, ${result.count} rows)`, `loss     ${result.loss.toFixed(4)}`];
-      if (result.accuracy !== null) lines.push(`accuracy ${result.accuracy.toFixed(4)}`);
-      if (result.confusion && metadata.task.kind === 'classification') {
-        const names = metadata.task.classes;
-        const w = Math.max(6, ...names.map((n) => n.length), ...result.confusion.flat().map((v) => String(v).length)) + 1;
-        lines.push('confusion (rows: true class, columns: predicted)');
-        lines.push(''.padEnd(w) + names.map((n) => n.padStart(w)).join(''));
-        result.confusion.forEach((row, i) => lines.push(names[i]!.padEnd(w) + row.map((v) => String(v).padStart(w)).join('')));
-      }
-      process.stdout.write(`${lines.join('\n')}\n`);
-    }
-    return out;
-  } finally {
-    mlp.dispose();
+  if (!metadata) throw new EvalError('EVAL_NO_METADATA', `${modelDir} has no ringtrain metadata (classes, normalization); it was not written by ringtrain`);
+  const rows = await evaluationRows(values, modelDir, metadata);
+  const { source, split } = rows;
+  const raw = rows.table;
+  if (raw.rows === 0) throw new EvalError('EVAL_NO_DATA', `${source} has no rows to evaluate`);
+  if (raw.cols !== mlp.arch.inputs) {
+    throw new EvalError('EVAL_SHAPE_MISMATCH', `${source} has ${raw.cols} features; the model expects ${mlp.arch.inputs}`);
   }
+  if (raw.featureNames.join('\u0000') !== metadata.featureNames.join('\u0000')) {
+    throw new EvalError(
+      'EVAL_SHAPE_MISMATCH',
+      `${source} has the columns ${raw.featureNames.slice(0, 8).join(', ')}...; the model was trained on ${metadata.featureNames.slice(0, 8).join(', ')}...`,
+    );
+  }
+  const aligned = alignClasses(raw, metadata, source);
+  const table = rows.normalized ? aligned : applyNormalizer(metadata.normalizer, aligned);
+  const result = evaluate(mlp, evalData(table), metadata.loss);
+  const out = { source, split, ...result };
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } else {
+    const lines = [`source ${source} (${split}, ${result.count} rows)`, `loss     ${result.loss.toFixed(4)}`];
+    if (result.accuracy !== null) lines.push(`accuracy ${result.accuracy.toFixed(4)}`);
+    if (result.confusion && metadata.task.kind === 'classification') {
+      const names = metadata.task.classes;
+      const w = Math.max(6, ...names.map((n) => n.length), ...result.confusion.flat().map((v) => String(v).length)) + 1;
+      lines.push('confusion (rows: true class, columns: predicted)');
+      lines.push(''.padEnd(w) + names.map((n) => n.padStart(w)).join(''));
+      result.confusion.forEach((row, i) => lines.push(names[i]!.padEnd(w) + row.map((v) => String(v).padStart(w)).join('')));
+    }
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+  return out;
 }

@@ -82,53 +82,49 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     // A fresh run starts its step log afresh; a resumed one appends (the last line of a step wins).
     if (!checkpoint) await rm(join(outDir, STEP_LOG_FILE), { force: true });
     const steps = new StepLog(outDir);
-    try {
-      const result = await train({
-        spec,
-        data,
-        mlp,
-        loss,
-        frozenLayers,
-        ...(checkpoint ? { resume: checkpoint.snapshot } : {}),
-        checkpoint: {
-          everySteps: spec.checkpoint.everySteps,
-          everyEpoch: spec.checkpoint.everyEpoch,
-          save: async (snapshot, reason) => {
-            steps.flush();
-            const began = performance.now();
-            const dir = await writeCheckpoint(outDir, snapshot, checkpointOptions(job, reason));
-            // What a checkpoint costs, as the coordinator logs it: seconds for a large model's gigabytes.
-            const seconds = (performance.now() - began) / 1000;
-            const bytes = stateSource(snapshot).bytes;
-            log.debug({ dir, reason, step: snapshot.loop.globalStep, bytes, seconds, mbPerSecond: bytes / 1e6 / seconds }, 'checkpoint written');
-          },
-        },
-        onStep: (p) => {
-          steps.add({ step: p.globalStep, epoch: p.epoch, loss: p.stepLoss, samples: p.stepSamples });
-          progress.step(p);
-        },
-        onEpoch: (r) => {
+    const result = await train({
+      spec,
+      data,
+      mlp,
+      loss,
+      frozenLayers,
+      ...(checkpoint ? { resume: checkpoint.snapshot } : {}),
+      checkpoint: {
+        everySteps: spec.checkpoint.everySteps,
+        everyEpoch: spec.checkpoint.everyEpoch,
+        save: async (snapshot, reason) => {
           steps.flush();
-          progress.epoch(r, spec.training.epochs);
+          const began = performance.now();
+          const dir = await writeCheckpoint(outDir, snapshot, checkpointOptions(job, reason));
+          // What a checkpoint costs, as the coordinator logs it: seconds for a large model's gigabytes.
+          const seconds = (performance.now() - began) / 1000;
+          const bytes = stateSource(snapshot).bytes;
+          log.debug({ dir, reason, step: snapshot.loop.globalStep, bytes, seconds, mbPerSecond: bytes / 1e6 / seconds }, 'checkpoint written');
         },
-        shouldStop: stop,
-      });
-      steps.flush();
-      if (result.stoppedEarly) log.info({ bestEpoch: result.bestEpoch, epochs: result.history.length }, 'early stopping: best weights restored');
-      if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: checkpoint saved; model/ holds the weights so far, not evaluated; continue with --resume');
-      const summary = summarize(spec, data, backend.name, loss, result);
-      await writeRunOutput(outDir, spec, data, summary, result, metadata);
-      log.info({ out: outDir, seconds: Number(result.seconds.toFixed(2)) }, 'model written');
-      const report = await writeReport(outDir, { spec, data, summary, model: result.interrupted ? null : result.mlp }).catch((err: Error) => {
-        log.error({ err }, 'cannot write report.html');
-        return null;
-      });
-      process.stdout.write(
-        values.json ? `${JSON.stringify(report ? { ...summary, report } : summary)}\n` : `${summaryTable(summary)}\noutput: ${outDir}\n${report ? `report: ${report}\n` : ''}`,
-      );
-      return { outDir, summary, report };
-    } finally {
-      mlp.dispose();
-    }
+      },
+      onStep: (p) => {
+        steps.add({ step: p.globalStep, epoch: p.epoch, loss: p.stepLoss, samples: p.stepSamples });
+        progress.step(p);
+      },
+      onEpoch: (r) => {
+        steps.flush();
+        progress.epoch(r, spec.training.epochs);
+      },
+      shouldStop: stop,
+    });
+    steps.flush();
+    if (result.stoppedEarly) log.info({ bestEpoch: result.bestEpoch, epochs: result.history.length }, 'early stopping: best weights restored');
+    if (result.interrupted) log.warn({ steps: result.steps }, 'interrupted: checkpoint saved; model/ holds the weights so far, not evaluated; continue with --resume');
+    const summary = summarize(spec, data, backend.name, loss, result);
+    await writeRunOutput(outDir, spec, data, summary, result, metadata);
+    log.info({ out: outDir, seconds: Number(result.seconds.toFixed(2)) }, 'model written');
+    const report = await writeReport(outDir, { spec, data, summary, model: result.interrupted ? null : result.mlp }).catch((err: Error) => {
+      log.error({ err }, 'cannot write report.html');
+      return null;
+    });
+    process.stdout.write(
+      values.json ? `${JSON.stringify(report ? { ...summary, report } : summary)}\n` : `${summaryTable(summary)}\noutput: ${outDir}\n${report ? `report: ${report}\n` : ''}`,
+    );
+    return { outDir, summary, report };
   }
 }
