@@ -143,9 +143,9 @@ export class Generation {
       ctx.emit({ type: 'synced' });
       const confusion = new ConfusionCounter(confusionPlan(job.store.dataset));
       const training = this.train(ring, synced, confusion);
-      // The run has copied the weights and optimizer state into its own (libs/train's
-      // openRun, before its first await): holding this copy too would double them for the
-      // whole generation. A failed generation hands its state back (CollectiveAborted).
+      // The run has taken the state's arrays as its own (libs/train's openRun, before its
+      // first await) and updates them step by step, so they are no longer a committed
+      // state to hold: a failed generation hands its state back (CollectiveAborted).
       holding.held = null;
       const result = await training;
       // A worker's loop ends early only by a ring abort (CollectiveAborted), never by shouldStop.
@@ -155,7 +155,9 @@ export class Generation {
       const summary = { history: result.history, bestEpoch: result.bestEpoch, stoppedEarly: result.stoppedEarly, steps: result.steps, final: result.final, confusion: confusion.message() };
       this.done = {
         message: (params) => ({ type: 'done', generation: m.generation, result: summary, ...(params ? { params } : {}) }),
-        params: m.rank === 0 ? Float32Array.from(result.mlp.params) : null,
+        // The model's own array, not a copy: after the run nothing writes into it (a later
+        // run adopts another array, Mlp.adoptParams), so the transfer reads what it was given.
+        params: m.rank === 0 ? result.mlp.params : null,
       };
       log.info({ steps: result.steps }, 'training complete');
       ctx.emit({ type: 'trained' });

@@ -56,8 +56,10 @@ test('a job over the process limit is refused at setup, naming the numbers', asy
 });
 
 test('on wasm, a model whose tensors cannot fit the heap is refused before any of it is allocated', async () => {
-  // 784-32768-32768-10: 1.1 billion parameters, 4.3 GB of variables alone. Building it would take minutes and the heap.
-  const m = { ...c.jobMessage(), arch: { inputs: 784, hidden: [32_768, 32_768].map((units) => ({ units, activation: 'relu' as const, dropout: 0 })), outputs: 10, output: 'softmax' as const } };
+  // 784-4000000-10, 3.2 billion parameters: an evaluation of the fixture's 96 training
+  // rows holds 3 tensors of 4 million floats a row, 4.6 GB, over the heap's 4 GiB (its
+  // weights go in blocks, which would fit). Allocating them would take 12.7 GB.
+  const m = { ...c.jobMessage(), arch: { inputs: 784, hidden: [{ units: 4_000_000, activation: 'relu' as const, dropout: 0 }], outputs: 10, output: 'softmax' as const } };
   const t0 = performance.now();
   const err = await refused(setUpJob(m, 'wasm', undefined, recordingLogger().log, null));
   assert.ok(performance.now() - t0 < 1000);

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
-import { type BackendName, type LossName, memoryPlan, type MemoryPlan, Mlp, selectBackend } from '@ringtrain/model';
+import { type BackendName, type LossName, memoryPlan, type MemoryPlan, Mlp, paramLayout, selectBackend } from '@ringtrain/model';
 import type { CoordinatorMessage, Progress } from '@ringtrain/protocol';
 import { type JobSpec, optimizerSpec, type SnapshotShape, snapshotProgress, snapshotShape, TrainError, type TrainSnapshot, validateJobSpec, verifySnapshot } from '@ringtrain/train';
 import { BASE_BYTES, checkMemoryPlan, planFields, processMemoryLimit, RING_BYTES } from './memory.js';
@@ -55,7 +55,9 @@ export async function setUpJob(m: JobMessage, backend: string | null, override: 
   const limit = processMemoryLimit(memoryLimit);
   log.info({ backend: chosen, ...planFields(plan, limit) }, 'memory plan');
   checkMemoryPlan(plan, limit, chosen);
-  const mlp = Mlp.create(m.arch, spec.training.seed);
+  // Zeros, never written: the weights come with the first generation's state sync, whose
+  // arrays the run adopts (trainer.ts), so these pages are never made resident.
+  const mlp = Mlp.adopt(m.arch, new Float32Array(paramLayout(m.arch).size));
   const job: Job = {
     id: m.jobId,
     spec,

@@ -83,11 +83,12 @@ test('a plan over the process limit is refused, naming what it needs, what is av
 });
 
 test('on wasm, a plan whose backend part is over the heap`s 4 GiB is refused whatever the process limit, pointing to the tensorflow backend', () => {
-  const huge = { ...input, arch: { ...input.arch, hidden: [{ units: 32_768, activation: 'relu', dropout: 0 }, { units: 32_768, activation: 'relu', dropout: 0 }] } } as const;
+  // One layer so wide that an evaluation batch's activations do not fit (its weights go in blocks, which would).
+  const huge = { ...input, arch: { ...input.arch, hidden: [{ units: 400_000, activation: 'relu', dropout: 0 }] } } as const;
   const plan = memoryPlan(huge);
   assert.ok(plan.backendHeap > WASM_HEAP_LIMIT);
   const err = refusal(() => checkMemoryPlan(plan, { bytes: null, source: 'none' }, 'wasm'));
-  assert.ok(err.message.startsWith("the wasm backend's heap would need 8963.4 MiB (layerTensors 8192 MiB, activations 771.4 MiB) for 1,099,825,162 parameters"), err.message);
+  assert.ok(err.message.startsWith("the wasm backend's heap would need 4738.9 MiB (activations 4690.9 MiB, layerTensors 48 MiB) for 318,000,010 parameters"), err.message);
   assert.match(err.message, /but it holds at most 4095\.9 MiB \(the wasm heap's hard limit\): use backend tensorflow/);
   // The same model on tensorflow has no heap limit: only the process's.
   checkMemoryPlan(memoryPlan({ ...huge, backend: 'tensorflow' }), { bytes: null, source: 'none' }, 'tensorflow');

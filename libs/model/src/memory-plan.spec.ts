@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Architecture } from './architecture.js';
 import { selectBackend } from './backend.js';
 import { evaluate } from './evaluate.js';
+import { KERNEL_BLOCK_FLOATS } from './kernel-blocks.js';
 import { backendHeapLimit, evaluationFloatsPerRow, memoryPlan, type MemoryPlanInput, stepFloatsPerRow, WASM_HEAP_LIMIT } from './memory-plan.js';
 import { Mlp } from './mlp.js';
 import type { LossName } from './loss.js';
@@ -44,7 +45,6 @@ test('a small model, by hand: every item, the total and the backend`s part', () 
     gradients: 280, // 67 + 3 statistics
     optimizerSlots: 0,
     bestWeights: 0,
-    finalWeights: 0,
     stateInTransit: 268,
     layerTensors: 128, // the largest kernel, 4 x 8, once on cpu
     activations: 4 * 6048,
@@ -68,7 +68,6 @@ test('optimizer slots and best weights follow the optimizer and early stopping',
   assert.deepEqual([slots({ name: 'sgd' }), slots({ name: 'sgd', momentum: 0.9 }), slots({ name: 'adam' })], [0, 268, 536]);
   const adam = memoryPlan({ ...small, optimizer: { name: 'adam' }, earlyStopping: true });
   assert.equal(adam.items.bestWeights, 268);
-  assert.equal(adam.items.finalWeights, 268);
   assert.equal(adam.items.stateInTransit, 4 * (67 + 134 + 67));
 });
 
@@ -98,22 +97,24 @@ test('784-8192-8192-4096-10 with Adam and early stopping, a quarter of a 1,024 b
   const P = 107_147_274;
   assert.equal(plan.parameterCount, P);
   const i = plan.items;
-  assert.deepEqual([i.parameters, i.gradients, i.bestWeights, i.finalWeights], [428_589_096, 428_589_108, 428_589_096, 428_589_096]);
+  assert.deepEqual([i.parameters, i.gradients, i.bestWeights], [428_589_096, 428_589_108, 428_589_096]);
   assert.equal(i.optimizerSlots, 857_178_192); // m and v
   assert.equal(i.stateInTransit, 1_714_356_384); // params, m, v, best: 16 bytes a parameter
-  // The 8192 x 8192 kernel and XNNPACK's packed copy of it.
-  assert.equal(i.layerTensors, 2 * 4 * 67_108_864);
+  // One 4M-weight block of a kernel (the three large kernels go in blocks), XNNPACK's
+  // packed copy of it, and the scratch its columns are copied into.
+  assert.equal(KERNEL_BLOCK_FLOATS, 4_194_304);
+  assert.equal(i.layerTensors, 3 * 4 * 4_194_304);
   // Step: 256 rows x (784 + 3*20,480 + 3*10 + 2 = 62,256 held, + the second layer's dH
-  // block 2*8192 + 3*8192 = 40,960) = 26,423,296 floats. Evaluation: 1,024 rows x (784 +
-  // 3*20,480 + 9*10 + 8 = 62,322) = 63,817,728 floats: larger.
-  assert.equal(stepFloatsPerRow(arch), 103_216);
+  // block, blocked: 2*8192 + 4*8192 = 49,152) = 28,520,448 floats. Evaluation: 1,024
+  // rows x (784 + 3*20,480 + 9*10 + 8 = 62,322) = 63,817,728 floats: larger.
+  assert.equal(stepFloatsPerRow(arch), 111_408);
   assert.equal(i.activations, 4 * 63_817_728);
   assert.equal(i.rows, 70_000 * (4 * 784 + 5));
-  // 40 bytes a parameter (+12 for the statistics), the layer's tensors, activations, rows, base, ring.
-  assert.equal(plan.total, 40 * P + 12 + 536_870_912 + 255_270_912 + 219_870_000 + 192 * MiB + 73 * MiB);
-  assert.equal(plan.total, 5_575_775_436);
-  // The wasm heap: one layer's tensors and the activations, 0.74 GiB of its 4.
-  assert.equal(plan.backendHeap, 536_870_912 + 255_270_912);
+  // 36 bytes a parameter (+12 for the statistics), the block's tensors, activations, rows, base, ring.
+  assert.equal(plan.total, 36 * P + 12 + 50_331_648 + 255_270_912 + 219_870_000 + 192 * MiB + 73 * MiB);
+  assert.equal(plan.total, 4_660_647_076);
+  // The wasm heap: one block's tensors and the activations, 0.28 GiB of its 4.
+  assert.equal(plan.backendHeap, 50_331_648 + 255_270_912);
   assert.ok(plan.backendHeap < WASM_HEAP_LIMIT);
 });
 

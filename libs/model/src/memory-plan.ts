@@ -17,20 +17,23 @@
  *                         sums it in place (allreduce-ring.ts computes in the frames it
  *                         receives), applyGradients divides it in place
  *   optimizerSlots   4S   []: sgd, [velocity]: momentum, [m, v]: adam
- *   bestWeights      4B   early stopping's best weights, overwritten in place
- *   finalWeights     4B   at the end, the last weights kept for the 'end' checkpoint while
- *                         the best epoch's are restored (trainer.ts finalSnapshot)
+ *   bestWeights      4B   early stopping's best weights, overwritten in place (restored at
+ *                         the end by adopting their array: the last weights stay as
+ *                         they are for the 'end' checkpoint, and nothing is copied)
  *   stateInTransit   4(P+S+B) a state received at a generation's start while the worker
  *                         still holds its own: only when someone needs it (a joiner, or a
  *                         member behind the source); survivors that hold the source's
  *                         state keep it without a copy (apps/worker state-sync.ts). A
  *                         failed generation's state is the run's own arrays, not a copy.
- *   layerTensors     one layer's tensors at a time: K for its kernel while it computes,
- *                         and on wasm K more for the copy XNNPACK packs of a matMul's
- *                         right operand (tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc
- *                         keeps it until that tensor is disposed); or its gradient, read
+ *   layerTensors     one block of one layer's kernel at a time (kernel-blocks.ts: at
+ *                         most KERNEL_BLOCK_FLOATS, else the largest kernel K): the block
+ *                         while it computes, and on wasm as much again for the copy
+ *                         XNNPACK packs of a matMul's right operand
+ *                         (tfjs-backend-wasm src/cc/batch_mat_mul_impl.cc keeps it until
+ *                         that tensor is disposed); or a block of its gradient, read
  *                         straight from the heap on wasm (read-back.ts), through a copy
- *                         elsewhere. The cpu backend's kernel is the parameters' own array.
+ *                         elsewhere. The cpu backend's whole kernel is the parameters'
+ *                         own array. A blocked layer adds the block's scratch (forward.ts).
  *   activations      the larger of a training step's and an evaluation batch's tensors,
  *                         ACTIVATION_FACTORS below
  *   rows             every row of every split: the row store is a full-size table per
@@ -43,6 +46,7 @@
  * model on wasm, against the process's peak RSS (bench/large-model).
  */
 import { type Activation, type Architecture, layerWidths, paramLayout, STATS_LENGTH } from './architecture.js';
+import { KERNEL_BLOCK_FLOATS } from './kernel-blocks.js';
 import { optimizerSlotCount, type OptimizerSpec } from './optimizer.js';
 
 /** Bytes of a float32. */
@@ -86,7 +90,9 @@ export const EVALUATION_BATCH = 1024;
  *  - a layer's dH block: transpose(dZ) and its packed copy per unit of its output; per
  *    unit of its input (units of the hidden layer below) dH^T, dH and the derivative
  *    (relu: step(z); tanh, sigmoid: 3 tensors; linear: dH is dZ, already held as such),
- *    and with dropout the masked dH; the product is that layer's dZ, held.
+ *    and with dropout the masked dH; the product is that layer's dZ, held. A kernel in
+ *    blocks adds the blocks of dH^T per input unit (`blocked`), and its forward pass
+ *    the blocks of z and their concatenation per output unit, before z is held.
  * Evaluation (evaluate.ts, forward.ts) keeps, per row of its batch: x (1), per hidden
  * unit matMul, +bias, activation (3), per output unit matMul, +bias, targets and the
  * loss's (at most 6): 9, and the same per-row 8.
@@ -96,6 +102,7 @@ export const ACTIVATION_FACTORS = {
   loss: { output: 13, row: 8 },
   gradient: { input: 1, output: 1 },
   dH: { output: 2, input: { relu: 3, tanh: 5, sigmoid: 5, linear: 1 } satisfies Record<Activation, number>, dropout: 1 },
+  blocked: { dHInput: 1, forwardOutput: 2 },
   evaluation: { input: 1, hidden: 3, output: 9, row: 8 },
 } as const;
 
@@ -124,7 +131,6 @@ export interface MemoryItems {
   readonly gradients: number;
   readonly optimizerSlots: number;
   readonly bestWeights: number;
-  readonly finalWeights: number;
   readonly stateInTransit: number;
   readonly layerTensors: number;
   readonly activations: number;
@@ -152,9 +158,14 @@ export function stepFloatsPerRow(arch: Architecture): number {
   for (const h of arch.hidden) held += (f.held.hidden[h.activation] + (h.dropout > 0 ? f.held.dropout : 0)) * h.units;
   let transient = f.loss.output * arch.outputs + f.loss.row;
   for (let l = 0; l + 1 < widths.length; l++) {
+    const blocked = widths[l]! * widths[l + 1]! > KERNEL_BLOCK_FLOATS;
     transient = Math.max(transient, f.gradient.input * widths[l]! + f.gradient.output * widths[l + 1]!);
+    if (blocked) transient = Math.max(transient, f.blocked.forwardOutput * widths[l + 1]!);
     const below = arch.hidden[l - 1];
-    if (below) transient = Math.max(transient, f.dH.output * widths[l + 1]! + (f.dH.input[below.activation] + (below.dropout > 0 ? f.dH.dropout : 0)) * below.units);
+    if (below) {
+      const perInput = f.dH.input[below.activation] + (below.dropout > 0 ? f.dH.dropout : 0) + (blocked ? f.blocked.dHInput : 0);
+      transient = Math.max(transient, f.dH.output * widths[l + 1]! + perInput * below.units);
+    }
   }
   return held + transient;
 }
@@ -174,9 +185,11 @@ export function memoryPlan(input: MemoryPlanInput): MemoryPlan {
   const widths = layerWidths(arch);
   let largestKernel = 0;
   for (let l = 0; l + 1 < widths.length; l++) largestKernel = Math.max(largestKernel, widths[l]! * widths[l + 1]!);
+  const block = Math.min(largestKernel, KERNEL_BLOCK_FLOATS);
   // cpu: the gradient alone (its kernel tensor is the parameters' array); wasm: the kernel
-  // and XNNPACK's packed copy; elsewhere the kernel or the gradient and its read-back copy.
-  const layerCopies = input.backend === 'cpu' ? 1 : 2;
+  // and XNNPACK's packed copy; elsewhere the kernel or the gradient and its read-back
+  // copy. A blocked kernel's columns are copied into a scratch block first.
+  const layerCopies = (input.backend === 'cpu' ? 1 : 2) + (largestKernel > KERNEL_BLOCK_FLOATS ? 1 : 0);
   const largestSplit = Math.max(rows.train, rows.validation, rows.test);
   const evaluationRows = Math.min(EVALUATION_BATCH, largestSplit);
   const allRows = rows.train + rows.validation + rows.test;
@@ -186,9 +199,8 @@ export function memoryPlan(input: MemoryPlanInput): MemoryPlan {
     gradients: F * (p + STATS_LENGTH),
     optimizerSlots: F * slots,
     bestWeights: F * best,
-    finalWeights: F * best,
     stateInTransit: F * (p + slots + best),
-    layerTensors: F * layerCopies * largestKernel,
+    layerTensors: F * layerCopies * block,
     activations: F * Math.max(input.batchRows * stepFloatsPerRow(arch), evaluationRows * evaluationFloatsPerRow(arch)),
     rows: allRows * (F * input.cols + 4 + 1),
     ring: input.ringBytes,

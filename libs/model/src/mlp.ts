@@ -20,16 +20,27 @@ import { initialParamsInto } from './initial-params.js';
 
 export class Mlp {
   readonly layout: ParamLayout;
+  private own: Float32Array;
 
   private constructor(
     readonly arch: Architecture,
-    readonly params: Float32Array,
+    params: Float32Array,
   ) {
     validateArchitecture(arch);
     this.layout = paramLayout(arch);
+    this.own = this.checked(params);
+  }
+
+  /** The parameters: the optimizer updates them in place. adoptParams replaces the array itself. */
+  get params(): Float32Array {
+    return this.own;
+  }
+
+  private checked(params: Float32Array): Float32Array {
     if (params.length !== this.layout.size) {
       throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${this.layout.size} parameters, got ${params.length}`);
     }
+    return params;
   }
 
   /** Glorot-uniform kernels and zero biases, keyed by the seed (initial-params.ts). */
@@ -47,12 +58,19 @@ export class Mlp {
     return new Mlp(arch, params);
   }
 
-  /** Replace every parameter (state sync, best-weights restore). */
+  /** Copies `params` into the model's own array (the caller keeps its own). */
   setParams(params: Float32Array): void {
-    if (params.length !== this.params.length) {
-      throw new ModelError('MODEL_SHAPE_MISMATCH', `expected ${this.params.length} parameters, got ${params.length}`);
-    }
-    if (params !== this.params) this.params.set(params);
+    if (params !== this.own) this.own.set(this.checked(params));
+  }
+
+  /**
+   * Takes `params` as the model's array from now on, without a copy (a state just
+   * received, the best epoch's weights at the end): the array held before is left as it
+   * was, so whoever still reads it (a checkpoint, a transfer of the final weights) reads
+   * what it was given.
+   */
+  adoptParams(params: Float32Array): void {
+    this.own = this.checked(params);
   }
 
   /**

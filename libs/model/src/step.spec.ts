@@ -6,7 +6,8 @@ import '@tensorflow/tfjs-layers';
 import { mix32, toGaussian } from '@ringtrain/data';
 import { type Architecture, SAMPLE_COUNT } from './architecture.js';
 import { selectBackend } from './backend.js';
-import { logitsFrom } from './forward.js';
+import { activate } from './activations.js';
+import { dense, logits, logitsFrom } from './forward.js';
 import { type LossName, lossSum } from './loss.js';
 import { Mlp } from './mlp.js';
 import { type Batch, computeGradients, gradientBufferLength } from './step.js';
@@ -134,6 +135,36 @@ describe('computeGradients', () => {
     const out = new Float32Array(gradientBufferLength(mlp)).fill(9);
     computeGradients(mlp, sliceBatch(randomBatch(arch, 4, 1), 0, 0, arch), { loss: 'cross-entropy', seed: 1, step: 0 }, out);
     assert.ok(out.every((v) => v === 0));
+  });
+
+  test('a kernel in blocks gives the same bits as the whole kernel, in every layer, forward and backward', async () => {
+    const arch: Architecture = {
+      inputs: 13,
+      hidden: [{ units: 37, activation: 'relu', dropout: 0.2 }, { units: 29, activation: 'tanh', dropout: 0 }],
+      outputs: 5,
+      output: 'softmax',
+    };
+    const mlp = Mlp.create(arch, 8);
+    const batch = randomBatch(arch, 23, 4);
+    const ctx = { loss: 'cross-entropy' as const, seed: 3, step: 2 };
+    // On wasm as well as cpu: on wasm the blocks are what XNNPACK packs.
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await selectBackend(backend);
+      const whole = computeGradients(mlp, batch, ctx, new Float32Array(gradientBufferLength(mlp)));
+      // 1: a column (forward) or row (backward) at a time; 100: uneven blocks; 13 * 37: one block for the first layer only.
+      for (const kernelBlockFloats of [1, 100, 13 * 37]) {
+        const blocked = computeGradients(mlp, batch, { ...ctx, kernelBlockFloats }, new Float32Array(gradientBufferLength(mlp)));
+        assert.deepEqual(blocked, whole, `${backend}, blocks of ${kernelBlockFloats}`);
+      }
+      const evalWhole = tf.tidy(() => logits(mlp, tf.tensor2d(batch.x, [batch.rows, arch.inputs])).dataSync());
+      const evalBlocked = tf.tidy(() => {
+        let h = tf.tensor2d(batch.x, [batch.rows, arch.inputs]);
+        arch.hidden.forEach((layer, l) => (h = activate(dense(mlp, l, h, 50), layer.activation)));
+        return dense(mlp, arch.hidden.length, h, 50).dataSync();
+      });
+      assert.deepEqual(evalBlocked, evalWhole, `${backend}: evaluation's forward pass in blocks`);
+    }
+    await selectBackend('cpu');
   });
 
   test('leaks no tensors', () => {

@@ -21,6 +21,7 @@ import { dropoutMask } from './dropout.js';
 import { ModelError } from './errors.js';
 import { type LossName, lossWithGradient } from './loss.js';
 import { dense } from './forward.js';
+import { blocks, KERNEL_BLOCK_FLOATS } from './kernel-blocks.js';
 import type { Mlp } from './mlp.js';
 import { readInto } from './read-back.js';
 
@@ -43,6 +44,8 @@ export interface StepContext {
   readonly step: number;
   /** False turns dropout off (used to compare with tf.variableGrads). */
   readonly dropout?: boolean;
+  /** The most weights of a kernel block (kernel-blocks.ts); smaller in tests, to compare blocked and whole. */
+  readonly kernelBlockFloats?: number;
 }
 
 export function gradientBufferLength(mlp: Mlp): number {
@@ -97,9 +100,10 @@ export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: 
     const as: tf.Tensor2D[] = [];
     const masks: (tf.Tensor2D | null)[] = [];
     let h: tf.Tensor2D = x;
+    const blockFloats = ctx.kernelBlockFloats ?? KERNEL_BLOCK_FLOATS;
     arch.hidden.forEach((layer, l) => {
       inputs.push(h);
-      const z = hold(dense(mlp, l, h));
+      const z = hold(dense(mlp, l, h, blockFloats));
       const a = layer.activation === 'linear' ? z : hold(activate(z, layer.activation));
       zs.push(z);
       as.push(a);
@@ -113,7 +117,7 @@ export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: 
     });
     const last = arch.hidden.length;
     inputs.push(h);
-    const logits = hold(dense(mlp, last, h));
+    const logits = hold(dense(mlp, last, h, blockFloats));
     const [sum, dLogits] = tf.tidy(() => {
       const r = lossWithGradient(ctx.loss, arch.output, logits, targets);
       return [r.sum, r.dLogits] as const;
@@ -129,22 +133,34 @@ export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: 
     });
     hold(stats);
 
-    // Backward, from the output layer down; each gradient goes into `out` at once.
+    // Backward, from the output layer down; each gradient goes into `out` at once, a
+    // block of the kernel's rows at a time (kernel-blocks.ts).
     let dZ = dLogits;
     for (let l = last; l >= 0; l--) {
       const d = dZ;
-      tf.tidy(() => {
-        readInto(tf.matMul(tf.transpose(inputs[l]!), d), out, slots[2 * l]!.offset);
-        readInto(tf.sum(d, 0), out, slots[2 * l + 1]!.offset);
-      });
+      const slot = slots[2 * l]!;
+      const [fanIn, fanOut] = slot.shape as readonly [number, number];
+      const kernelRows = blocks(fanIn, blockFloats / fanOut);
+      const input = inputs[l]!;
+      for (const [i0, i1] of kernelRows) {
+        tf.tidy(() => {
+          const hT = tf.transpose(kernelRows.length === 1 ? input : tf.slice(input, [0, i0], [rows, i1 - i0]));
+          readInto(tf.matMul(hT, d), out, slot.offset + i0 * fanOut);
+        });
+      }
+      tf.tidy(() => readInto(tf.sum(d, 0), out, slots[2 * l + 1]!.offset));
       if (l === 0) break;
       const mask = masks[l - 1];
       const activation = arch.hidden[l - 1]!.activation;
+      const kernel = mlp.params.subarray(slot.offset, slot.offset + slot.size);
       dZ = hold(
         tf.tidy(() => {
           // dH = dZ x kernel^T, as (kernel x dZ^T)^T: the kernel is matMul's left operand,
           // so XNNPACK packs only dZ^T (rows x units), not a transposed copy of the kernel.
-          let dH = tf.transpose(tf.matMul(mlp.kernel(l), tf.transpose(d))) as tf.Tensor2D;
+          // Each block of the kernel's rows gives those rows of dH^T, and is disposed at once.
+          const dT = tf.transpose(d);
+          const parts = kernelRows.map(([i0, i1]) => tf.tidy(() => tf.matMul(tf.tensor2d(kernel.subarray(i0 * fanOut, i1 * fanOut), [i1 - i0, fanOut]), dT)));
+          let dH = tf.transpose(parts.length === 1 ? parts[0]! : tf.concat(parts, 0)) as tf.Tensor2D;
           if (mask) dH = tf.mul(dH, mask);
           return activationBackward(dH, zs[l - 1]!, as[l - 1]!, activation);
         }),

@@ -75,7 +75,8 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Pro
   let frozenLayers: ReadonlySet<number> = new Set();
   let lineage: readonly LineageEntry[] = [];
   if (checkpoint) {
-    mlp = Mlp.fromParams(checkpoint.arch, checkpoint.snapshot.params);
+    // The same array: a resumed run adopts the snapshot's weights anyway (TrainOptions.resume).
+    mlp = Mlp.adopt(checkpoint.arch, checkpoint.snapshot.params);
     lineage = checkpoint.lineage;
     frozenLayers = checkpoint.frozenLayers;
   } else if (init) {

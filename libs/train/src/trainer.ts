@@ -167,7 +167,8 @@ export interface CheckpointHook {
    * The loop waits for it. For every reason but 'end' the snapshot's arrays are the run's
    * own (no copy of a state that may be gigabytes): valid until save resolves, so copy
    * what is kept. The 'end' snapshot may be kept: the run is over, so nothing changes
-   * its arrays any more (its weights are a copy when the best epoch's replace them).
+   * its arrays any more (the best epoch's weights are restored by adopting their array,
+   * Mlp.adoptParams, not by writing over the last ones).
    */
   readonly save: (snapshot: TrainSnapshot, reason: CheckpointReason) => Promise<void>;
 }
@@ -180,8 +181,8 @@ export interface TrainOptions {
   readonly collective?: Collective;
   /**
    * Continue from a checkpoint instead of from the start. The run takes the snapshot's
-   * optimizer slots and best weights as its own, without a copy (a 107M-parameter
-   * model's are 1.3 GB): the caller must not use them afterwards.
+   * weights (Mlp.adoptParams), optimizer slots and best weights as its own, without a
+   * copy (a 107M-parameter model's are 1.7 GB): the caller must not use them afterwards.
    */
   readonly resume?: TrainSnapshot;
   readonly checkpoint?: CheckpointHook;
@@ -253,8 +254,6 @@ interface Run {
   samplesSeen: number;
   /** performance.now() when the loop last let the event loop run. */
   lastYield: number;
-  /** The end's state once made (finalSnapshot). */
-  final: TrainSnapshot | null;
 }
 
 /** The epoch in progress: its sums so far, as they grow step by step. */
@@ -284,7 +283,7 @@ function openRun(options: TrainOptions): Run {
     const issue = `training.earlyStopping: the validation split of ${data.source} has no rows (raise data.split.validation)`;
     throw new TrainError('SPEC_INVALID', issue, [issue]);
   }
-  if (resume) mlp.setParams(resume.params);
+  if (resume) mlp.adoptParams(resume.params);
   const started = performance.now();
   return {
     options,
@@ -300,11 +299,11 @@ function openRun(options: TrainOptions): Run {
     scratch: {},
     started,
     loop: resume?.loop ?? INITIAL_LOOP,
-    bestParams: resume?.bestParams ?? null,
+    // Training writes the weights in place: best weights that are the same array must be a copy.
+    bestParams: resume?.bestParams && resume.bestParams === resume.params ? Float32Array.from(resume.bestParams) : (resume?.bestParams ?? null),
     interrupted: false,
     samplesSeen: 0,
     lastYield: started,
-    final: null,
   };
 }
 
@@ -413,7 +412,7 @@ async function endEpoch(run: Run, epoch: Epoch): Promise<void> {
   const finished = run.loop.stoppedEarly || run.loop.epoch >= run.epochs;
   const ckpt = options.checkpoint;
   if (ckpt && (finished || run.interrupted || ckpt.everyEpoch)) {
-    await ckpt.save(finished ? finalSnapshot(run) : snapshotView(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
+    await ckpt.save(snapshotView(run), finished ? 'end' : run.interrupted ? 'stop' : 'epoch');
   }
 }
 
@@ -426,11 +425,12 @@ async function endEpoch(run: Run, epoch: Epoch): Promise<void> {
 async function finish(run: Run): Promise<TrainResult> {
   const { mlp } = run.options;
   const history = [...run.loop.history];
-  const last = finalSnapshot(run);
+  const last = snapshotView(run);
   let bestEpoch = history.length;
   const best = bestToRestore(run);
   if (best) {
-    mlp.setParams(best.params);
+    // Adopted, not copied: `last` keeps the last weights' array as it is.
+    mlp.adoptParams(best.params);
     bestEpoch = best.epoch;
   }
   const outcome = (): RunOutcome => {
@@ -476,18 +476,6 @@ function bestToRestore(run: Run): { readonly params: Float32Array; readonly epoc
   return run.bestParams && best && best.epoch !== run.loop.history.length ? { params: run.bestParams, epoch: best.epoch } : null;
 }
 
-/**
- * The state at the end of the run, which the caller may keep: the run's own arrays,
- * except the last weights, copied when finish() is about to replace them with the best
- * epoch's (4 bytes a parameter, only then). Made once.
- */
-function finalSnapshot(run: Run): TrainSnapshot {
-  if (run.final?.loop !== run.loop) {
-    const view = snapshotView(run);
-    run.final = bestToRestore(run) ? { ...view, params: Float32Array.from(view.params) } : view;
-  }
-  return run.final;
-}
 
 /**
  * Runs a collective; on failure the run is over, and stops with the state `at()` gives
