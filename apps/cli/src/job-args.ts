@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { absoluteSource } from '@ringtrain/data';
 import { BACKEND_NAMES, type BackendName } from '@ringtrain/model';
-import { type Checkpoint, CHECKPOINTS_DIR, latestCheckpoint, loadJobSpec, resolveInit, resumeMismatches, TrainError, type JobSpec } from '@ringtrain/train';
+import { type CheckpointHead, CHECKPOINTS_DIR, latestCheckpointHead, loadJobSpec, resolveInit, resumeMismatches, TrainError, type JobSpec } from '@ringtrain/train';
 import { UsageError } from './errors.js';
 
 /** The repository's examples/ folder, found from this file. */
@@ -31,7 +31,8 @@ export interface JobArgs {
 export interface ResolvedJob {
   readonly spec: JobSpec;
   readonly outDir: string;
-  readonly checkpoint: Checkpoint | null;
+  /** The newest valid checkpoint, verified but its state not loaded: `train` loads it, a coordinator streams it from the files. */
+  readonly checkpoint: CheckpointHead | null;
 }
 
 export function checkBackend(backend: string | undefined): void {
@@ -62,13 +63,13 @@ export async function resolveJob(args: JobArgs, log: Logger): Promise<ResolvedJo
   const outDir = resolve(args.out ?? `runs/${given.name}`);
 
   // Resuming without --job continues with the checkpoint's own spec.
-  let checkpoint: Checkpoint | null = null;
+  let checkpoint: CheckpointHead | null = null;
   if (args.resume !== 'never') {
-    checkpoint = await latestCheckpoint(outDir, (dir, err) => log.warn({ dir, code: err.code, reason: err.message }, 'skipping an invalid checkpoint'));
+    checkpoint = await latestCheckpointHead(outDir, (dir, err) => log.warn({ dir, code: err.code, reason: err.message }, 'skipping an invalid checkpoint'));
     if (!checkpoint && args.resume === 'required') {
       throw new TrainError('CHECKPOINT_NONE', `${outDir}: no valid checkpoint to resume from (looked in ${outDir}/checkpoints)`);
     }
-    if (checkpoint) log.info({ checkpoint: checkpoint.dir, step: checkpoint.snapshot.loop.globalStep, reason: checkpoint.reason }, 'resuming');
+    if (checkpoint) log.info({ checkpoint: checkpoint.dir, step: checkpoint.header.loop.globalStep, reason: checkpoint.reason }, 'resuming');
   }
   let spec: JobSpec = checkpoint && !args.job ? checkpoint.spec : given;
   // A relative path in the spec is relative to the spec; one given with --data, to the

@@ -69,9 +69,7 @@ export type OwnState =
 export function startingState(job: OpenedJob): OwnState {
   const { data, spec, checkpoint } = job;
   if (checkpoint) {
-    const s = checkpoint.snapshot;
-    const header = { loop: s.loop, optimizer: { name: s.optimizer.name, iterations: s.optimizer.iterations }, trainRows: s.trainRows, params: s.params.length, slots: s.optimizer.slots.length, best: s.bestParams?.length ?? 0 };
-    return { kind: 'checkpoint', dir: checkpoint.dir, header };
+    return { kind: 'checkpoint', dir: checkpoint.dir, header: checkpoint.header };
   }
   // The job's architecture: a fresh job's weights are made here a piece at a time, never whole.
   const arch = job.arch;

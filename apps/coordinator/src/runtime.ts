@@ -97,7 +97,7 @@ export class JobRuntime extends EventEmitter {
     this.jobId = jobIdOf(job);
     const start = startingState(job);
     const limits = jobLimits(job, this.jobId, snapshotProgress(start.header));
-    this.history = new RunHistory(outDir, job.checkpoint?.snapshot.loop.history ?? []);
+    this.history = new RunHistory(outDir, job.checkpoint?.header.loop.history ?? []);
     this.events = new EventLog(log, () => this.executor.membership.generation, changed);
     this.checkpoints = new Checkpoints({
       job,
@@ -161,7 +161,7 @@ export class JobRuntime extends EventEmitter {
       rate: this.rate,
       changed,
     });
-    if (job.checkpoint) this.events.record('checkpoint', `resuming from ${job.checkpoint.dir} at step ${job.checkpoint.snapshot.loop.globalStep}`);
+    if (job.checkpoint) this.events.record('checkpoint', `resuming from ${job.checkpoint.dir} at step ${job.checkpoint.header.loop.globalStep}`);
     const first = this.executor.membership;
     if (first.phase === 'waiting') this.events.record('waiting', first.reason);
     this.ticker = setInterval(() => {

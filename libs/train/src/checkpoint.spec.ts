@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
 import { Mlp, selectBackend } from '@ringtrain/model';
-import { CheckpointWriter, checkpointSource, CHECKPOINTS_DIR, latestCheckpoint, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { CheckpointWriter, checkpointSource, CHECKPOINTS_DIR, fileDigest, latestCheckpoint, latestCheckpointHead, loadCheckpointState, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { encodeSnapshot } from './snapshot-codec.js';
 import { TrainError } from './errors.js';
 import { modelMetadata } from './output.js';
@@ -170,7 +170,36 @@ describe('checkpoints and resume', () => {
     await forge(dir, 'step-000000007', 'step-000000008', (state) => state.replace('"globalStep": 7', '"globalStep": 8').replace('"stepInEpoch": 7', '"stepInEpoch": 8'), nan);
     assert.equal((await latestCheckpoint(dir, (_d, e) => invalid.push(e)))?.snapshot.loop.globalStep, 7);
     assert.equal(invalid.at(-1)!.code, 'CHECKPOINT_CORRUPT');
-    assert.match(invalid.at(-1)!.message, /params\[3\] is NaN/);
+    assert.match(invalid.at(-1)!.message, /step-000000008: model\/weights\.bin: params\[3\] is NaN/);
+    // A coordinator's head-only read refuses it the same way (the floats are checked as they are hashed)...
+    const head = await latestCheckpointHead(dir, (_d, e) => invalid.push(e));
+    assert.match(invalid.at(-1)!.message, /step-000000008: model\/weights\.bin: params\[3\] is NaN/);
+    // ...and the head of the good one is its state's header, without the arrays.
+    assert.ok(head && !('snapshot' in head));
+    assert.deepEqual(head.header, { loop: good.loop, optimizer: { name: 'adam', iterations: good.optimizer.iterations }, trainRows: good.trainRows, params: good.params.length, slots: good.optimizer.slots.length, best: good.bestParams?.length ?? 0 });
+    assert.deepEqual((await loadCheckpointState(head)).snapshot, good);
+  });
+
+  test('a float file is checked finite as it is hashed, a value split across two pieces included', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ringtrain-digest-'));
+    const values = Float32Array.from({ length: 1000 }, (_, i) => i / 7);
+    const write = async (v: Float32Array) => {
+      await writeFile(join(dir, 'f.bin'), new Uint8Array(v.buffer));
+      return createHash('sha256').update(new Uint8Array(v.buffer)).digest('hex');
+    };
+    // Pieces of 10 bytes: most floats straddle two of them.
+    const clean = await fileDigest(join(dir, 'f.bin'), 'params', 10).catch(() => null);
+    assert.equal(clean, null, 'no file yet');
+    let hash = await write(values);
+    assert.deepEqual(await fileDigest(join(dir, 'f.bin'), 'params', 10), { sha256: hash, bytes: 4000, notFinite: null });
+    for (const [at, bad] of [[777, NaN], [0, Infinity], [999, -Infinity], [2, NaN]] as const) {
+      const v = values.slice();
+      v[at] = bad;
+      hash = await write(v);
+      assert.deepEqual(await fileDigest(join(dir, 'f.bin'), 'params', 10), { sha256: hash, bytes: 4000, notFinite: `params[${at}] is ${bad}` });
+      assert.equal((await fileDigest(join(dir, 'f.bin'), 'params')).notFinite, `params[${at}] is ${bad}`, 'in one piece too');
+    }
+    assert.equal((await fileDigest(join(dir, 'f.bin'))).notFinite, null, 'not a float file: not checked');
   });
 
   test('a checkpoint streams out as the state stream and back in, file for file, whatever the pieces', async () => {

@@ -18,7 +18,7 @@
  * the lowest validation loss when `keepBest`.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -34,7 +34,7 @@ import {
   WEIGHTS_BIN,
 } from '@ringtrain/model';
 import { TrainError } from './errors.js';
-import { finiteIssue, type SnapshotShape, type StateHeader, StateParser, statePrefix, type StateSection, type StateSink, stateSource, verifyLoopState, verifySnapshot } from './snapshot-codec.js';
+import { finiteIssue, type SnapshotShape, type StateHeader, StateParser, statePrefix, type StateSection, type StateSink, stateSource, verifyLoopState } from './snapshot-codec.js';
 import { validateJobSpec, type JobSpec } from './spec.js';
 import type { LoopState } from './loop.js';
 import type { CheckpointReason, TrainSnapshot } from './trainer.js';
@@ -63,15 +63,25 @@ interface StateFile {
   readonly arch: Architecture;
 }
 
-export interface Checkpoint {
+/**
+ * A verified checkpoint without its arrays: what a coordinator needs to continue a job,
+ * whose state it streams from the files (checkpointStream) rather than holding it.
+ */
+export interface CheckpointHead {
   readonly dir: string;
   readonly reason: CheckpointReason;
-  readonly snapshot: TrainSnapshot;
+  /** The state's header: the loop, the optimizer's name and iterations, the arrays' lengths. */
+  readonly header: StateHeader;
   readonly spec: JobSpec;
   readonly metadata: ModelMetadata;
   readonly arch: Architecture;
   readonly lineage: readonly LineageEntry[];
   readonly frozenLayers: ReadonlySet<number>;
+}
+
+/** A checkpoint with its state in memory: what `train --resume` continues from. */
+export interface Checkpoint extends CheckpointHead {
+  readonly snapshot: TrainSnapshot;
 }
 
 export interface WriteCheckpointOptions {
@@ -106,14 +116,37 @@ async function writeSynced(path: string, data: Uint8Array | string): Promise<voi
 }
 
 /** The SHA-256 and size of a file, read in pieces: a checkpoint's files may be larger than the memory it is worth holding. */
-async function sha256(path: string): Promise<{ sha256: string; bytes: number }> {
+/**
+ * A file's SHA-256 and size, read in pieces of `pieceBytes`; for a float file (`floats`
+ * names its values, as in "params[12] is NaN") also its first value that is not finite.
+ * Exported for its tests.
+ */
+export async function fileDigest(path: string, floats: string | null = null, pieceBytes = READ_PIECE_BYTES): Promise<{ sha256: string; bytes: number; notFinite: string | null }> {
   const hash = createHash('sha256');
   let bytes = 0;
-  for await (const piece of createReadStream(path, { highWaterMark: READ_PIECE_BYTES }) as AsyncIterable<Buffer>) {
+  let notFinite: string | null = null;
+  // Pieces need not end on a float: the bytes of a split one wait for the next piece.
+  const aligned = floats !== null ? new Float32Array(Math.ceil(pieceBytes / 4) + 1) : null;
+  let carry = Buffer.alloc(0);
+  for await (const piece of createReadStream(path, { highWaterMark: pieceBytes }) as AsyncIterable<Buffer>) {
     hash.update(piece);
+    if (aligned && notFinite === null) {
+      const joined = carry.byteLength > 0 ? Buffer.concat([carry, piece]) : piece;
+      const whole = joined.byteLength - (joined.byteLength % 4);
+      new Uint8Array(aligned.buffer, 0, whole).set(joined.subarray(0, whole));
+      const values = aligned.subarray(0, whole / 4);
+      const first = (bytes - carry.byteLength) / 4;
+      for (let i = 0; i < values.length; i++) {
+        if (!Number.isFinite(values[i]!)) {
+          notFinite = `${floats}[${first + i}] is ${values[i]}`;
+          break;
+        }
+      }
+      carry = Buffer.from(joined.subarray(whole));
+    }
     bytes += piece.byteLength;
   }
-  return { sha256: hash.digest('hex'), bytes };
+  return { sha256: hash.digest('hex'), bytes, notFinite };
 }
 
 function digestOf(text: string): { sha256: string; bytes: number } {
@@ -340,11 +373,14 @@ async function verifiedFiles(dir: string): Promise<{ files: Record<string, { sha
   for (const f of ['model/model.json', 'model/weights.bin', 'optimizer.bin', 'state.json']) {
     if (!(f in manifest.files)) throw corrupt(dir, `the manifest does not list ${f}`);
   }
+  const floatNames: Record<string, string> = { [SECTION_FILES.params]: 'params', [SECTION_FILES.slots]: 'optimizer slots', [SECTION_FILES.best]: 'best weights' };
   for (const [file, want] of Object.entries(manifest.files)) {
-    const got = await sha256(join(dir, file)).catch(() => null);
+    const got = await fileDigest(join(dir, file), floatNames[file] ?? null).catch(() => null);
     if (got === null) throw corrupt(dir, `${file} is missing`);
     if (got.bytes !== want.bytes) throw corrupt(dir, `${file} has ${got.bytes} bytes, the manifest says ${want.bytes}`);
     if (got.sha256 !== want.sha256) throw corrupt(dir, `${file} does not match its SHA-256 in the manifest`);
+    // Checked as it is hashed, so that a head-only read (readCheckpointHead) vouches for every number too.
+    if (got.notFinite !== null) throw corrupt(dir, `${file}: ${got.notFinite}`);
   }
   const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as StateFile;
   if (state.formatVersion !== FORMAT_VERSION) throw corrupt(dir, `state.json has format ${state.formatVersion}`);
@@ -352,9 +388,15 @@ async function verifiedFiles(dir: string): Promise<{ files: Record<string, { sha
   return { files: manifest.files, state };
 }
 
-/** Verifies every file against the manifest, then reads the checkpoint. */
-export async function readCheckpoint(dir: string): Promise<Checkpoint> {
-  const { state } = await verifiedFiles(dir);
+/**
+ * Verifies checkpoint `dir` without loading its state: every file against the manifest
+ * (each float checked finite as it is hashed), the spec, the architecture, the model's
+ * metadata, the arrays' sizes and a loop state the job could reach. What a coordinator
+ * resumes from: it streams the state from the files, so its memory does not grow with
+ * the model.
+ */
+export async function readCheckpointHead(dir: string): Promise<CheckpointHead> {
+  const { files, state } = await verifiedFiles(dir);
   const spec = validateJobSpec(state.spec, join(dir, 'state.json'));
   try {
     validateArchitecture(state.arch);
@@ -364,41 +406,74 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
   // No TensorFlow.js needed: weights.bin holds the kernels and biases in the layout order
   // (saveModel writes them so), so it is the flat parameter vector itself.
   const size = paramLayout(state.arch).size;
-  const params = floatsOf(await readFile(join(dir, 'model', 'weights.bin')), `${dir}/model/weights.bin`);
-  if (params.length !== size) throw corrupt(dir, `model/weights.bin holds ${params.length} values; the architecture has ${size}`);
+  const params = files[`model/${WEIGHTS_BIN}`]!.bytes / 4;
+  if (params !== size) throw corrupt(dir, `model/weights.bin holds ${params} values; the architecture has ${size}`);
+  if (files['optimizer.bin']!.bytes !== 4 * state.optimizer.slots) throw corrupt(dir, `optimizer.bin holds ${files['optimizer.bin']!.bytes / 4} values, state.json says ${state.optimizer.slots}`);
+  const best = state.hasBest ? files['best.bin']!.bytes / 4 : 0;
+  if (best !== 0 && best !== size) throw corrupt(dir, 'best.bin does not match the model size');
   const metadata = (JSON.parse(await readFile(join(dir, 'model', 'model.json'), 'utf8')) as { userDefinedMetadata?: { ringtrain?: ModelMetadata } })
     .userDefinedMetadata?.ringtrain;
   if (!metadata) throw corrupt(dir, 'model/model.json has no ringtrain metadata');
-  const slots = floatsOf(await readFile(join(dir, 'optimizer.bin')), `${dir}/optimizer.bin`);
-  if (slots.length !== state.optimizer.slots) throw corrupt(dir, `optimizer.bin holds ${slots.length} values, state.json says ${state.optimizer.slots}`);
-  const bestParams = state.hasBest ? floatsOf(await readFile(join(dir, 'best.bin')), `${dir}/best.bin`) : null;
-  if (bestParams && bestParams.length !== size) throw corrupt(dir, 'best.bin does not match the model size');
-  const snapshot: TrainSnapshot = {
-    loop: state.loop,
-    params,
-    optimizer: { name: state.optimizer.name, iterations: state.optimizer.iterations, slots },
-    bestParams,
-    trainRows: state.trainRows,
-  };
-  // What its numbers say, as for a state a worker sends: finite, and a loop the job could reach.
+  // What its loop says, as for a state a worker sends: one the job could reach.
   try {
-    verifySnapshot(snapshot, spec, state.trainRows);
+    verifyLoopState({ loop: state.loop, trainRows: state.trainRows }, spec, state.trainRows);
   } catch (err) {
     throw corrupt(dir, (err as Error).message);
   }
-  return { dir, reason: state.reason, spec, metadata, arch: state.arch, lineage: state.lineage, frozenLayers: new Set(state.frozenLayers), snapshot };
+  const header: StateHeader = {
+    loop: state.loop,
+    optimizer: { name: state.optimizer.name, iterations: state.optimizer.iterations },
+    trainRows: state.trainRows,
+    params: size,
+    slots: state.optimizer.slots,
+    best,
+  };
+  return { dir, reason: state.reason, header, spec, metadata, arch: state.arch, lineage: state.lineage, frozenLayers: new Set(state.frozenLayers) };
+}
+
+/** The state of a verified checkpoint, read into memory. */
+export async function loadCheckpointState(head: CheckpointHead): Promise<Checkpoint> {
+  const { dir, header } = head;
+  const read = async (file: string, length: number): Promise<Float32Array> => {
+    const values = floatsOf(await readFile(join(dir, file)), `${dir}/${file}`);
+    if (values.length !== length) throw corrupt(dir, `${file} holds ${values.length} values; it held ${length} when verified`);
+    return values;
+  };
+  const snapshot: TrainSnapshot = {
+    loop: header.loop,
+    params: await read(`model/${WEIGHTS_BIN}`, header.params),
+    optimizer: { name: header.optimizer.name, iterations: header.optimizer.iterations, slots: await read('optimizer.bin', header.slots) },
+    bestParams: header.best > 0 ? await read('best.bin', header.best) : null,
+    trainRows: header.trainRows,
+  };
+  return { ...head, snapshot };
 }
 
 /**
- * The newest checkpoint under root/checkpoints that verifies; each one that does not is
- * passed to onInvalid (to be logged) and skipped. Null when there is none.
+ * The weights of a verified checkpoint, read at once: for a model that is made only if
+ * asked for (openJob's model of a resumed coordinator, which never asks).
  */
-export async function latestCheckpoint(root: string, onInvalid?: (dir: string, err: TrainError) => void): Promise<Checkpoint | null> {
+export function readCheckpointWeightsSync(head: CheckpointHead): Float32Array {
+  const values = floatsOf(readFileSync(join(head.dir, 'model', WEIGHTS_BIN)), `${head.dir}/model/${WEIGHTS_BIN}`);
+  if (values.length !== head.header.params) throw corrupt(head.dir, `model/${WEIGHTS_BIN} holds ${values.length} values; it held ${head.header.params} when verified`);
+  return values;
+}
+
+/** Verifies every file against the manifest, then reads the checkpoint. */
+export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+  return loadCheckpointState(await readCheckpointHead(dir));
+}
+
+/**
+ * The newest checkpoint under root/checkpoints that verifies (read by `read`); each one
+ * that does not is passed to onInvalid (to be logged) and skipped. Null when there is none.
+ */
+async function newestValid<T>(root: string, read: (dir: string) => Promise<T>, onInvalid?: (dir: string, err: TrainError) => void): Promise<T | null> {
   const parent = join(root, CHECKPOINTS_DIR);
   for (const name of await listSteps(parent)) {
     const dir = join(parent, name);
     try {
-      return await readCheckpoint(dir);
+      return await read(dir);
     } catch (err) {
       // A bad file is a corrupt checkpoint; anything else (a bug, no disk) is not ours to hide.
       if (!(err instanceof TrainError || err instanceof SyntaxError)) throw err;
@@ -406,6 +481,16 @@ export async function latestCheckpoint(root: string, onInvalid?: (dir: string, e
     }
   }
   return null;
+}
+
+/** The newest valid checkpoint under root/checkpoints, with its state; null when there is none. */
+export function latestCheckpoint(root: string, onInvalid?: (dir: string, err: TrainError) => void): Promise<Checkpoint | null> {
+  return newestValid(root, readCheckpoint, onInvalid);
+}
+
+/** The newest valid checkpoint under root/checkpoints, without its state (readCheckpointHead); null when there is none. */
+export function latestCheckpointHead(root: string, onInvalid?: (dir: string, err: TrainError) => void): Promise<CheckpointHead | null> {
+  return newestValid(root, readCheckpointHead, onInvalid);
 }
 
 /**
@@ -416,20 +501,7 @@ export async function latestCheckpoint(root: string, onInvalid?: (dir: string, e
  * receiver, as for any stream).
  */
 export async function checkpointSource(dir: string): Promise<CheckpointStream> {
-  const { files, state } = await verifiedFiles(dir);
-  const params = files[`model/${WEIGHTS_BIN}`]!.bytes / 4;
-  const best = state.hasBest ? files['best.bin']!.bytes / 4 : 0;
-  if (files['optimizer.bin']!.bytes !== 4 * state.optimizer.slots) throw corrupt(dir, `optimizer.bin holds ${files['optimizer.bin']!.bytes} bytes, state.json says ${state.optimizer.slots} values`);
-  if (best !== 0 && best !== params) throw corrupt(dir, 'best.bin does not match the model size');
-  const header: StateHeader = {
-    loop: state.loop,
-    optimizer: { name: state.optimizer.name, iterations: state.optimizer.iterations },
-    trainRows: state.trainRows,
-    params,
-    slots: state.optimizer.slots,
-    best,
-  };
-  return checkpointStream(dir, header);
+  return checkpointStream(dir, (await readCheckpointHead(dir)).header);
 }
 
 export interface CheckpointStream {

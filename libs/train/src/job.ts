@@ -10,7 +10,7 @@
  */
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
 import { type Architecture, type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
-import type { Checkpoint, LineageEntry, WriteCheckpointOptions } from './checkpoint.js';
+import { type Checkpoint, type CheckpointHead, type LineageEntry, readCheckpointWeightsSync, type WriteCheckpointOptions } from './checkpoint.js';
 import type { CheckpointReason } from './trainer.js';
 import { TrainError } from './errors.js';
 import { fineTuneStart, inheritedNormalizer, loadInitialModel } from './init.js';
@@ -36,16 +36,16 @@ export interface OpenedJob {
   readonly metadata: ModelMetadata;
   /** Set when the task followed from the loss too (integer labels with cross-entropy): for the app to log. */
   readonly taskInference: TaskInference | null;
-  /** Set when continuing from a checkpoint. */
-  readonly checkpoint: Checkpoint | null;
+  /** Set when continuing from a checkpoint: with its state (train) or without (a coordinator, which streams it from the files). */
+  readonly checkpoint: CheckpointHead | null;
   readonly dataMs: number;
 }
 
 /** Rejects a checkpoint whose data differs from `data` (RESUME_MISMATCH). */
-function checkSameData(checkpoint: Checkpoint, data: PreparedDataset): void {
+function checkSameData(checkpoint: CheckpointHead, data: PreparedDataset): void {
   const issues: string[] = [];
-  if (data.train.rows !== checkpoint.snapshot.trainRows) {
-    issues.push(`data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.snapshot.trainRows}`);
+  if (data.train.rows !== checkpoint.header.trainRows) {
+    issues.push(`data: the training split has ${data.train.rows} rows, the checkpoint was trained on ${checkpoint.header.trainRows}`);
   } else if (JSON.stringify(data.normalizer) !== JSON.stringify(checkpoint.metadata.normalizer)) {
     issues.push(`data: ${data.source} has other values than the data the checkpoint was trained on (its normalization statistics differ)`);
   }
@@ -53,7 +53,7 @@ function checkSameData(checkpoint: Checkpoint, data: PreparedDataset): void {
 }
 
 /** `spec` has absolute paths (absoluteSource, resolveInit); `checkpoint` was checked with resumeMismatches. */
-export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Promise<OpenedJob> {
+export async function openJob(spec: JobSpec, checkpoint: Checkpoint | CheckpointHead | null): Promise<OpenedJob> {
   const init = spec.init && !checkpoint ? await loadInitialModel(spec) : null;
   const loadStart = performance.now();
   const inherited = checkpoint?.spec.init ? checkpoint.metadata.normalizer : init ? inheritedNormalizer(init) : null;
@@ -71,35 +71,41 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | null): Pro
   const dataMs = performance.now() - loadStart;
   if (checkpoint) checkSameData(checkpoint, data);
   const loss = resolveLoss(spec, data.task, data.labelColumn);
+  /** The starting weights, or how to make them when first asked for. */
   let mlp: Mlp | (() => Mlp);
+  let arch: Architecture;
   let frozenLayers: ReadonlySet<number> = new Set();
   let lineage: readonly LineageEntry[] = [];
   if (checkpoint) {
     // The same array: a resumed run adopts the snapshot's weights anyway (TrainOptions.resume).
-    mlp = Mlp.adopt(checkpoint.arch, checkpoint.snapshot.params);
-    lineage = checkpoint.lineage;
-    frozenLayers = checkpoint.frozenLayers;
+    // Without the state in memory (a coordinator's), the weights are read only if asked for.
+    const head = checkpoint;
+    arch = head.arch;
+    mlp = 'snapshot' in head ? Mlp.adopt(arch, head.snapshot.params) : () => Mlp.adopt(head.arch, readCheckpointWeightsSync(head));
+    lineage = head.lineage;
+    frozenLayers = head.frozenLayers;
   } else if (init) {
     const start = fineTuneStart(spec, init, data.train.cols, data.task);
     mlp = start.mlp;
+    arch = start.mlp.arch;
     frozenLayers = start.frozenLayers;
     lineage = start.lineage;
   } else {
-    const arch = architectureFor(spec, data.train.cols, data.task);
-    mlp = () => Mlp.create(arch, spec.training.seed);
+    const fresh = architectureFor(spec, data.train.cols, data.task);
+    arch = fresh;
+    mlp = () => Mlp.create(fresh, spec.training.seed);
   }
   const metadata: ModelMetadata = {
     ...modelMetadata(data, loss),
     ...(spec.data.label ? { label: spec.data.label } : {}),
     ...(lineage.length ? { lineage } : {}),
   };
-  const opened = { spec, data, loss, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
-  if (mlp instanceof Mlp) return { ...opened, arch: mlp.arch, mlp };
+  const opened = { spec, data, loss, arch, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
+  if (mlp instanceof Mlp) return { ...opened, mlp };
   const make = mlp;
   let made: Mlp | null = null;
   return {
     ...opened,
-    arch: architectureFor(spec, data.train.cols, data.task),
     get mlp(): Mlp {
       return (made ??= make());
     },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { writeReport } from '@ringtrain/coordinator';
-import { checkpointOptions, type Metrics, openJob, STEP_LOG_FILE, StepLog, stateSource, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
+import { checkpointOptions, loadCheckpointState, type Metrics, openJob, STEP_LOG_FILE, StepLog, stateSource, summarize, train, writeCheckpoint, writeRunOutput, type RunSummary } from '@ringtrain/train';
 import { useBackend } from '../backend.js';
 import { resolveJob } from '../job-args.js';
 import { Progress } from '../progress.js';
@@ -54,11 +54,13 @@ export async function trainCommand(argv: string[], log: Logger, stop: () => bool
     strict: true,
     allowPositionals: false,
   });
-  const { spec, outDir, checkpoint } = await resolveJob(
+  const { spec, outDir, checkpoint: head } = await resolveJob(
     { job: values.job, out: values.out, data: values.data, label: values.label, header: values['no-header'] ? false : undefined, backend: values.backend, resume: values.resume ? 'required' : 'never' },
     log,
   );
   const backend = await useBackend(spec.training.backend, log);
+  // This process trains from the checkpoint's state itself: read it into memory (verified already).
+  const checkpoint = head ? await loadCheckpointState(head) : null;
   const job = await openJob(spec, checkpoint);
   const { data, loss, mlp, frozenLayers, metadata } = job;
   {
