@@ -20,7 +20,7 @@
  * Counts travel as float32 sums, exact up to 2^24: the matrix counts at most 10,000 rows.
  */
 import { rankRange, type Table, takeRows } from '@ringtrain/data';
-import { evaluate, type LossName, type Mlp } from '@ringtrain/model';
+import { evaluateYielding, type LossName, type Mlp } from '@ringtrain/model';
 import { bytesOf, type ConfusionCounts, type Split } from '@ringtrain/protocol';
 import { type ConfusionPlan, evalData, sampleIn } from '@ringtrain/train';
 
@@ -74,7 +74,7 @@ export class ConfusionCounter {
     const rows = sampleIn(p, a, b);
     await c.ensure(p.split, rows);
     const sums = new Float32Array(p.classes * p.classes);
-    if (rows.length > 0) ConfusionCounter.flatten(evaluate(mlp, evalData(takeRows(c.table, rows)), c.loss).confusion, sums);
+    if (rows.length > 0) ConfusionCounter.flatten((await evaluateYielding(mlp, evalData(takeRows(c.table, rows)), c.loss)).confusion, sums);
     await c.allReduce(sums, step);
     this.took(sums);
   }

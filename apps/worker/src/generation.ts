@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { createRing, isRingError, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
-import { evaluate } from '@ringtrain/model';
+import { evaluateYielding } from '@ringtrain/model';
 import { type CoordinatorMessage, type Progress, type Split, type TransferHead, type TransferSource, type WorkerMessage } from '@ringtrain/protocol';
 import { CollectiveAborted, confusionPlan, evalData, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
 import { ConfusionCounter, type SampleContext } from './confusion.js';
@@ -221,7 +221,8 @@ export class Generation {
       const sums = new Float32Array(3 + counts);
       if (b > a) {
         const part: Table = { ...t, rows: b - a, features: t.features.subarray(a * t.cols, b * t.cols), labels: t.labels.subarray(a, b) };
-        const r = evaluate(mlp, evalData(part), job.loss);
+        // Yielding between batches: a long evaluation must not hold back this worker's heartbeats.
+        const r = await evaluateYielding(mlp, evalData(part), job.loss);
         sums.set([r.lossSum, r.count, r.correct]);
         if (counts > 0) ConfusionCounter.flatten(r.confusion, sums.subarray(3));
       }

@@ -29,7 +29,7 @@ import {
   computeGradients,
   CORRECT_COUNT,
   createOptimizer,
-  evaluate,
+  evaluateYielding,
   gradientBufferLength,
   learningRateAt,
   LOSS_SUM,
@@ -137,7 +137,8 @@ export function localEvaluator(data: PreparedDataset, loss: LossName): Evaluator
   const tables = { train: data.train, validation: data.validation, test: data.test };
   return async (split, mlp) => {
     const table = tables[split];
-    return table.rows > 0 ? metricsOf(evaluate(mlp, evalData(table), loss)) : null;
+    // Yielding between batches, so that a signal (Ctrl-C) is handled during a long evaluation too.
+    return table.rows > 0 ? metricsOf(await evaluateYielding(mlp, evalData(table), loss)) : null;
   };
 }
 
