@@ -88,7 +88,7 @@ test('on wasm, a plan whose backend part is over the heap`s 4 GiB is refused wha
   const plan = memoryPlan(huge);
   assert.ok(plan.backendHeap > WASM_HEAP_LIMIT);
   const err = refusal(() => checkMemoryPlan(plan, { bytes: null, source: 'none' }, 'wasm'));
-  assert.ok(err.message.startsWith("the wasm backend's heap would need 4738.9 MiB (activations 4690.9 MiB, layerTensors 48 MiB) for 318,000,010 parameters"), err.message);
+  assert.ok(err.message.startsWith("the wasm backend's heap would need 4722.9 MiB (activations 4690.9 MiB, layerTensors 32 MiB) for 318,000,010 parameters"), err.message);
   assert.match(err.message, /but it holds at most 4095\.9 MiB \(the wasm heap's hard limit\): use backend tensorflow/);
   // The same model on tensorflow has no heap limit: only the process's.
   checkMemoryPlan(memoryPlan({ ...huge, backend: 'tensorflow' }), { bytes: null, source: 'none' }, 'tensorflow');

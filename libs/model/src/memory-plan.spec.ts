@@ -47,6 +47,7 @@ test('a small model, by hand: every item, the total and the backend`s part', () 
     bestWeights: 0,
     stateInTransit: 268,
     layerTensors: 128, // the largest kernel, 4 x 8, once on cpu
+    blockScratch: 0, // no kernel over KERNEL_BLOCK_FLOATS
     activations: 4 * 6048,
     rows: 120 * (4 * 4 + 4 + 1),
     ring: 10,
@@ -100,10 +101,11 @@ test('784-8192-8192-4096-10 with Adam and early stopping, a quarter of a 1,024 b
   assert.deepEqual([i.parameters, i.gradients, i.bestWeights], [428_589_096, 428_589_108, 428_589_096]);
   assert.equal(i.optimizerSlots, 857_178_192); // m and v
   assert.equal(i.stateInTransit, 1_714_356_384); // params, m, v, best: 16 bytes a parameter
-  // One 4M-weight block of a kernel (the three large kernels go in blocks), XNNPACK's
-  // packed copy of it, and the scratch its columns are copied into.
+  // One 4M-weight block of a kernel (the three large kernels go in blocks) and XNNPACK's
+  // packed copy of it in the heap; the scratch its columns are copied into outside it.
   assert.equal(KERNEL_BLOCK_FLOATS, 4_194_304);
-  assert.equal(i.layerTensors, 3 * 4 * 4_194_304);
+  assert.equal(i.layerTensors, 2 * 4 * 4_194_304);
+  assert.equal(i.blockScratch, 4 * 4_194_304);
   // Step: 256 rows x (784 + 3*20,480 + 3*10 + 2 = 62,256 held, + the second layer's dH
   // block, blocked: 2*8192 + 4*8192 = 49,152) = 28,520,448 floats. Evaluation: 1,024
   // rows x (784 + 3*20,480 + 9*10 + 8 = 62,322) = 63,817,728 floats: larger.
@@ -111,10 +113,10 @@ test('784-8192-8192-4096-10 with Adam and early stopping, a quarter of a 1,024 b
   assert.equal(i.activations, 4 * 63_817_728);
   assert.equal(i.rows, 70_000 * (4 * 784 + 5));
   // 36 bytes a parameter (+12 for the statistics), the block's tensors, activations, rows, base, ring.
-  assert.equal(plan.total, 36 * P + 12 + 50_331_648 + 255_270_912 + 219_870_000 + 192 * MiB + 73 * MiB);
+  assert.equal(plan.total, 36 * P + 12 + 33_554_432 + 16_777_216 + 255_270_912 + 219_870_000 + 192 * MiB + 73 * MiB);
   assert.equal(plan.total, 4_660_647_076);
-  // The wasm heap: one block's tensors and the activations, 0.28 GiB of its 4.
-  assert.equal(plan.backendHeap, 50_331_648 + 255_270_912);
+  // The wasm heap: one block's tensors and the activations, 0.27 GiB of its 4.
+  assert.equal(plan.backendHeap, 33_554_432 + 255_270_912);
   assert.ok(plan.backendHeap < WASM_HEAP_LIMIT);
 });
 

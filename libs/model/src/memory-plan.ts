@@ -33,7 +33,9 @@
  *                         that tensor is disposed); or a block of its gradient, read
  *                         straight from the heap on wasm (read-back.ts), through a copy
  *                         elsewhere. The cpu backend's whole kernel is the parameters'
- *                         own array. A blocked layer adds the block's scratch (forward.ts).
+ *                         own array.
+ *   blockScratch     with a kernel in blocks, the reused array a block's columns are
+ *                         copied into (forward.ts): one block, in ordinary memory
  *   activations      the larger of a training step's and an evaluation batch's tensors,
  *                         ACTIVATION_FACTORS below
  *   rows             every row of every split: the row store is a full-size table per
@@ -133,6 +135,7 @@ export interface MemoryItems {
   readonly bestWeights: number;
   readonly stateInTransit: number;
   readonly layerTensors: number;
+  readonly blockScratch: number;
   readonly activations: number;
   readonly rows: number;
   readonly ring: number;
@@ -187,9 +190,8 @@ export function memoryPlan(input: MemoryPlanInput): MemoryPlan {
   for (let l = 0; l + 1 < widths.length; l++) largestKernel = Math.max(largestKernel, widths[l]! * widths[l + 1]!);
   const block = Math.min(largestKernel, KERNEL_BLOCK_FLOATS);
   // cpu: the gradient alone (its kernel tensor is the parameters' array); wasm: the kernel
-  // and XNNPACK's packed copy; elsewhere the kernel or the gradient and its read-back
-  // copy. A blocked kernel's columns are copied into a scratch block first.
-  const layerCopies = (input.backend === 'cpu' ? 1 : 2) + (largestKernel > KERNEL_BLOCK_FLOATS ? 1 : 0);
+  // and XNNPACK's packed copy; elsewhere the kernel or the gradient and its read-back copy.
+  const layerCopies = input.backend === 'cpu' ? 1 : 2;
   const largestSplit = Math.max(rows.train, rows.validation, rows.test);
   const evaluationRows = Math.min(EVALUATION_BATCH, largestSplit);
   const allRows = rows.train + rows.validation + rows.test;
@@ -201,6 +203,7 @@ export function memoryPlan(input: MemoryPlanInput): MemoryPlan {
     bestWeights: F * best,
     stateInTransit: F * (p + slots + best),
     layerTensors: F * layerCopies * block,
+    blockScratch: largestKernel > KERNEL_BLOCK_FLOATS ? F * block : 0,
     activations: F * Math.max(input.batchRows * stepFloatsPerRow(arch), evaluationRows * evaluationFloatsPerRow(arch)),
     rows: allRows * (F * input.cols + 4 + 1),
     ring: input.ringBytes,

@@ -58,11 +58,6 @@ export class Mlp {
     return new Mlp(arch, params);
   }
 
-  /** Copies `params` into the model's own array (the caller keeps its own). */
-  setParams(params: Float32Array): void {
-    if (params !== this.own) this.own.set(this.checked(params));
-  }
-
   /**
    * Takes `params` as the model's array from now on, without a copy (a state just
    * received, the best epoch's weights at the end): the array held before is left as it

@@ -38,7 +38,7 @@ export async function loadInitialModel(spec: JobSpec): Promise<InitialModel> {
   const from = spec.init!.from;
   if (existsSync(join(from, 'manifest.json'))) {
     const ckpt = await readCheckpoint(from);
-    const base = Mlp.fromParams(ckpt.arch, ckpt.snapshot.params);
+    const base = Mlp.adopt(ckpt.arch, ckpt.snapshot.params); // the checkpoint read here is nobody else's
     const names = ckpt.arch.hidden.map((_, i) => `dense_${i}`).concat('output');
     return {
       base,

@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
-import { Mlp, selectBackend } from '@ringtrain/model';
+import { evaluate, Mlp, selectBackend } from '@ringtrain/model';
 import { loadJobSpec, parseJobSpec, type JobSpec } from './spec.js';
 
 /** The issue's Iris spec, as shipped: the contract the docs and examples build on. */
 const IRIS_EXAMPLE = fileURLToPath(new URL('../../../examples/iris.yaml', import.meta.url));
 import { architectureFor, resolveLoss } from './job-model.js';
-import { type Collective, train, type TrainResult } from './trainer.js';
+import { evalData } from './batches.js';
+import { type Collective, train, type TrainResult, type TrainSnapshot } from './trainer.js';
 
 /**
  * W workers in one process, each running train() on its own Mlp. allReduce waits until
@@ -109,13 +110,22 @@ describe('train', () => {
     const data = await prepareDataset({ ...spec.data, baseDir: '.' });
     const tensors = tf.memory().numTensors;
     const mlp = Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
-    const result = await train({ spec, data, mlp, loss: 'cross-entropy' });
+    let end: TrainSnapshot | null = null;
+    const checkpoint = { everySteps: 0, everyEpoch: false, save: async (s: TrainSnapshot, reason: string) => void (reason === 'end' && (end = s)) };
+    const result = await train({ spec, data, mlp, loss: 'cross-entropy', checkpoint });
     assert.ok(!result.interrupted);
     assert.ok(result.final.test!.accuracy! >= 0.93, `test accuracy ${result.final.test!.accuracy}`);
     assert.equal(result.stoppedEarly, true, 'Iris stops well before 200 epochs');
     assert.equal(result.history.length - result.bestEpoch, 20);
     const bestVal = Math.min(...result.history.map((h) => h.validation!.loss));
     assert.ok(Math.abs(result.final.validation!.loss - bestVal) < 1e-6, 'the best epoch\'s weights are restored');
+    // The 'end' snapshot (which a worker keeps, and the end checkpoint writes) still holds
+    // the last epoch's weights: the best were restored by adopting their array, not by
+    // writing them over the last ones.
+    const last = evaluate(Mlp.fromParams(mlp.arch, end!.params), evalData(data.validation), 'cross-entropy').loss;
+    assert.ok(Math.abs(last - result.history.at(-1)!.validation!.loss) < 1e-6, `the end snapshot's weights give ${last}, not the last epoch's loss`);
+    assert.notDeepEqual(end!.params, result.mlp.params);
+    assert.deepEqual(end!.bestParams, result.mlp.params);
     assert.equal(tf.memory().numTensors, tensors);
   });
 
