@@ -2,15 +2,19 @@
  * The coordinator's own state at the start of a job (checkpoints.ts): a fresh job's
  * initial weights are computed a piece at a time, never held, and stream the same bits
  * as the job's model (Mlp.create with the job's seed), however the pieces fall against
- * the transfer's chunks; a fine-tuning job streams the starting weights openJob built.
+ * the transfer's chunks; a fine-tuning job streams its base model's hidden layers from
+ * the base's files and a new head from the seed, the bits `train` starts from.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { initialParamsInto, paramLayout, selectBackend } from '@ringtrain/model';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initialParamsInto, Mlp, paramLayout, selectBackend, writeModelFiles } from '@ringtrain/model';
 import { OutgoingTransfer, type TransferSource } from '@ringtrain/protocol';
 import { decodeSnapshot, openJob, type OpenedJob, parseJobSpec, snapshotShape } from '@ringtrain/train';
-import { Checkpoints, initialParamPieces, startingState } from './checkpoints.js';
+import { Checkpoints, startingState } from './checkpoints.js';
 import { EventLog } from './events.js';
 import { RunHistory } from './history.js';
 
@@ -51,8 +55,8 @@ function checkpoints(o: OpenedJob): Checkpoints {
 
 test("a fresh job's own state: the initial weights, computed in pieces, stream the job model's bits, and the optimizer's zeros", async () => {
   const start = startingState(job);
-  assert.equal(start.kind, 'initial');
-  assert.ok(!('params' in start), 'the initial weights are not held');
+  assert.equal(start.kind, 'start');
+  assert.deepEqual(start.kind === 'start' && start.params.map((p) => p.kind), ['initial'], 'the initial weights are not held');
   const size = paramLayout(job.mlp.arch).size;
   assert.ok(size > (4 << 20) / 4, 'more than one piece');
   const shape = snapshotShape(job.spec, size);
@@ -66,20 +70,20 @@ test("a fresh job's own state: the initial weights, computed in pieces, stream t
   assert.deepEqual(await sent(checkpoints(job).source()), await sent(checkpoints(job).source()));
 });
 
-test('initialParamPieces: pieces of any size (one float, odd byte counts) join into initialParamsInto of the whole', () => {
-  const arch = { inputs: 5, hidden: [{ units: 9, activation: 'relu' as const, dropout: 0 }], outputs: 4, output: 'softmax' as const };
-  const whole = initialParamsInto(arch, 7, 0, new Float32Array(paramLayout(arch).size));
-  for (const bytes of [1, 4, 6, 40, 4 * whole.length, 1 << 20]) {
-    const b = Buffer.concat([...initialParamPieces(arch, 7, bytes)]);
-    const joined = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    assert.deepEqual(joined, whole, `pieces of ${bytes} bytes`);
-  }
-});
-
-test("a fine-tuning job's own state is the starting weights openJob built (the base model's layers and a new head): streamed from them", async () => {
-  const tuned: OpenedJob = { ...job, spec: { ...job.spec, init: { from: '/base', freeze: [], replaceHead: true } } };
+test("a fine-tuning job's own state streams the base model's layers from its files and a new head from the seed: the bits train starts from", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'rt-base-'));
+  const baseArch = { ...job.arch, outputs: 5 };
+  const base = Mlp.create(baseArch, 4);
+  await writeModelFiles(dir, baseArch, base.params, { ...job.metadata, task: { kind: 'classification', classes: ['a', 'b', 'c', 'd', 'e'] } });
+  const tuned = await openJob(parseJobSpec(`${SPEC.replace('model:\n  hidden: [{ units: 1500 }]\n', '')}init: { from: "${dir}", replaceHead: true }\n`), null);
   const start = startingState(tuned);
-  assert.equal(start.kind, 'fine-tune');
-  const snap = decodeSnapshot(await sent(checkpoints(tuned).source()), snapshotShape(job.spec, job.mlp.layout.size));
-  assert.deepEqual(snap.params, job.mlp.params);
+  assert.equal(start.kind, 'start');
+  assert.deepEqual(start.kind === 'start' && start.params.map((p) => p.kind), ['file', 'initial'], 'read from the files, not held');
+  const snap = decodeSnapshot(await sent(checkpoints(tuned).source()), snapshotShape(tuned.spec, paramLayout(tuned.arch).size));
+  const hidden = 784 * 1500 + 1500;
+  const want = initialParamsInto(tuned.arch, 19, 0, new Float32Array(paramLayout(tuned.arch).size));
+  want.set(base.params.subarray(0, hidden));
+  assert.deepEqual(snap.params, want, "the base's hidden layer, then Mlp.create(arch, seed)'s head");
+  assert.deepEqual(tuned.mlp.params, want, "train's model: the same bits");
+  assert.ok(snap.optimizer.slots.every((v) => v === 0));
 });

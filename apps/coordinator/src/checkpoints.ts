@@ -12,7 +12,7 @@
  * generation's source gets it streamed from the files (`source`).
  */
 import type { Logger } from 'pino';
-import { type Architecture, initialParamsInto, paramLayout } from '@ringtrain/model';
+import { paramLayout, paramPieces, PARAM_PIECE_BYTES, type ParamSegment } from '@ringtrain/model';
 import { type JobLimits, progressIssue, type TransferSource } from '@ringtrain/protocol';
 import {
   type CheckpointReason,
@@ -53,59 +53,39 @@ export interface CheckpointsOptions {
 }
 
 /**
- * The coordinator's own state, never held in memory but for a fine-tuning start: a fresh
- * job's initial weights (computed a piece at a time from the architecture and the seed,
- * libs/model's initialParamsInto, the same bits as the job's model), a fine-tuning job's
- * starting weights (the base model's layers and a new head, which openJob builds: held),
- * or a checkpoint's directory (the one resumed from, then the newest written), streamed
- * from its files. A fresh optimizer's slots are streamed as zeros.
+ * The coordinator's own state, never held in memory: a job's starting weights (a fresh
+ * job's computed a piece at a time from the architecture and the seed, the same bits as
+ * the job's model; a fine-tuning job's read a piece at a time from its base model's files,
+ * with a new head from the seed) and a fresh optimizer's zeros, or a checkpoint's
+ * directory (the one resumed from, then the newest written), streamed from its files.
  */
 export type OwnState =
-  | { readonly kind: 'initial'; readonly arch: Architecture; readonly seed: number; readonly header: StateHeader }
-  | { readonly kind: 'fine-tune'; readonly params: Float32Array; readonly header: StateHeader }
+  | { readonly kind: 'start'; readonly params: readonly ParamSegment[]; readonly header: StateHeader }
   | { readonly kind: 'checkpoint'; readonly dir: string; readonly header: StateHeader };
 
 /** The coordinator's state at start: the checkpoint resumed from, or the job's starting weights with a fresh optimizer. */
 export function startingState(job: OpenedJob): OwnState {
-  const { data, spec, checkpoint } = job;
-  if (checkpoint) {
+  const { data, spec, checkpoint, startParams } = job;
+  if (checkpoint || !startParams) {
+    if (!checkpoint) throw new Error('startingState: a job with neither a checkpoint nor starting weights');
     return { kind: 'checkpoint', dir: checkpoint.dir, header: checkpoint.header };
   }
-  // The job's architecture: a fresh job's weights are made here a piece at a time, never whole.
-  const arch = job.arch;
-  const shape = snapshotShape(spec, paramLayout(arch).size);
+  const shape = snapshotShape(spec, paramLayout(job.arch).size);
   const header = { loop: INITIAL_LOOP, optimizer: { name: shape.optimizer, iterations: 0 }, trainRows: data.train.rows, params: shape.params, slots: shape.slots, best: 0 };
-  return spec.init ? { kind: 'fine-tune', params: job.mlp.params, header } : { kind: 'initial', arch, seed: spec.training.seed, header };
+  return { kind: 'start', params: startParams, header };
 }
 
-/** A fresh state's stream: the header, the weights `params` yields, and zeros for the optimizer's slots (a piece at a time, not held). */
-function freshSource(header: StateHeader, params: () => Iterable<Uint8Array>): TransferSource {
+/** A fresh state's stream: the header, the weights' pieces, and zeros for the optimizer's slots (a piece at a time, not held). */
+function freshSource(header: StateHeader, params: readonly ParamSegment[]): TransferSource {
   const prefix = statePrefix(header);
-  function* parts(): Generator<Uint8Array> {
+  async function* parts(): AsyncGenerator<Uint8Array> {
     yield prefix;
-    yield* params();
-    const zeros = new Uint8Array(Math.min(4 * header.slots, PIECE_BYTES));
+    yield* paramPieces(params);
+    const zeros = new Uint8Array(Math.min(4 * header.slots, PARAM_PIECE_BYTES));
     for (let left = 4 * header.slots; left > 0; left -= zeros.byteLength) yield zeros.subarray(0, Math.min(left, zeros.byteLength));
   }
   return { bytes: prefix.byteLength + 4 * (header.params + header.slots), parts: parts() };
 }
-
-/**
- * A fresh job's initial weights, computed a piece at a time. Each piece is a new array:
- * the transfer may still hold the tail of one (a chunk it has not filled yet) when it
- * asks for the next, so a reused buffer would be overwritten under it.
- */
-export function* initialParamPieces(arch: Architecture, seed: number, pieceBytes = PIECE_BYTES): Generator<Uint8Array> {
-  const size = paramLayout(arch).size;
-  const per = Math.max(1, Math.floor(pieceBytes / 4));
-  for (let at = 0; at < size; at += per) {
-    const piece = initialParamsInto(arch, seed, at, new Float32Array(Math.min(per, size - at)));
-    yield new Uint8Array(piece.buffer);
-  }
-}
-
-/** The initial weights and a fresh optimizer's zeros are made in pieces of this size: one transfer chunk. */
-const PIECE_BYTES = 4 * 1024 * 1024;
 
 /** A state stream being received as a checkpoint: the transfer's sink, and how it ends. */
 export interface Receiving {
@@ -140,10 +120,8 @@ export class Checkpoints {
   source(): TransferSource {
     const own = this.own;
     switch (own.kind) {
-      case 'initial':
-        return freshSource(own.header, () => initialParamPieces(own.arch, own.seed));
-      case 'fine-tune':
-        return freshSource(own.header, () => [new Uint8Array(own.params.buffer, own.params.byteOffset, own.params.byteLength)]);
+      case 'start':
+        return freshSource(own.header, own.params);
       case 'checkpoint':
         return checkpointStream(own.dir, own.header);
       default:

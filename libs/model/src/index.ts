@@ -12,4 +12,6 @@ export * from './schedule.js';
 export * from './forward.js';
 export * from './evaluate.js';
 export * from './modelio.js';
+export * from './model-read.js';
+export * from './param-source.js';
 export * from './memory-plan.js';

@@ -10,7 +10,8 @@ import { selectBackend } from './backend.js';
 import { ModelError } from './errors.js';
 import { logits } from './forward.js';
 import { Mlp } from './mlp.js';
-import { layersModelJson, loadModel, type ModelMetadata, saveModel, toLayersModel, writeFileAtomic, writeModelFiles } from './modelio.js';
+import { layersModelJson, type ModelMetadata, saveModel, toLayersModel, writeFileAtomic, writeModelFiles } from './modelio.js';
+import { loadModel } from './model-read.js';
 
 /** The model's outputs as a user sees them (class probabilities, or regression values): what a LayersModel's predict() gives. */
 function predict(mlp: Mlp, x: tf.Tensor2D): tf.Tensor2D {

@@ -1,5 +1,5 @@
 /**
- * Saving and loading in the standard TensorFlow.js LayersModel format: a directory with
+ * Saving in the standard TensorFlow.js LayersModel format (model-read.ts reads it back): a directory with
  * model.json (topology, weights manifest, format "layers-model") and weights.bin. What
  * ringtrain adds (task, classes, normalization statistics, loss) rides in model.json's
  * userDefinedMetadata, which tf.loadLayersModel ignores, so the directory loads with
@@ -16,12 +16,12 @@
  * crash mid-save never leaves a model.json that points at half a weights file.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { type FileHandle, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { normCols, parseNormStats, type NormStats, type Task } from '@ringtrain/data';
-import { type Activation, type Architecture, type HiddenLayer, type OutputActivation, paramLayout, validateArchitecture } from './architecture.js';
+import { type Architecture, paramLayout, validateArchitecture } from './architecture.js';
 import { ModelError } from './errors.js';
 import { LOSS_NAMES, type LossName } from './loss.js';
 import { Mlp } from './mlp.js';
@@ -196,115 +196,6 @@ export async function writeModelFiles(dir: string, arch: Architecture, params: F
 /** Saves the MLP's flat master parameters (which its variables mirror). */
 export async function saveModel(mlp: Mlp, dir: string, metadata: ModelMetadata): Promise<void> {
   await writeModelFiles(dir, mlp.arch, mlp.params, metadata);
-}
-
-export interface LoadedModel {
-  readonly mlp: Mlp;
-  /** The dense layers' names, in order (the last is the output layer). */
-  readonly layerNames: readonly string[];
-  /** Null for a LayersModel that ringtrain did not write (e.g. converted from Keras). */
-  readonly metadata: ModelMetadata | null;
-}
-
-/** Loads a model directory (or the path of its model.json) into an Mlp. */
-export async function loadModel(path: string): Promise<LoadedModel> {
-  const jsonPath = path.endsWith('.json') ? path : join(path, MODEL_JSON);
-  let json: {
-    modelTopology?: unknown;
-    weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-    userDefinedMetadata?: { ringtrain?: unknown };
-  };
-  try {
-    json = JSON.parse(await readFile(jsonPath, 'utf8'));
-  } catch (err) {
-    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-    throw new ModelError(
-      missing ? 'MODEL_FILE_MISSING' : 'MODEL_FILE_INVALID',
-      missing ? `${jsonPath}: no such file` : `${jsonPath}: not valid JSON (${(err as Error).message})`,
-      { cause: err },
-    );
-  }
-  if (typeof json !== 'object' || json === null || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new ModelError('MODEL_FILE_INVALID', `${jsonPath}: not a TensorFlow.js LayersModel (needs modelTopology and weightsManifest)`);
-  }
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: ArrayBuffer[] = [];
-  for (const group of json.weightsManifest) {
-    specs.push(...group.weights);
-    for (const p of group.paths) {
-      const file = join(dirname(jsonPath), p);
-      try {
-        const bytes = await readFile(file);
-        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
-      } catch (err) {
-        throw new ModelError('MODEL_FILE_MISSING', `${file}: weights file named by ${jsonPath} cannot be read`, { cause: err });
-      }
-    }
-  }
-  let model: tfl.LayersModel;
-  try {
-    model = await tfl.loadLayersModel(
-      tf.io.fromMemory({ modelTopology: json.modelTopology as object, weightSpecs: specs, weightData: buffers }),
-    );
-  } catch (err) {
-    throw new ModelError('MODEL_FILE_INVALID', `${jsonPath}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const mlp = fromLayersModel(model, jsonPath);
-    const raw = json.userDefinedMetadata?.ringtrain;
-    return {
-      mlp,
-      layerNames: model.layers.filter((l) => l.getClassName() === 'Dense').map((l) => l.name),
-      metadata: raw === undefined ? null : parseModelMetadata(raw, mlp.arch.outputs, jsonPath),
-    };
-  } finally {
-    model.dispose();
-  }
-}
-
-/** Reads an MLP out of a LayersModel made of Dense (with bias) and Dropout layers only. */
-export function fromLayersModel(model: tfl.LayersModel, where = 'model'): Mlp {
-  const denses: { units: number; activation: string; weights: tf.Tensor[] }[] = [];
-  const dropoutAfter = new Map<number, number>();
-  for (const layer of model.layers) {
-    const cls = layer.getClassName();
-    const config = layer.getConfig();
-    if (cls === 'Dense') {
-      if (config['useBias'] === false) throw new ModelError('MODEL_FILE_INVALID', `${where}: layer ${layer.name} has no bias; unsupported`);
-      denses.push({ units: config['units'] as number, activation: String(config['activation']), weights: layer.getWeights() });
-    } else if (cls === 'Dropout') {
-      if (denses.length === 0) throw new ModelError('MODEL_FILE_INVALID', `${where}: dropout before the first dense layer is unsupported`);
-      dropoutAfter.set(denses.length - 1, config['rate'] as number);
-    } else if (cls !== 'InputLayer') {
-      throw new ModelError('MODEL_FILE_INVALID', `${where}: layer ${layer.name} is a ${cls}; only Dense and Dropout MLPs are supported`);
-    }
-  }
-  const last = denses.at(-1);
-  if (!last) throw new ModelError('MODEL_FILE_INVALID', `${where}: no Dense layer`);
-  const hidden: HiddenLayer[] = denses.slice(0, -1).map((d, i) => {
-    if (!['relu', 'tanh', 'sigmoid', 'linear'].includes(d.activation)) {
-      throw new ModelError('MODEL_FILE_INVALID', `${where}: hidden activation ${d.activation} is unsupported`);
-    }
-    return { units: d.units, activation: d.activation as Activation, dropout: dropoutAfter.get(i) ?? 0 };
-  });
-  if (last.activation !== 'softmax' && last.activation !== 'linear') {
-    throw new ModelError('MODEL_FILE_INVALID', `${where}: output activation ${last.activation} is unsupported (softmax or linear)`);
-  }
-  const first = denses[0]!.weights[0]!;
-  const arch: Architecture = {
-    inputs: first.shape[0]!,
-    hidden,
-    outputs: last.units,
-    output: last.activation as OutputActivation,
-  };
-  const flat = denses.flatMap((d) => d.weights.map((w) => w.dataSync() as Float32Array));
-  const params = new Float32Array(flat.reduce((n, a) => n + a.length, 0));
-  let offset = 0;
-  for (const a of flat) {
-    params.set(a, offset);
-    offset += a.length;
-  }
-  return Mlp.fromParams(arch, params);
 }
 
 /** fsyncs a directory, so that the renames into it survive a crash. */

@@ -15,48 +15,59 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { NormStats, Task } from '@ringtrain/data';
-import { type Architecture, loadModel, Mlp, type ModelMetadata } from '@ringtrain/model';
-import { readCheckpoint, type LineageEntry } from './checkpoint.js';
+import { type Architecture, type ModelMetadata, paramLayout, type ParamSegment, readModelHead, takeParams, WEIGHTS_BIN } from '@ringtrain/model';
+import { readCheckpointHead, type LineageEntry } from './checkpoint.js';
 import { TrainError } from './errors.js';
 import type { JobSpec } from './spec.js';
 import { outputCount } from './job-model.js';
 
+/**
+ * The model a fine-tuning job starts from, read and checked but not loaded: where its
+ * weights lie (file ranges in the layout order), so that a coordinator can stream them
+ * and `train` read them, neither holding them twice.
+ */
 export interface InitialModel {
-  /** The loaded weights, before the head is replaced. Caller disposes. */
-  readonly base: Mlp;
+  readonly arch: Architecture;
   readonly layerNames: readonly string[];
   readonly metadata: ModelMetadata | null;
   readonly lineage: readonly LineageEntry[];
+  readonly params: readonly ParamSegment[];
 }
 
 function invalid(what: string): TrainError {
   return new TrainError('INIT_INVALID', `init: ${what}`, [`init: ${what}`]);
 }
 
-/** Loads init.from (already resolved to an absolute path). */
+/**
+ * Reads init.from (already resolved to an absolute path): a checkpoint is verified
+ * against its manifest (every value finite), a model's files against its manifest (every
+ * value finite too); the weights themselves stay in the files.
+ */
 export async function loadInitialModel(spec: JobSpec): Promise<InitialModel> {
   const from = spec.init!.from;
   if (existsSync(join(from, 'manifest.json'))) {
-    const ckpt = await readCheckpoint(from);
-    const base = Mlp.adopt(ckpt.arch, ckpt.snapshot.params); // the checkpoint read here is nobody else's
-    const names = ckpt.arch.hidden.map((_, i) => `dense_${i}`).concat('output');
+    const head = await readCheckpointHead(from);
     return {
-      base,
-      layerNames: names,
-      metadata: ckpt.metadata,
-      lineage: [...ckpt.lineage, { from, job: ckpt.spec.name, step: ckpt.snapshot.loop.globalStep }],
+      arch: head.arch,
+      layerNames: head.arch.hidden.map((_, i) => `dense_${i}`).concat('output'),
+      metadata: head.metadata,
+      lineage: [...head.lineage, { from, job: head.spec.name, step: head.header.loop.globalStep }],
+      // A checkpoint's weights.bin is the parameters in the layout order.
+      params: [{ kind: 'file', path: join(from, 'model', WEIGHTS_BIN), byteOffset: 0, count: head.header.params }],
     };
   }
   const modelPath = existsSync(join(from, 'model', 'model.json')) ? join(from, 'model') : from;
   if (!existsSync(modelPath.endsWith('.json') ? modelPath : join(modelPath, 'model.json'))) {
     throw invalid(`${from} is not a run, checkpoint or model directory, nor a model.json`);
   }
-  const loaded = await loadModel(modelPath);
-  return { base: loaded.mlp, layerNames: loaded.layerNames, metadata: loaded.metadata, lineage: [{ from, job: null, step: null }] };
+  const head = await readModelHead(modelPath);
+  return { arch: head.arch, layerNames: head.layerNames, metadata: head.metadata, lineage: [{ from, job: null, step: null }], params: head.params };
 }
 
 export interface FineTuneStart {
-  readonly mlp: Mlp;
+  readonly arch: Architecture;
+  /** The starting weights: the base model's, or its hidden layers and a new head from the seed. */
+  readonly params: readonly ParamSegment[];
   readonly frozenLayers: ReadonlySet<number>;
   readonly lineage: readonly LineageEntry[];
 }
@@ -68,29 +79,30 @@ export function inheritedNormalizer(init: InitialModel): NormStats | null {
 
 /** Builds the model a fine-tuning job starts from, for data with `inputs` columns and `task`. */
 export function fineTuneStart(spec: JobSpec, init: InitialModel, inputs: number, task: Task): FineTuneStart {
-  const { base } = init;
+  const base = init.arch;
   const options = spec.init!;
-  if (base.arch.inputs !== inputs) throw invalid(`${options.from} takes ${base.arch.inputs} inputs; the data has ${inputs} features`);
+  if (base.inputs !== inputs) throw invalid(`${options.from} takes ${base.inputs} inputs; the data has ${inputs} features`);
   const outputs = outputCount(task);
   const output = task.kind === 'classification' ? 'softmax' : 'linear';
-  let mlp: Mlp;
+  let arch = base;
+  let params = init.params;
   if (options.replaceHead) {
-    const arch: Architecture = { ...base.arch, outputs, output };
-    mlp = Mlp.create(arch, spec.training.seed);
-    // The hidden layers come first in the layout, so they are a prefix of the parameters.
-    const hiddenSize = base.layout.slots.filter((s) => s.layer < base.arch.hidden.length).reduce((n, s) => n + s.size, 0);
-    mlp.params.set(base.params.subarray(0, hiddenSize));
+    arch = { ...base, outputs, output };
+    // The hidden layers come first in the layout, so they are a prefix of the parameters;
+    // the head is what Mlp.create(arch, seed) would make, computed from the seed.
+    const layout = paramLayout(arch);
+    const hiddenSize = layout.slots.filter((s) => s.layer < base.hidden.length).reduce((n, s) => n + s.size, 0);
+    params = [...takeParams(init.params, hiddenSize), { kind: 'initial', arch, seed: spec.training.seed, at: hiddenSize, count: layout.size - hiddenSize }];
   } else {
-    if (base.arch.outputs !== outputs || base.arch.output !== output) {
-      throw invalid(`${options.from} has ${base.arch.outputs} ${base.arch.output} outputs; this job needs ${outputs} ${output} (set replaceHead: true)`);
+    if (base.outputs !== outputs || base.output !== output) {
+      throw invalid(`${options.from} has ${base.outputs} ${base.output} outputs; this job needs ${outputs} ${output} (set replaceHead: true)`);
     }
     const theirs = init.metadata?.task;
     if (task.kind === 'classification' && theirs?.kind === 'classification' && theirs.classes.join('\u0000') !== task.classes.join('\u0000')) {
       throw invalid(`${options.from} predicts classes ${theirs.classes.join(', ')}; this job has ${task.classes.join(', ')} (set replaceHead: true)`);
     }
-    mlp = base; // the base model is this job's from here on: no copy of its weights
   }
-  const layers = base.arch.hidden.length + 1;
+  const layers = base.hidden.length + 1;
   const frozen = new Set<number>();
   for (const f of options.freeze) {
     const index = typeof f === 'number' ? f : init.layerNames.indexOf(f);
@@ -102,7 +114,7 @@ export function fineTuneStart(spec: JobSpec, init: InitialModel, inputs: number,
     }
     frozen.add(index);
   }
-  return { mlp, frozenLayers: frozen, lineage: init.lineage };
+  return { arch, params, frozenLayers: frozen, lineage: init.lineage };
 }
 
 /** init.from relative to the job file, recorded absolute. */

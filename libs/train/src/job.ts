@@ -9,7 +9,7 @@
  * for the app to log, since the task then follows from more than the data.
  */
 import { prepareDataset, type PreparedDataset } from '@ringtrain/data';
-import { type Architecture, type LossName, Mlp, type ModelMetadata } from '@ringtrain/model';
+import { type Architecture, type LossName, Mlp, type ModelMetadata, paramLayout, type ParamSegment, readParamsSync } from '@ringtrain/model';
 import { type Checkpoint, type CheckpointHead, type LineageEntry, readCheckpointWeightsSync, type WriteCheckpointOptions } from './checkpoint.js';
 import type { CheckpointReason } from './trainer.js';
 import { TrainError } from './errors.js';
@@ -25,11 +25,18 @@ export interface OpenedJob {
   /** The model's architecture. */
   readonly arch: Architecture;
   /**
-   * The starting weights. A fresh job's are made on first use: the coordinator never
-   * asks for them (it streams them from the seed, initial-params.ts), so it does not
-   * hold 4 bytes a parameter for nothing.
+   * The starting weights, made or read on first use: the coordinator never asks for
+   * them (it streams startParams, or its checkpoint's files), so it does not hold 4
+   * bytes a parameter for nothing.
    */
   readonly mlp: Mlp;
+  /**
+   * Where the starting weights come from, for a job that does not resume: a fresh job's
+   * from the seed, a fine-tuning job's from its base model's files (and a new head from
+   * the seed). What a coordinator streams to its workers without holding them. Null when
+   * continuing from a checkpoint (its files are the source).
+   */
+  readonly startParams: readonly ParamSegment[] | null;
   readonly frozenLayers: ReadonlySet<number>;
   readonly lineage: readonly LineageEntry[];
   /** What the saved model and checkpoints record about the data. */
@@ -74,6 +81,7 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | Checkpoint
   /** The starting weights, or how to make them when first asked for. */
   let mlp: Mlp | (() => Mlp);
   let arch: Architecture;
+  let startParams: readonly ParamSegment[] | null = null;
   let frozenLayers: ReadonlySet<number> = new Set();
   let lineage: readonly LineageEntry[] = [];
   if (checkpoint) {
@@ -86,13 +94,15 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | Checkpoint
     frozenLayers = head.frozenLayers;
   } else if (init) {
     const start = fineTuneStart(spec, init, data.train.cols, data.task);
-    mlp = start.mlp;
-    arch = start.mlp.arch;
+    arch = start.arch;
+    startParams = start.params;
+    mlp = () => Mlp.adopt(start.arch, readParamsSync(start.params, paramLayout(start.arch).size));
     frozenLayers = start.frozenLayers;
     lineage = start.lineage;
   } else {
     const fresh = architectureFor(spec, data.train.cols, data.task);
     arch = fresh;
+    startParams = [{ kind: 'initial', arch: fresh, seed: spec.training.seed, at: 0, count: paramLayout(fresh).size }];
     mlp = () => Mlp.create(fresh, spec.training.seed);
   }
   const metadata: ModelMetadata = {
@@ -100,7 +110,7 @@ export async function openJob(spec: JobSpec, checkpoint: Checkpoint | Checkpoint
     ...(spec.data.label ? { label: spec.data.label } : {}),
     ...(lineage.length ? { lineage } : {}),
   };
-  const opened = { spec, data, loss, arch, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
+  const opened = { spec, data, loss, arch, startParams, frozenLayers, lineage, metadata, taskInference: taskInference(spec, data), checkpoint, dataMs };
   if (mlp instanceof Mlp) return { ...opened, mlp };
   const make = mlp;
   let made: Mlp | null = null;
