@@ -1,29 +1,41 @@
 /**
- * All-reduce benchmark: W rank processes on loopback for W = 2 and 4 and 1, 16 and
- * 64 MiB. Prints one JSON line per configuration: world, bytes, median ms (of the
+ * All-reduce benchmark: W rank processes on loopback for W = 2, 3 and 4 and 1, 16, 64
+ * and 256 MiB. Prints one JSON line per configuration: world, bytes, median ms (of the
  * slowest rank, per iteration), bus bandwidth in GB/s (2(W-1)/W x bytes / s, as NCCL
  * reports it), the raw TCP throughput between two Node processes measured in the same
- * run, and their ratio; then, per operation and rank, CPU user and system ms and minor
- * page faults (see the Performance section of docs/allreduce.md).
+ * run, and their ratio; per operation and rank, CPU user and system ms and minor page
+ * faults (see the Performance section of docs/allreduce.md); and `peers`: the same
+ * all-reduce by PyTorch's gloo and Open MPI over TCP, timed the same way right after
+ * ringtrain's ring at that world, with ringtrain's ratio to each (peers.ts; a first line
+ * says which peers were found, and how to install the others).
+ *
+ * --profile runs the ranks under V8's CPU profiler and prints, per world, where their
+ * CPU time went (profile.ts: reduction, copies, syscalls, framing, gc, other); the
+ * profiler slows them, so the timings of such a run are not comparable with others.
  *
  * --tls also forms a second ring of the same rank processes over TLS (certificates made
  * with openssl for the run, tests/tls-certs.ts) and, for each size, times it right after
  * the plain one: `tlsMedianMs`, `tlsBusGBps`, `tlsRatio` (TLS over plain bus bandwidth)
  * and the TLS ring's CPU time per operation and rank.
  *
- *   npm run allreduce -w bench [-- --worlds 2,4 --sizes 1,16,64 --iterations 20 --segment 1048576 --slots 8 --tls]
+ *   npm run allreduce -w bench [-- --worlds 2,3,4 --sizes 1,16,64,256 --iterations 20 --segment 1048576 --slots 8 --peers auto|none --profile --tls]
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { busBytes, DEFAULT_SEGMENT_BYTES } from '@ringtrain/allreduce';
 import { makeCerts } from '../../tests/tls-certs.js';
+import { findPeers, measurePeer } from './peers.js';
+import { profileShares } from './profile.js';
 import type { FromRank, FromTcp, ToRank, Transport } from './protocol.js';
 
 const { values } = parseArgs({
   options: {
-    worlds: { type: 'string', default: '2,4' },
-    sizes: { type: 'string', default: '1,16,64' },
+    worlds: { type: 'string', default: '2,3,4' },
+    sizes: { type: 'string', default: '1,16,64,256' },
     iterations: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     segment: { type: 'string', default: String(DEFAULT_SEGMENT_BYTES) },
@@ -31,6 +43,8 @@ const { values } = parseArgs({
     // Extra node flags for the rank processes, e.g. '--cpu-prof --cpu-prof-dir=prof'.
     'rank-flags': { type: 'string', default: '' },
     tls: { type: 'boolean', default: false },
+    peers: { type: 'string', default: 'auto' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const worlds = values.worlds.split(',').map(Number);
@@ -46,6 +60,7 @@ const children = new Set<ChildProcess>();
 process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
 const rankFlags = values['rank-flags'].split(' ').filter((f) => f !== '');
+if (values.peers !== 'auto' && values.peers !== 'none') throw new Error(`--peers: auto or none, got "${values.peers}"`);
 const certs = values.tls ? makeCerts() : undefined;
 const rankArgs = certs ? [certs.cert, certs.key, certs.ca] : [];
 
@@ -107,25 +122,52 @@ function summary(reports: readonly Times[], world: number, bytes: number) {
   };
 }
 
+const peers = values.peers === 'none' ? { found: [], missing: [] } : findPeers();
+console.log(JSON.stringify({ peers: peers.found, missing: peers.missing }));
 const tcpGBps = await tcpThroughput(1024 * MiB);
+const bus = (ms: number, world: number, bytes: number): number => +(busBytes(bytes, world) / (ms / 1000) / 1e9).toFixed(3);
 for (const world of worlds) {
-  const ranks = Array.from({ length: world }, () => spawn('rank.ts', rankArgs, rankFlags));
+  const profileDir = values.profile ? mkdtempSync(join(tmpdir(), 'allreduce-prof-')) : null;
+  const flags = profileDir ? [...rankFlags, '--cpu-prof', `--cpu-prof-dir=${profileDir}`] : rankFlags;
+  const ranks = Array.from({ length: world }, () => spawn('rank.ts', rankArgs, flags));
   const ports = await Promise.all(ranks.map((r) => next<Extract<FromRank, { type: 'listening' }>>(r, 'listening')));
   const transports: Transport[] = certs ? ['plain', 'tls'] : ['plain'];
   for (const transport of transports) {
-    const peers = ports.map((p, rank) => ({ rank, host: '127.0.0.1', port: transport === 'tls' ? p.tlsPort! : p.port }));
+    const peersOfRing = ports.map((p, rank) => ({ rank, host: '127.0.0.1', port: transport === 'tls' ? p.tlsPort! : p.port }));
     const formed = ranks.map((r) => next(r, 'formed'));
-    ranks.forEach((r, rank) => r.send({ type: 'form', transport, segmentBytes, sendSlots, membership: { generation: 1, rank, world, peers, token: 'bench-token' } } satisfies ToRank));
+    ranks.forEach((r, rank) => r.send({ type: 'form', transport, segmentBytes, sendSlots, membership: { generation: 1, rank, world, peers: peersOfRing, token: 'bench-token' } } satisfies ToRank));
     await Promise.all(formed);
   }
+  const lines: Record<string, unknown>[] = [];
   for (const bytes of sizes) {
     const { medianMs, busGBps, userMs, systemMs, pageFaults } = summary(await measure(ranks, 'plain', bytes), world, bytes);
     const tls = certs ? summary(await measure(ranks, 'tls', bytes), world, bytes) : undefined;
-    console.log(JSON.stringify({
+    lines.push({
       world, bytes, segmentBytes, sendSlots, medianMs, busGBps, tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3), userMs, systemMs, pageFaults,
       ...(tls ? { tlsMedianMs: tls.medianMs, tlsBusGBps: tls.busGBps, tlsRatio: +(tls.busGBps / busGBps).toFixed(3), tlsUserMs: tls.userMs, tlsSystemMs: tls.systemMs } : {}),
-    }));
+    });
   }
   ranks.forEach((r) => r.send({ type: 'exit' } satisfies ToRank));
   await Promise.all(ranks.map((r) => new Promise((resolve) => r.once('exit', resolve))));
+  // The peers run after ringtrain's ranks have exited, so that nothing else competes for the cores.
+  const peerMs = new Map<string, Map<number, number>>();
+  for (const peer of peers.found) peerMs.set(peer.name, await measurePeer(peer.name, world, sizes, iterations, warmup));
+  for (const line of lines) {
+    const bytes = line['bytes'] as number;
+    const theirs = Object.fromEntries(
+      [...peerMs].map(([name, ms]) => {
+        const peerBus = bus(ms.get(bytes)!, world, bytes);
+        return [name, { medianMs: +ms.get(bytes)!.toFixed(2), busGBps: peerBus, ringtrainRatio: +((line['busGBps'] as number) / peerBus).toFixed(2) }];
+      }),
+    );
+    console.log(JSON.stringify({ ...line, ...(peerMs.size ? { peers: theirs } : {}) }));
+  }
+  if (profileDir) {
+    const files = readdirSync(profileDir).map((f) => join(profileDir, f));
+    const ms = profileShares(files);
+    const total = Object.values(ms).reduce((a, b) => a + b, 0);
+    const shares = Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, +(v / total).toFixed(3)]));
+    console.log(JSON.stringify({ profile: { world, sizes: sizes.map((b) => b / MiB), ranks: files.length, cpuMs: Math.round(total), shares } }));
+    rmSync(profileDir, { recursive: true, force: true });
+  }
 }

@@ -89,6 +89,32 @@ describe('Link: frames', () => {
     assert.deepEqual([...a.down, ...b.down], []);
   });
 
+  it('binary frames arrive in pooled buffers (fast-receive.ts): a released buffer carries a later frame, one held is never reused', async () => {
+    const { server, client } = await wsPair();
+    const link = new Link(server, { peer: PEER, heartbeat: HB, logger: silentLogger });
+    cleanup.push(() => link.terminate());
+    const got: { frame: Buffer; release: () => void }[] = [];
+    link.bind((frame, release) => got.push({ frame, release }), () => {});
+    const next = async (n: number, fill: number): Promise<{ frame: Buffer; release: () => void }> => {
+      const before = got.length;
+      client.send(Buffer.alloc(n, fill));
+      await until(() => got.length > before);
+      return got.at(-1)!;
+    };
+    const held = await next(1000, 1);
+    const second = await next(1000, 2);
+    assert.notEqual(second.frame.buffer, held.frame.buffer, 'a held buffer is not handed out again');
+    second.release();
+    second.release(); // twice is once
+    const third = await next(900, 3);
+    assert.equal(third.frame.buffer, second.frame.buffer, 'the released buffer carries the next frame');
+    const fourth = await next(800, 4);
+    assert.notEqual(fourth.frame.buffer, third.frame.buffer, 'released once, it is handed out once');
+    assert.ok(held.frame.equals(Buffer.alloc(1000, 1)), 'the held frame is intact');
+    assert.ok(third.frame.equals(Buffer.alloc(900, 3)));
+    assert.equal((third.frame.byteOffset + 40) % 4, 0, 'a ring payload after its 40-byte header can be viewed as float32');
+  });
+
   it('holds frames and a down event that come before bind, then hands them over on bind, frames first', async () => {
     const { server, client } = await wsPair();
     const link = new Link(server, { peer: PEER, heartbeat: HB, logger: silentLogger });

@@ -7,6 +7,7 @@
 import type WebSocket from 'ws';
 import { closeWith, errorForClose } from './close.js';
 import { RingError } from './errors.js';
+import { FastReceiver } from './fast-receive.js';
 import type { RingLogger } from './logger.js';
 
 export interface HeartbeatOptions {
@@ -15,6 +16,11 @@ export interface HeartbeatOptions {
   /** How long the peer may stay silent (no frame, ping or pong) before it counts as lost. */
   readonly timeoutMs: number;
 }
+
+/** A data frame and how to hand its buffer back for reuse (a no-op for a frame ws assembled). */
+export type FrameHandler = (frame: Buffer, release: () => void) => void;
+
+const noop = (): void => {};
 
 export interface LinkOptions {
   readonly peer: number;
@@ -35,9 +41,9 @@ export class Link {
   private paused = false;
   // Until bind(), frames and a down event are held, so nothing that arrives between
   // the handshake and the ring taking the link over is lost.
-  private early: Buffer[] = [];
+  private early: { frame: Buffer; release: () => void }[] = [];
   private earlyDown: RingError | undefined;
-  private onFrame: (data: Buffer) => void = (data) => this.early.push(data);
+  private onFrame: FrameHandler = (frame, release) => this.early.push({ frame, release });
   private onDown: (err: RingError) => void = (err) => (this.earlyDown = err);
 
   constructor(ws: WebSocket, options: LinkOptions) {
@@ -52,8 +58,14 @@ export class Link {
         this.fail(new RingError('RING_BAD_FRAME', `text frame from rank ${this.peer}`, { peer: this.peer }));
         return;
       }
-      this.onFrame(data);
+      this.onFrame(data, noop);
     });
+    // Data frames straight into reused buffers where ws allows it (fast-receive.ts).
+    FastReceiver.attach(
+      ws,
+      (frame, release) => this.onFrame(frame, release),
+      () => (this.lastSeen = Date.now()),
+    );
     ws.on('ping', () => (this.lastSeen = Date.now()));
     ws.on('pong', () => (this.lastSeen = Date.now()));
     ws.on('error', (err) => (this.wsError = err));
@@ -67,13 +79,17 @@ export class Link {
     this.timer.unref();
   }
 
-  /** Sets the handlers; frames and the down event go to the last ones set. */
-  bind(onFrame: (data: Buffer) => void, onDown: (err: RingError) => void): void {
+  /**
+   * Sets the handlers; frames and the down event go to the last ones set. A frame's
+   * `release` says its buffer may be reused: call it once the frame is no longer read or
+   * written (never calling it is safe, only slower).
+   */
+  bind(onFrame: FrameHandler, onDown: (err: RingError) => void): void {
     this.onFrame = onFrame;
     this.onDown = onDown;
     const early = this.early;
     this.early = [];
-    for (const frame of early) onFrame(frame);
+    for (const { frame, release } of early) onFrame(frame, release);
     if (this.earlyDown) onDown(this.earlyDown);
   }
 

@@ -271,7 +271,9 @@ class RingImpl implements Ring {
   private readonly window: SendWindow;
   private readonly header = emptyHeader();
   private readonly scratch: Float32Array;
-  private readonly early: Buffer[] = [];
+  private readonly early: { frame: Buffer; release: () => void }[] = [];
+  /** The inbound frame being handled, and whether the operation forwarded it (its buffer is then released once written). */
+  private handling: { frame: Buffer; release: () => void; forwarded: boolean } | null = null;
   private earlyBytes = 0;
   private opSeq = 0;
   private active: Pending | undefined;
@@ -296,7 +298,7 @@ class RingImpl implements Ring {
     this.outbound = outbound;
     this.scratch = new Float32Array(settings.segmentBytes / 4);
     this.window = new SendWindow(FRAME_HEADER_BYTES + settings.segmentBytes, settings.sendSlots, (frame, done) => this.transmit(frame, done));
-    inbound?.bind((frame) => this.onInbound(frame), (err) => this.fail(err));
+    inbound?.bind((frame, release) => this.onInbound(frame, release), (err) => this.fail(err));
     outbound?.bind(
       () => this.fail(new RingFrameError('RING_BAD_FRAME', `rank ${outbound.peer} sent data the wrong way round the ring`, { peer: outbound.peer })),
       (err) => this.fail(err),
@@ -388,7 +390,7 @@ class RingImpl implements Ring {
         step,
         segmentBytes: this.settings.segmentBytes,
         window: this.window,
-        send: (frame) => this.transmit(frame, this.sendDone),
+        send: (frame) => this.forward(frame),
         finished: () => this.finish(op),
       };
       const timer = setTimeout(
@@ -450,7 +452,25 @@ class RingImpl implements Ring {
     link.send(frame, done);
   }
 
-  private onInbound(frame: Buffer): void {
+  /**
+   * Sends a frame on as is. The inbound frame being handled keeps its buffer until it is
+   * written (a pooled buffer, fast-receive.ts), then hands it back for reuse.
+   */
+  private forward(frame: Buffer): void {
+    const h = this.handling;
+    if (h && !h.forwarded && frame.buffer === h.frame.buffer && frame.byteOffset === h.frame.byteOffset) {
+      h.forwarded = true;
+      const { release } = h;
+      this.transmit(frame, (err) => {
+        release();
+        this.sendDone(err);
+      });
+      return;
+    }
+    this.transmit(frame, this.sendDone);
+  }
+
+  private onInbound(frame: Buffer, release: () => void): void {
     if (this._state !== 'open') return;
     this.counters.framesReceived++;
     let h;
@@ -471,21 +491,26 @@ class RingImpl implements Ring {
         this.counters.lastOpWaitMs = performance.now() - this.opCalledAt;
         this.opCalledAt = null;
       }
+      const handling = (this.handling = { frame, release, forwarded: false });
       try {
         a.algorithm.onFrame(frame, h);
       } catch (err) {
         this.fail(asRingError(err));
+      } finally {
+        this.handling = null;
+        if (!handling.forwarded) release();
       }
       return;
     }
     if (h.op === this.opSeq + 1) {
-      this.early.push(frame);
+      this.early.push({ frame, release });
       this.earlyBytes += frame.length;
       if (this.earlyBytes > this.settings.maxQueuedBytes) this.inbound?.pause();
       return;
     }
     if (h.op <= this.opSeq) {
       this.counters.framesDropped++;
+      release();
       return;
     }
     this.fail(new RingFrameError('RING_BAD_FRAME', `frame of operation ${h.op} while at operation ${this.opSeq}`));
@@ -495,9 +520,9 @@ class RingImpl implements Ring {
     if (this.early.length === 0) return;
     const frames = this.early.splice(0);
     this.earlyBytes = 0;
-    for (const frame of frames) {
+    for (const { frame, release } of frames) {
       this.counters.framesReceived--;
-      this.onInbound(frame);
+      this.onInbound(frame, release);
     }
     this.inbound?.resume();
   }

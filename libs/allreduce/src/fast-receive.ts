@@ -1,0 +1,197 @@
+/**
+ * Receiving a ring link's data frames into reused buffers.
+ *
+ * ws assembles every message into a new Buffer (Buffer.allocUnsafe of its length, then
+ * a copy of the socket's pieces into it). At a 1 MiB segment that is an allocation of
+ * 1 MiB per frame, hundreds per all-reduce, and the garbage collector then ran for a
+ * fifth of the ring's CPU time (bench/allreduce, measured with --cpu-prof). Here a
+ * link's socket is read by a small RFC 6455 frame parser instead: a whole, unfragmented
+ * binary frame, masked as its direction requires and within the maximum payload, is
+ * copied (and unmasked) straight into a buffer from a pool, which returns to the pool
+ * when the ring has done with it (release: after it was read, or after it was forwarded
+ * and written). That is the one frame kind the ring sends.
+ *
+ * Everything else (control frames, fragmented or text messages, reserved bits, wrong
+ * masking, a frame over the limit) is handed, byte for byte, to ws's own receiver, which
+ * answers pings, reads close codes and refuses protocol errors exactly as before: the
+ * fast path only ever takes frames ws would have delivered as one message.
+ *
+ * It reaches into ws's private fields (_socket, _receiver and the receiver's state), so
+ * FastReceiver.attach checks what it needs and leaves the connection to ws where
+ * anything is not as expected (the ws path is always correct, only slower); link.spec.ts
+ * checks that binary frames do come through the pool, so a ws upgrade that changes those
+ * fields fails a test rather than quietly losing the speed.
+ */
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import type WebSocket from 'ws';
+
+/** A frame delivered from the pool; `release` hands its buffer back (once the ring is done with it). */
+export type PooledFrameHandler = (frame: Buffer, release: () => void) => void;
+
+interface WsReceiverInternals extends Writable {
+  _maxPayload: number;
+  _bufferedBytes: number;
+  _state: number;
+  _fragments: unknown[];
+}
+
+interface WsInternals {
+  _socket?: Socket;
+  _receiver?: WsReceiverInternals;
+  _isServer?: boolean;
+}
+
+/** Buffers kept for reuse; more in use at once are allocated and left to the collector. */
+const POOL_MAX = 32;
+const noop = (): void => {};
+
+export class FastReceiver {
+  /** The frame header read so far (at most 2 + 8 + 4 bytes). */
+  private readonly head = Buffer.alloc(14);
+  private headLength = 0;
+  private headNeed = 2;
+  /** 'head': reading a header; 'fast': a payload into `message`; 'delegate': a frame's bytes to ws's receiver. */
+  private mode: 'head' | 'fast' | 'delegate' = 'head';
+  private left = 0;
+  private message: Buffer | null = null;
+  private length = 0;
+  private filled = 0;
+  private readonly mask = Buffer.alloc(4);
+  private masked = false;
+  /** ws's receiver holds part of a fragmented message: every frame goes to it until the message ends. */
+  private fragmented = false;
+  private readonly free: Buffer[] = [];
+
+  private constructor(
+    private readonly receiver: WsReceiverInternals,
+    private readonly isServer: boolean,
+    private readonly onFrame: PooledFrameHandler,
+    private readonly onActivity: () => void,
+  ) {}
+
+  /**
+   * Takes over reading `ws`'s socket, or returns null (ws keeps it) when ws's internals
+   * are not as this version expects or its receiver is partway through a frame.
+   */
+  static attach(ws: WebSocket, onFrame: PooledFrameHandler, onActivity: () => void): FastReceiver | null {
+    const w = ws as unknown as WsInternals;
+    const socket = w._socket;
+    const receiver = w._receiver;
+    if (!socket || !receiver || typeof receiver._maxPayload !== 'number' || typeof w._isServer !== 'boolean') return null;
+    // Only at a frame boundary with nothing buffered: the handshake has just ended, and
+    // the peer sends nothing before it has our reply (handshake.ts).
+    if (receiver._bufferedBytes !== 0 || receiver._state !== 0 || !Array.isArray(receiver._fragments) || receiver._fragments.length !== 0) return null;
+    const wsReaders = socket.listeners('data').filter((l) => (l as { name?: string }).name === 'socketOnData');
+    if (wsReaders.length !== 1 || socket.listenerCount('data') !== 1) return null;
+    const fast = new FastReceiver(receiver, w._isServer, onFrame, onActivity);
+    socket.removeListener('data', wsReaders[0] as (chunk: Buffer) => void);
+    socket.on('data', (chunk: Buffer) => fast.feed(chunk));
+    return fast;
+  }
+
+  /** Parses `chunk`, which may hold any part of any number of frames. */
+  feed(chunk: Buffer): void {
+    const r = this.receiver;
+    if (r.destroyed || r.writableEnded || r.writableFinished) return; // ws has failed or closed the connection
+    this.onActivity();
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.mode === 'head') {
+        const n = Math.min(this.headNeed - this.headLength, chunk.length - at);
+        chunk.copy(this.head, this.headLength, at, at + n);
+        this.headLength += n;
+        at += n;
+        if (this.headLength === this.headNeed) this.onHeadBytes();
+        continue;
+      }
+      const n = Math.min(this.left, chunk.length - at);
+      if (this.mode === 'fast') {
+        this.copyPayload(chunk, at, n);
+      } else {
+        r.write(chunk.subarray(at, at + n));
+      }
+      at += n;
+      this.left -= n;
+      if (this.left === 0) this.endFrame();
+    }
+  }
+
+  /** A header is complete so far: grow it to its full length, or decide how its payload goes. */
+  private onHeadBytes(): void {
+    const h = this.head;
+    const len7 = h[1]! & 0x7f;
+    const masked = (h[1]! & 0x80) !== 0;
+    const full = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (masked ? 4 : 0);
+    if (this.headLength < full) {
+      this.headNeed = full;
+      return;
+    }
+    let length: number;
+    if (len7 === 126) length = h.readUInt16BE(2);
+    else if (len7 === 127) length = h.readUInt32BE(2) * 2 ** 32 + h.readUInt32BE(6);
+    else length = len7;
+    const fin = (h[0]! & 0x80) !== 0;
+    const rsv = h[0]! & 0x70;
+    const opcode = h[0]! & 0x0f;
+    const fast = !this.fragmented && opcode === 0x2 && fin && rsv === 0 && masked === this.isServer && (this.receiver._maxPayload === 0 || length <= this.receiver._maxPayload);
+    if (opcode <= 0x2) this.fragmented = !fin; // a data frame (0 continuation, 1 text, 2 binary): a message open or closed
+    this.left = length;
+    if (fast) {
+      this.mode = 'fast';
+      this.masked = masked && (h[full - 4]! | h[full - 3]! | h[full - 2]! | h[full - 1]!) !== 0;
+      if (this.masked) h.copy(this.mask, 0, full - 4, full);
+      this.length = length;
+      this.filled = 0;
+      this.message = this.take(length);
+    } else {
+      // ws's receiver reads this frame as it always did (and refuses it, if it must).
+      this.mode = 'delegate';
+      this.receiver.write(Buffer.from(h.subarray(0, full)));
+    }
+    this.headLength = 0;
+    this.headNeed = 2;
+    if (length === 0) this.endFrame();
+  }
+
+  private copyPayload(chunk: Buffer, at: number, n: number): void {
+    const m = this.message!;
+    chunk.copy(m, this.filled, at, at + n);
+    if (this.masked) {
+      const k = this.mask;
+      for (let i = this.filled, end = this.filled + n; i < end; i++) m[i] = m[i]! ^ k[i & 3]!;
+    }
+    this.filled += n;
+  }
+
+  private endFrame(): void {
+    const mode = this.mode;
+    this.mode = 'head';
+    if (mode !== 'fast') return;
+    const buf = this.message!;
+    this.message = null;
+    let released = false;
+    const release = buf.length === 0 ? noop : (): void => {
+      if (released) return;
+      released = true;
+      if (this.free.length < POOL_MAX) this.free.push(buf);
+    };
+    this.onFrame(buf.subarray(0, this.length), release);
+  }
+
+  /** A buffer of at least `n` bytes: a free one, or a new one. */
+  private take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    for (let i = 0; i < this.free.length; i++) {
+      const b = this.free[i]!;
+      if (b.length >= n) {
+        this.free[i] = this.free[this.free.length - 1]!;
+        this.free.pop();
+        return b;
+      }
+    }
+    // Its own ArrayBuffer (not a slice of Node's shared pool), so the payload after the
+    // 40-byte ring header is 4-byte aligned and can be viewed as float32 in place.
+    return Buffer.allocUnsafeSlow(n);
+  }
+}
