@@ -42,8 +42,11 @@ interface WsInternals {
   _isServer?: boolean;
 }
 
-/** Buffers kept for reuse; more in use at once are allocated and left to the collector. */
-const POOL_MAX = 32;
+/**
+ * Buffers kept for reuse (each at most a frame: a segment and its header); more in use at
+ * once are allocated and left to the collector. A worker's memory plan counts them.
+ */
+export const RECEIVE_POOL_FRAMES = 32;
 const noop = (): void => {};
 
 export class FastReceiver {
@@ -174,7 +177,7 @@ export class FastReceiver {
     const release = buf.length === 0 ? noop : (): void => {
       if (released) return;
       released = true;
-      if (this.free.length < POOL_MAX) this.free.push(buf);
+      if (this.free.length < RECEIVE_POOL_FRAMES) this.free.push(buf);
     };
     this.onFrame(buf.subarray(0, this.length), release);
   }
