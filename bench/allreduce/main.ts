@@ -9,6 +9,9 @@
  * ringtrain's ring at that world, with ringtrain's ratio to each (peers.ts; a first line
  * says which peers were found, and how to install the others).
  *
+ * The ranks run with the glibc settings a worker gets (--malloc worker, the default;
+ * --malloc default for glibc's own).
+ *
  * --profile runs the ranks under V8's CPU profiler and prints, per world, where their
  * CPU time went (profile.ts: reduction, copies, syscalls, framing, gc, other); the
  * profiler slows them, so the timings of such a run are not comparable with others.
@@ -18,7 +21,7 @@
  * the plain one: `tlsMedianMs`, `tlsBusGBps`, `tlsRatio` (TLS over plain bus bandwidth)
  * and the TLS ring's CPU time per operation and rank.
  *
- *   npm run allreduce -w bench [-- --worlds 2,3,4 --sizes 1,16,64,256 --iterations 20 --segment 1048576 --slots 8 --peers auto|none --profile --tls]
+ *   npm run allreduce -w bench [-- --worlds 2,3,4 --sizes 1,16,64,256 --iterations 20 --segment 1048576 --slots 8 --peers auto|none --malloc worker|default --profile --tls]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -45,6 +48,7 @@ const { values } = parseArgs({
     tls: { type: 'boolean', default: false },
     peers: { type: 'string', default: 'auto' },
     profile: { type: 'boolean', default: false },
+    malloc: { type: 'string', default: 'worker' },
   },
 });
 const worlds = values.worlds.split(',').map(Number);
@@ -61,11 +65,18 @@ process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 
 const rankFlags = values['rank-flags'].split(' ').filter((f) => f !== '');
 if (values.peers !== 'auto' && values.peers !== 'none') throw new Error(`--peers: auto or none, got "${values.peers}"`);
+if (values.malloc !== 'worker' && values.malloc !== 'default') throw new Error(`--malloc: worker or default, got "${values.malloc}"`);
+/**
+ * The ranks run with a worker's glibc settings (what `ringtrain local` and the images give
+ * their workers: apps/cli/src/commands/local.ts, deploy/docker), so that the bench measures
+ * the ring as it runs there; `--malloc default` leaves glibc's own.
+ */
+const rankEnv: NodeJS.ProcessEnv = values.malloc === 'worker' ? { ...process.env, MALLOC_TRIM_THRESHOLD_: '268435456', MALLOC_MMAP_THRESHOLD_: '33554432' } : process.env;
 const certs = values.tls ? makeCerts() : undefined;
 const rankArgs = certs ? [certs.cert, certs.key, certs.ca] : [];
 
 function spawn(file: string, args: string[] = [], flags: string[] = []): ChildProcess {
-  const child = fork(here(file), args, { execArgv: ['--import', 'tsx', ...flags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(here(file), args, { execArgv: ['--import', 'tsx', ...flags], env: rankEnv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
   return child;
@@ -143,7 +154,7 @@ for (const world of worlds) {
     const { medianMs, busGBps, userMs, systemMs, pageFaults } = summary(await measure(ranks, 'plain', bytes), world, bytes);
     const tls = certs ? summary(await measure(ranks, 'tls', bytes), world, bytes) : undefined;
     lines.push({
-      world, bytes, segmentBytes, sendSlots, medianMs, busGBps, tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3), userMs, systemMs, pageFaults,
+      world, bytes, segmentBytes, sendSlots, malloc: values.malloc, medianMs, busGBps, tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3), userMs, systemMs, pageFaults,
       ...(tls ? { tlsMedianMs: tls.medianMs, tlsBusGBps: tls.busGBps, tlsRatio: +(tls.busGBps / busGBps).toFixed(3), tlsUserMs: tls.userMs, tlsSystemMs: tls.systemMs } : {}),
     });
   }
