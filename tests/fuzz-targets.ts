@@ -52,9 +52,9 @@ async function ring(token: string): Promise<void> {
   const endpoint = await listen({ host: '127.0.0.1', port: 0, token, handshakeTimeoutMs: RING_HANDSHAKE_MS, maxPendingConnections: 64, logger: log });
   let generation = 1;
   const expect = (): void => {
-    // What createRing registers for rank 1 of 2 (RingEndpoint.expectPredecessor), without dialing a successor.
+    // What createRing registers for rank 1 of 2 (RingEndpoint.expectSuccessor), without dialing a successor.
     endpoint
-      .expectPredecessor({ generation, rank: 1, world: 2, segmentBytes: RING_SEGMENT_BYTES, token: Buffer.from(token), heartbeat: { intervalMs: 1000, timeoutMs: 5000 }, logger: log })
+      .expectSuccessor({ generation, rank: 1, world: 2, segmentBytes: RING_SEGMENT_BYTES, token: Buffer.from(token), heartbeat: { intervalMs: 1000, timeoutMs: 5000 }, logger: log })
       .then((link) => {
         send({ type: 'linked', generation });
         link.close();

@@ -504,6 +504,11 @@ describe("fuzz: a worker's ring endpoint handshake", () => {
       challenge = c.nonce;
       reply = build(challenge);
       ws.send(reply.frame);
+      if (reply.what === 'valid') {
+        // A dialer says ready once welcomed: the ring takes the link then.
+        await nextMessage();
+        ws.send(packr.pack({ type: 'ready', v: 1 }));
+      }
     }, RING_HANDSHAKE_MS + 3000).then((ended) => {
       const rep = reply ?? { what: 'no challenge', frame: '', expect: -1 };
       return { reply: rep, expect: rep.expect === 0 ? decoderVerdict(rep.frame, challenge, newest) : rep.expect, ended, challenge };

@@ -42,7 +42,7 @@ type Holds<T extends true> = T;
 export type WireShapesMatch = [Holds<Same<Address, WireAddress>>, Holds<Same<Progress, WireProgress>>];
 
 /**
- * The shortest deadline a rank has to connect to its ring: its successor may still be
+ * The shortest deadline a rank has to connect to its ring: its predecessor (the rank it dials) may still be
  * starting its endpoint or finishing the previous generation's stop, so never under 5 s,
  * and never under the job's stopTimeoutMs.
  */

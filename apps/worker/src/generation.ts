@@ -169,7 +169,7 @@ export class Generation {
       const cause = err instanceof CollectiveAborted ? (err.cause ?? err) : err;
       const { code, reason } = stoppedCause(cause);
       log.info({ step: holding.held?.loop.globalStep ?? null, code, reason }, 'generation stopped');
-      // A successor it could not connect to at all: the coordinator checks that address.
+      // A predecessor it could not connect to at all (the rank it dials): the coordinator checks that address.
       const unreachable = this.ring === null && isRingError(err) && err.details.unreachable ? err.details.peer : undefined;
       ended = { code, reason, ...(unreachable !== undefined ? { unreachable } : {}), ...(invalidSource ? { invalidSource: m.source } : {}) };
     } finally {

@@ -54,7 +54,7 @@ function retries(): RingLogger & { count: number } {
 async function endpoint(generation = 1) {
   const ep = await listen({ handshakeTimeoutMs: 2000 });
   cleanup.push(() => ep.close());
-  const inbound = ep.expectPredecessor({ generation, rank: 1, world: 2, segmentBytes: SEGMENT, token: tokenBytes(TOKEN), heartbeat: HEARTBEAT, logger: silentLogger });
+  const inbound = ep.expectSuccessor({ generation, rank: 1, world: 2, segmentBytes: SEGMENT, token: tokenBytes(TOKEN), heartbeat: HEARTBEAT, logger: silentLogger });
   inbound.then((link) => cleanup.push(() => link.close()), () => {});
   return { ep, inbound };
 }
@@ -74,7 +74,7 @@ async function handPlayed(answer: (hello: ReturnType<typeof decodeHandshake>, se
 }
 
 describe('dial: the handshake on the wire', () => {
-  it('masks with a zero key and sends a hello with its fields and proof; a correct welcome gives a link to the successor', async () => {
+  it('masks with a zero key and sends a hello with its fields and proof; a correct welcome gives a link to the predecessor, which says ready', async () => {
     let proofOk = false;
     const server = await handPlayed((hello, serverNonce, peer) => {
       assert.equal(hello.type, 'hello');
@@ -91,8 +91,10 @@ describe('dial: the handshake on the wire', () => {
     const peer = server.peers[0]!;
     const [hello] = await peer.reader.until(1);
     assert.deepEqual(hello!.mask, Buffer.alloc(4), 'an all-zero masking key');
+    const [, ready] = await peer.reader.until(2);
+    assert.deepEqual(decodeHandshake(ready!.payload), { type: 'ready', v: HANDSHAKE_VERSION }, 'ready, once the link listens');
     link!.send(Buffer.from([1, 2, 3, 4, 5]));
-    const [, data] = await peer.reader.until(2);
+    const [, , data] = await peer.reader.until(3);
     assert.deepEqual({ opcode: data!.opcode, mask: data!.mask, payload: [...data!.payload] }, { opcode: Opcode.binary, mask: Buffer.alloc(4), payload: [1, 2, 3, 4, 5] });
   });
 
@@ -102,15 +104,26 @@ describe('dial: the handshake on the wire', () => {
     assert.deepEqual([...mask], [0, 0, 0, 0, 9]);
   });
 
-  it('connects to an endpoint that expects this predecessor; frames flow over the link', async () => {
+  it('connects to an endpoint that expects this rank as its successor; frames flow both ways, and the data way reads through one reused buffer', async () => {
     const { ep, inbound } = await endpoint();
     const { link } = await timed(options(ep.port, 3000));
     const inb = await inbound;
+    assert.equal(link!.reads, 'relay', 'the dialer reads its data into one reused buffer (onread)');
+    assert.equal(inb.reads, 'data-events');
     const got: number[] = [];
     inb.bind((f) => got.push(...f), () => {});
     link!.send(Buffer.from([7, 8]));
     await until(() => got.length === 2);
     assert.deepEqual(got, [7, 8]);
+    // The data way: the endpoint's side sends, the dialer receives, in pooled buffers.
+    const frames: { frame: Buffer; release: () => void }[] = [];
+    link!.bind((frame, release) => frames.push({ frame: Buffer.from(frame), release: () => release() }), () => {});
+    const big = Buffer.alloc(40 + SEGMENT, 9); // the largest frame the dialer takes: a segment and its header
+    inb.send(big);
+    inb.send(Buffer.from([1, 2, 3]));
+    await until(() => frames.length === 2);
+    assert.ok(frames[0]!.frame.equals(big));
+    assert.deepEqual([...frames[1]!.frame], [1, 2, 3]);
   });
 });
 
@@ -179,7 +192,7 @@ describe('dial: retries until the deadline', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const ep = await listen({ port, handshakeTimeoutMs: 2000 });
     cleanup.push(() => ep.close());
-    ep.expectPredecessor({ generation: 1, rank: 1, world: 2, segmentBytes: SEGMENT, token: tokenBytes(TOKEN), heartbeat: HEARTBEAT, logger: silentLogger }).then((l) => cleanup.push(() => l.close()), () => {});
+    ep.expectSuccessor({ generation: 1, rank: 1, world: 2, segmentBytes: SEGMENT, token: tokenBytes(TOKEN), heartbeat: HEARTBEAT, logger: silentLogger }).then((l) => cleanup.push(() => l.close()), () => {});
     const { link, err, ms } = await dialing;
     assert.equal(err, undefined);
     assert.ok(link);

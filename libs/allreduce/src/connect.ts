@@ -1,19 +1,23 @@
 /**
- * The connecting side of a ring link: rank r dials its successor, answers the server's
- * challenge with an HMAC proof of the job token, and checks the server's proof in turn.
- * Refused or reset connections are retried until the deadline (the successor may not
- * be listening yet); an authentication failure or a stale generation is final.
+ * The connecting side of a ring link: rank r dials its predecessor, the rank it receives
+ * data from (so that it reads from a socket it created: fast-receive.ts's relay), answers
+ * the server's challenge with an HMAC proof of the job token, checks the server's proof in
+ * turn, and says `ready` once its link listens. Refused or reset connections are retried
+ * until the deadline (the predecessor may not be listening yet); an authentication
+ * failure or a stale generation is final.
  *
  * Client frames must be masked (RFC 6455), so they use a zero mask: ws then skips the
  * XOR pass over the payload and writes the payload buffer as is, without a copy.
  *
  * When the endpoint serves TLS the dial is over wss, verified as tls.ts says; a TLS
  * failure (RING_TLS_FAILED) is final like an authentication failure (retrying cannot
- * make a certificate verify) and, like no connection at all, marks the successor
+ * make a certificate verify) and, like no connection at all, marks the predecessor
  * `unreachable`.
  */
 import WebSocket from 'ws';
 import { closeWith } from './close.js';
+import { relayedConnection } from './fast-receive.js';
+import { FRAME_HEADER_BYTES } from './frame.js';
 import { RingError, type RingErrorCode } from './errors.js';
 import { encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, proofMatches } from './handshake.js';
 import { nextHandshake } from './handshake-io.js';
@@ -85,8 +89,11 @@ async function attempt(o: DialOptions, timeoutMs: number): Promise<Link> {
     ...o.tls,
     perMessageDeflate: false,
     generateMask: zeroMask,
-    maxPayload: 4096,
+    // The data comes this way: a segment and its header at most.
+    maxPayload: FRAME_HEADER_BYTES + o.segmentBytes,
     handshakeTimeout: timeoutMs,
+    // A plain socket reads into one reused buffer (TLS keeps Node's own reads).
+    ...(o.tls ? {} : { createConnection: relayedConnection as unknown as WebSocket.ClientOptions['createConnection'] }),
   });
   ws.on('error', (err) => o.logger.debug({ err, peer: o.to }, 'outgoing connection error'));
   try {
@@ -100,7 +107,7 @@ async function attempt(o: DialOptions, timeoutMs: number): Promise<Link> {
     if (!proofMatches(proof(o.token, 'welcome', fields), welcome.mac)) {
       throw new RingError('RING_AUTH_FAILED', `rank ${o.to} could not prove it holds the job token`, { peer: o.to });
     }
-    return new Link(ws, { peer: o.to, heartbeat: o.heartbeat, logger: o.logger });
+    return new Link(ws, { peer: o.to, heartbeat: o.heartbeat, logger: o.logger, ready: 'send' });
   } catch (err) {
     const ringErr = err instanceof RingError ? err : new RingError('RING_PEER_LOST', String(err), { peer: o.to }, { cause: err });
     if (ws.readyState === WebSocket.OPEN) closeWith(ws, ringErr);

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { CLOSE_GRACE_MS, listen, type RingEndpoint } from './endpoint.js';
-import { decodeHandshake, encodeHandshake, newNonce, proof, tokenBytes } from './handshake.js';
+import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION, newNonce, proof, tokenBytes } from './handshake.js';
 import { silentLogger } from './logger.js';
 import { endpoints, isCode, TOKEN } from './ring.fixture.js';
 import { createRing } from './ring.js';
@@ -32,8 +32,8 @@ describe('endpoint authentication', () => {
   let ep: RingEndpoint;
   before(async () => {
     ep = await listen({ handshakeTimeoutMs: 300 });
-    // A ring of generation 5 waits for its predecessor; it must not get any of these clients.
-    ep.expectPredecessor({ generation: 5, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger }).catch(() => {});
+    // A ring of generation 5 waits for its successor; it must not get any of these clients.
+    ep.expectSuccessor({ generation: 5, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger }).catch(() => {});
   });
   after(async () => ep.close());
 
@@ -139,18 +139,51 @@ describe('endpoint limits', () => {
       assert.ok(Date.now() - t0 < 1000, 'refused at once, not after the handshake deadline');
       assert.equal(logged.length, 1, 'four refusals, one log line (REFUSAL_LOG_MS)');
       // A token holder's hello still waits for its ring, which then takes it.
-      const ring = ep.expectPredecessor({ generation: 9, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger });
+      const ring = ep.expectSuccessor({ generation: 9, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger });
       let welcomed = false;
       const client = rawClient(ep, (ws, c) => {
         ws.send(hello(c, TOKEN, 9));
         ws.once('message', (m: Buffer) => {
           welcomed = decodeHandshake(m).type === 'welcome';
-          ws.close();
+          ws.send(encodeHandshake({ type: 'ready', v: HANDSHAKE_VERSION })); // the ring takes the link once its dialer is ready
         });
       });
       (await ring).close();
       await client;
       assert.ok(welcomed);
+    } finally {
+      await ep.close();
+    }
+  });
+
+  it('a welcomed dialer\'s link is the ring\'s only once it says ready; anything else after the welcome is RING_BAD_FRAME, and the ring never gets it', async () => {
+    const ep = await listen({ handshakeTimeoutMs: 2000 });
+    try {
+      const reg = (generation: number) => ep.expectSuccessor({ generation, rank: 0, world: 2, segmentBytes: 262144, token: tokenBytes(TOKEN), heartbeat: { intervalMs: 100, timeoutMs: 1000 }, logger: silentLogger });
+      // Ready after a pause: the registration waits for it.
+      const ready = reg(11);
+      let settled = false;
+      void ready.then(() => (settled = true), () => (settled = true));
+      let send: (() => void) | undefined;
+      const client = rawClient(ep, (ws, c) => {
+        ws.send(hello(c, TOKEN, 11));
+        ws.once('message', () => (send = () => ws.send(encodeHandshake({ type: 'ready', v: HANDSHAKE_VERSION }))));
+      });
+      while (!send) await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(settled, false, 'welcomed, not ready: the ring waits');
+      send();
+      (await ready).close();
+      await client;
+      // Data instead of ready: refused, and the registration fails with the same code.
+      const refused = reg(12).then(() => null, (e: unknown) => e);
+      const bad = await rawClient(ep, (ws, c) => {
+        ws.send(hello(c, TOKEN, 12));
+        ws.once('message', () => ws.send(Buffer.alloc(48, 7)));
+      });
+      assert.equal(bad.code, 4005);
+      assert.match(bad.reason, /^RING_BAD_FRAME: rank 1 sent something other than ready after the welcome/);
+      assert.ok(isCode('RING_BAD_FRAME')(await refused), 'the registration fails with the same code');
     } finally {
       await ep.close();
     }

@@ -3,7 +3,7 @@
  * membership is known (its port goes to the coordinator) and reused by every ring the
  * worker joins. Each incoming connection must complete the HMAC handshake (see
  * handshake.ts) for a generation that a ring has registered here; it is then handed to
- * that ring as the link from its predecessor. A connection for a generation not yet
+ * that ring as the link to its successor (which dials to receive the data). A connection for a generation not yet
  * registered waits, up to the handshake timeout, for its ring; one for a generation
  * older than the newest registered is refused with RING_STALE_GENERATION.
  *
@@ -141,9 +141,10 @@ export class RingEndpoint {
 
   /**
    * Registers a ring of `generation` at `rank` and resolves with the authenticated link
-   * from its predecessor. Internal to the library: `createRing` calls it.
+   * from its successor, which dials this rank to receive its data, once the successor
+   * said it is ready. Internal to the library: `createRing` calls it.
    */
-  expectPredecessor(r: Omit<Registration, 'resolve' | 'reject' | 'taken'>): Promise<Link> {
+  expectSuccessor(r: Omit<Registration, 'resolve' | 'reject' | 'taken'>): Promise<Link> {
     if (this.closed) return Promise.reject(new RingError('RING_CLOSED', 'the endpoint is closed'));
     if (r.generation < this.newest) {
       return Promise.reject(new RingError('RING_STALE_GENERATION', `generation ${r.generation} is older than ${this.newest}`, { generation: r.generation }));
@@ -285,9 +286,10 @@ export class RingEndpoint {
       this.refuse(p, new RingError('RING_AUTH_FAILED', 'bad proof of the job token'));
       return;
     }
-    const predecessor = (reg.rank + reg.world - 1) % reg.world;
-    if (h.to !== reg.rank || h.world !== reg.world || h.from !== predecessor || reg.taken) {
-      const why = reg.taken ? 'the predecessor is already connected' : `expected rank ${predecessor} -> ${reg.rank} of ${reg.world}`;
+    // The successor dials: it is the rank this one sends to (ring.ts).
+    const successor = (reg.rank + 1) % reg.world;
+    if (h.to !== reg.rank || h.world !== reg.world || h.from !== successor || reg.taken) {
+      const why = reg.taken ? 'the successor is already connected' : `expected rank ${successor} -> ${reg.rank} of ${reg.world}`;
       this.refuse(p, new RingError('RING_AUTH_FAILED', `not a member of this ring: ${why}`));
       return;
     }
@@ -298,7 +300,9 @@ export class RingEndpoint {
     if (!this.unpark(p)) return;
     reg.taken = true;
     p.ws.send(encodeHandshake({ type: 'welcome', v: HANDSHAKE_VERSION, mac: proof(reg.token, 'welcome', fields) }));
-    reg.resolve(new Link(p.ws, { peer: h.from, heartbeat: reg.heartbeat, logger: reg.logger }));
+    // The link is the ring's once the successor says it listens (its `ready`).
+    const link = new Link(p.ws, { peer: h.from, heartbeat: reg.heartbeat, logger: reg.logger, ready: 'await' });
+    link.whenReady.then(() => reg.resolve(link), (err: RingError) => reg.reject(err));
   }
 }
 

@@ -22,9 +22,45 @@
  * checks that binary frames do come through the pool, so a ws upgrade that changes those
  * fields fails a test rather than quietly losing the speed.
  */
-import type { Socket } from 'node:net';
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type WebSocket from 'ws';
+
+/**
+ * Sockets a ring dialed with relayedConnection: where their reads go, ws's 'data' events
+ * until a FastReceiver takes over.
+ */
+const relays = new WeakMap<Socket, { sink: ((chunk: Buffer) => void) | null }>();
+
+/** The one buffer a relayed socket reads into. */
+export const RELAY_READ_BYTES = 1024 * 1024;
+
+/**
+ * ws's `createConnection` for a plain (not TLS) ring dial: a socket that reads into one
+ * reused buffer (net.Socket's `onread`) instead of a new 64 KiB Buffer per read, which
+ * Node allocates and the collector then frees. Until a FastReceiver attaches, each read
+ * is copied and emitted as a 'data' event, so the HTTP upgrade and ws's handshake read it
+ * as from any socket; after, the FastReceiver parses the reads in place.
+ */
+export function relayedConnection(options: NetConnectOpts & { socketPath?: string }): Socket {
+  const relay: { sink: ((chunk: Buffer) => void) | null } = { sink: null };
+  const buffer = Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
+  const socket = connect({
+    ...options,
+    ...(options.socketPath ? { path: options.socketPath } : {}),
+    onread: {
+      buffer,
+      callback: (n: number, buf: Uint8Array): boolean => {
+        const view = Buffer.from(buf.buffer, buf.byteOffset, n);
+        if (relay.sink) relay.sink(view);
+        else socket.emit('data', Buffer.from(view));
+        return true; // pausing is the socket's own (pause()), as for any socket
+      },
+    },
+  } as NetConnectOpts);
+  relays.set(socket, relay);
+  return socket;
+}
 
 /** A frame delivered from the pool; `release` hands its buffer back (once the ring is done with it). */
 export type PooledFrameHandler = (frame: Buffer, release: () => void) => void;
@@ -66,6 +102,9 @@ export class FastReceiver {
   private fragmented = false;
   private readonly free: Buffer[] = [];
 
+  /** How the socket's reads reach this parser: one reused buffer (a relayed dial), or Node's 'data' events. */
+  reads: 'relay' | 'data-events' = 'data-events';
+
   private constructor(
     private readonly receiver: WsReceiverInternals,
     private readonly isServer: boolean,
@@ -89,11 +128,20 @@ export class FastReceiver {
     if (wsReaders.length !== 1 || socket.listenerCount('data') !== 1) return null;
     const fast = new FastReceiver(receiver, w._isServer, onFrame, onActivity);
     socket.removeListener('data', wsReaders[0] as (chunk: Buffer) => void);
-    socket.on('data', (chunk: Buffer) => fast.feed(chunk));
+    const relay = relays.get(socket);
+    if (relay) {
+      relay.sink = (chunk) => fast.feed(chunk);
+      fast.reads = 'relay';
+    } else {
+      socket.on('data', (chunk: Buffer) => fast.feed(chunk));
+    }
     return fast;
   }
 
-  /** Parses `chunk`, which may hold any part of any number of frames. */
+  /**
+   * Parses `chunk`, which may hold any part of any number of frames. It is read before
+   * this returns and never kept: a relayed socket reads the next piece into the same memory.
+   */
   feed(chunk: Buffer): void {
     const r = this.receiver;
     if (r.destroyed || r.writableEnded || r.writableFinished) return; // ws has failed or closed the connection
@@ -112,7 +160,7 @@ export class FastReceiver {
       if (this.mode === 'fast') {
         this.copyPayload(chunk, at, n);
       } else {
-        r.write(chunk.subarray(at, at + n));
+        r.write(Buffer.from(chunk.subarray(at, at + n))); // a copy: ws keeps what it is given
       }
       at += n;
       this.left -= n;

@@ -6,6 +6,10 @@
  *   client -> server  hello     { generation, from, to, world, segmentBytes, nonce, mac }
  *                     mac = HMAC-SHA256(token, "ringtrain/1/hello" | server nonce | client nonce | generation | from | to | world | segmentBytes)
  *   server -> client  welcome   { mac = HMAC-SHA256(token, "ringtrain/1/welcome" | the same fields) }
+ *   client -> server  ready     {}   (its link listens: the server may send data from now on)
+ *
+ * The client is the rank that receives the data (it dials its predecessor, ring.ts), so
+ * that it reads from a socket it created (fast-receive.ts's relay).
  *
  * Fresh nonces on both sides make a recorded handshake useless for another connection.
  * Messages are msgpack maps; `decodeHandshake` checks every field and nothing else
@@ -46,7 +50,13 @@ export type HandshakeMessage =
     }
   | { readonly type: 'welcome'; readonly v: number; readonly mac: Uint8Array }
   /** A prober's answer to the challenge: it holds the token and wants to know that this endpoint does. */
-  | { readonly type: 'probe'; readonly v: number; readonly nonce: Uint8Array; readonly mac: Uint8Array };
+  | { readonly type: 'probe'; readonly v: number; readonly nonce: Uint8Array; readonly mac: Uint8Array }
+  /**
+   * The dialer's last word, after the welcome: its link is listening, so data may flow. The
+   * endpoint's side sends nothing before it (frames written right behind the welcome could
+   * reach the dialer before its link exists).
+   */
+  | { readonly type: 'ready'; readonly v: number };
 
 export type Token = string | Uint8Array;
 
@@ -162,6 +172,9 @@ export function decodeHandshake(buf: Uint8Array): HandshakeMessage {
     case 'welcome':
       keysExactly(obj, ['type', 'v', 'mac']);
       return { type: 'welcome', v: HANDSHAKE_VERSION, mac: bytes(obj, 'mac', MAC_BYTES) };
+    case 'ready':
+      keysExactly(obj, ['type', 'v']);
+      return { type: 'ready', v: HANDSHAKE_VERSION };
     case 'probe':
       keysExactly(obj, ['type', 'v', 'nonce', 'mac']);
       return { type: 'probe', v: HANDSHAKE_VERSION, nonce: bytes(obj, 'nonce', NONCE_BYTES), mac: bytes(obj, 'mac', MAC_BYTES) };

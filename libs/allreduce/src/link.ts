@@ -8,6 +8,7 @@ import type WebSocket from 'ws';
 import { closeWith, errorForClose } from './close.js';
 import { RingError } from './errors.js';
 import { FastReceiver } from './fast-receive.js';
+import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION } from './handshake.js';
 import type { RingLogger } from './logger.js';
 
 export interface HeartbeatOptions {
@@ -26,6 +27,12 @@ export interface LinkOptions {
   readonly peer: number;
   readonly heartbeat: HeartbeatOptions;
   readonly logger: RingLogger;
+  /**
+   * The handshake's last message (handshake.ts): 'send' for the dialer, which says
+   * `ready` once this link listens; 'await' for the endpoint's side, whose first message
+   * from the peer must be that `ready` (`whenReady` resolves on it). Default: neither.
+   */
+  readonly ready?: 'send' | 'await';
 }
 
 export class Link {
@@ -45,6 +52,16 @@ export class Link {
   private earlyDown: RingError | undefined;
   private onFrame: FrameHandler = (frame, release) => this.early.push({ frame, release });
   private onDown: (err: RingError) => void = (err) => (this.earlyDown = err);
+  /** Set while the peer's `ready` is awaited. */
+  private awaiting: { resolve: () => void; reject: (err: RingError) => void } | null = null;
+  /**
+   * How this link reads: 'relay', parsed in place from one reused buffer (a plain dial);
+   * 'data-events', parsed from Node's reads; 'ws', ws's own receiver (where its internals
+   * were not as fast-receive.ts expects). Logged with the ring, and checked by tests.
+   */
+  readonly reads: 'relay' | 'data-events' | 'ws';
+  /** Resolves once the peer said `ready` (at once without options.ready = 'await'); rejects if the link goes down first. */
+  readonly whenReady: Promise<void>;
 
   constructor(ws: WebSocket, options: LinkOptions) {
     this.ws = ws;
@@ -58,14 +75,21 @@ export class Link {
         this.fail(new RingError('RING_BAD_FRAME', `text frame from rank ${this.peer}`, { peer: this.peer }));
         return;
       }
-      this.onFrame(data, noop);
+      this.deliver(data, noop);
     });
     // Data frames straight into reused buffers where ws allows it (fast-receive.ts).
-    FastReceiver.attach(
+    const fast = FastReceiver.attach(
       ws,
-      (frame, release) => this.onFrame(frame, release),
+      (frame, release) => this.deliver(frame, release),
       () => (this.lastSeen = Date.now()),
     );
+    this.reads = fast?.reads ?? 'ws';
+    this.whenReady =
+      options.ready === 'await'
+        ? new Promise<void>((resolve, reject) => (this.awaiting = { resolve, reject }))
+        : Promise.resolve();
+    this.whenReady.catch(() => {}); // a link that goes down first reports it through onDown too
+    if (options.ready === 'send') ws.send(encodeHandshake({ type: 'ready', v: HANDSHAKE_VERSION }));
     ws.on('ping', () => (this.lastSeen = Date.now()));
     ws.on('pong', () => (this.lastSeen = Date.now()));
     ws.on('error', (err) => (this.wsError = err));
@@ -73,10 +97,42 @@ export class Link {
       this.stopHeartbeat();
       if (this.done) return;
       this.done = true;
-      this.onDown(errorForClose(code, reason.toString('utf8'), this.peer, this.wsError));
+      this.down(errorForClose(code, reason.toString('utf8'), this.peer, this.wsError));
     });
     this.timer = setInterval(() => this.tick(), this.heartbeat.intervalMs);
     this.timer.unref();
+  }
+
+  /** A frame from the peer: its `ready` while one is awaited, else the ring's. */
+  private deliver(frame: Buffer, release: () => void): void {
+    const awaiting = this.awaiting;
+    if (!awaiting) {
+      this.onFrame(frame, release);
+      return;
+    }
+    this.awaiting = null;
+    let ok = false;
+    try {
+      ok = decodeHandshake(frame).type === 'ready';
+    } catch {
+      ok = false;
+    }
+    release();
+    if (ok) {
+      awaiting.resolve();
+      return;
+    }
+    const err = new RingError('RING_BAD_FRAME', `rank ${this.peer} sent something other than ready after the welcome`, { peer: this.peer });
+    awaiting.reject(err);
+    this.fail(err);
+  }
+
+  /** Reports the link down: to the ring, and to whoever awaits the peer's ready. */
+  private down(err: RingError): void {
+    const awaiting = this.awaiting;
+    this.awaiting = null;
+    awaiting?.reject(err);
+    this.onDown(err);
   }
 
   /**
@@ -122,6 +178,9 @@ export class Link {
   close(err?: RingError): void {
     if (this.done) return;
     this.done = true;
+    const awaiting = this.awaiting;
+    this.awaiting = null;
+    awaiting?.reject(err ?? new RingError('RING_CLOSED', 'the link was closed before its peer was ready', { peer: this.peer }));
     this.stopHeartbeat();
     closeWith(this.ws, err);
   }
@@ -135,7 +194,7 @@ export class Link {
     if (this.done) return;
     this.log.warn({ err, peer: this.peer }, 'ring link failed');
     this.close(err);
-    this.onDown(err);
+    this.down(err);
   }
 
   private tick(): void {

@@ -2,8 +2,9 @@
  * A ring of W members for one generation: formation, the collectives' lifecycle,
  * deadlines and failure.
  *
- * Each member listens on its endpoint and dials its successor; when both links are up
- * and authenticated the ring is formed. Operations run one at a time and are numbered
+ * Each member listens on its endpoint and dials its predecessor (it receives on the link
+ * it dials, sends on the one its successor dialed: fast-receive.ts); when both links are
+ * up, authenticated and the dialer has said `ready`, the ring is formed. Operations run one at a time and are numbered
  * from 1; every frame carries (generation, op, step), so a frame of an older operation
  * or generation is dropped, never summed. A predecessor may already be sending the next
  * operation while this member is still busy; those frames wait (up to
@@ -183,7 +184,7 @@ export function validateMembership(m: RingMembership): RingPeer[] {
   return byRank;
 }
 
-/** Forms the ring of one generation: listens (unless given an endpoint), dials the successor, authenticates both links. */
+/** Forms the ring of one generation: listens (unless given an endpoint), dials the predecessor, authenticates both links. */
 export async function createRing(options: RingOptions): Promise<Ring> {
   if (endianness() !== 'LE') invalid('the ring wire format needs a little-endian host');
   const m = options.membership;
@@ -201,33 +202,36 @@ export async function createRing(options: RingOptions): Promise<Ring> {
   }
   if (m.world === 1) return new RingImpl(m, settings, log, endpoint, owned, undefined, undefined);
 
-  const successor = peers[(m.rank + 1) % m.world]!;
+  // Rank r receives from its predecessor on the connection it dials (it reads from a
+  // socket it created: fast-receive.ts), and sends to its successor on the one its
+  // successor dialed to it.
+  const predecessor = peers[(m.rank + m.world - 1) % m.world]!;
+  const successorRank = (m.rank + 1) % m.world;
   const deadline = Date.now() + settings.connectTimeoutMs;
   let stop: RingError | undefined;
-  const inbound = endpoint.expectPredecessor({
+  const outbound = endpoint.expectSuccessor({
     generation: m.generation, rank: m.rank, world: m.world, segmentBytes: settings.segmentBytes, token, heartbeat: settings.heartbeat, logger: log,
   });
-  const outbound = dial({
-    host: successor.host, port: successor.port, generation: m.generation, from: m.rank, to: successor.rank, world: m.world,
-    segmentBytes: settings.segmentBytes, token, deadline, heartbeat: settings.heartbeat, logger: log, cancelled: () => stop, tls: endpoint.dialTls(successor.host),
+  const inbound = dial({
+    host: predecessor.host, port: predecessor.port, generation: m.generation, from: m.rank, to: predecessor.rank, world: m.world,
+    segmentBytes: settings.segmentBytes, token, deadline, heartbeat: settings.heartbeat, logger: log, cancelled: () => stop, tls: endpoint.dialTls(predecessor.host),
   });
   let timer: NodeJS.Timeout | undefined;
-  const inboundByDeadline = new Promise<Link>((resolve, reject) => {
-    const predecessor = (m.rank + m.world - 1) % m.world;
+  const outboundByDeadline = new Promise<Link>((resolve, reject) => {
     timer = setTimeout(
-      () => reject(new RingError('RING_TIMEOUT', `rank ${predecessor} did not connect within ${settings.connectTimeoutMs} ms`, { peer: predecessor, generation: m.generation })),
+      () => reject(new RingError('RING_TIMEOUT', `rank ${successorRank} did not connect within ${settings.connectTimeoutMs} ms`, { peer: successorRank, generation: m.generation })),
       settings.connectTimeoutMs,
     );
-    inbound.then(resolve, reject);
+    outbound.then(resolve, reject);
   });
   const [inb, outb] = await Promise.allSettled([
-    inboundByDeadline.catch((err: unknown) => {
-      stop ??= asRingError(err);
-      throw err;
-    }),
-    outbound.catch((err: unknown) => {
+    inbound.catch((err: unknown) => {
       stop ??= asRingError(err);
       endpoint.release(m.generation);
+      throw err;
+    }),
+    outboundByDeadline.catch((err: unknown) => {
+      stop ??= asRingError(err);
       throw err;
     }),
   ]);
@@ -239,8 +243,8 @@ export async function createRing(options: RingOptions): Promise<Ring> {
   if (inb.status === 'fulfilled') inb.value.close(stop);
   if (outb.status === 'fulfilled') outb.value.close(stop);
   if (owned) await endpoint.close();
-  // A successor this rank could not reach at all says the most about what went wrong.
-  const unreachable = outb.status === 'rejected' && isRingError(outb.reason) && outb.reason.details.unreachable ? outb.reason : null;
+  // A predecessor this rank could not reach at all says the most about what went wrong.
+  const unreachable = inb.status === 'rejected' && isRingError(inb.reason) && inb.reason.details.unreachable ? inb.reason : null;
   const failure = unreachable ?? stop ?? new RingError('RING_TIMEOUT', 'ring formation failed');
   log.warn({ err: failure }, 'ring formation failed');
   throw failure;
@@ -303,7 +307,7 @@ class RingImpl implements Ring {
       () => this.fail(new RingFrameError('RING_BAD_FRAME', `rank ${outbound.peer} sent data the wrong way round the ring`, { peer: outbound.peer })),
       (err) => this.fail(err),
     );
-    log.info({ segmentBytes: settings.segmentBytes }, 'ring formed');
+    log.info({ segmentBytes: settings.segmentBytes, reads: inbound?.reads }, 'ring formed');
   }
 
   get state(): RingState {

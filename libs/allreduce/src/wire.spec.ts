@@ -57,9 +57,10 @@ describe('ring against a crafted peer', () => {
       { rank: 1, host: e1.host, port: e1.port },
     ];
     const token = tokenBytes(TOKEN);
-    const [ring, inb, out] = await Promise.all([
+    // Rank 1 receives on the link it dials to rank 0 and sends on the one rank 0 dialed to it.
+    const [ring, out, inb] = await Promise.all([
       createRing({ endpoint: e0, segmentBytes: SEG, membership: { generation, rank: 0, world: 2, peers, token: TOKEN }, opTimeoutMs: 5000 }),
-      e1.expectPredecessor({ generation, rank: 1, world: 2, segmentBytes: SEG, token, heartbeat, logger: silentLogger }),
+      e1.expectSuccessor({ generation, rank: 1, world: 2, segmentBytes: SEG, token, heartbeat, logger: silentLogger }),
       dial({ host: e0.host, port: e0.port, generation, from: 1, to: 0, world: 2, segmentBytes: SEG, token, deadline: Date.now() + 5000, heartbeat, logger: silentLogger }),
     ]);
     p = { ring, out, inb, received: [], down: [] };

@@ -22,9 +22,11 @@ export const MAX_GENERATION = 0xffffffff;
  * (codec.ts: PROTOCOL_VERSION, a refusal naming both versions). 1 is the channel before
  * it carried one; 2 added it, a code to `stopped` and a schema to `arch`; 3 the
  * confusion matrix to `done` (a worker of 2 would have trained a whole job only to have
- * its `done` refused).
+ * its `done` refused); 4 turned the ring's connections round (a rank dials its
+ * predecessor and says `ready`, libs/allreduce), so workers of 3 and 4 could not form a
+ * ring together: the coordinator refuses the older at its `register` instead.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 const u32 = z.number().int().min(0).max(0xffffffff);
 const count = u32;
