@@ -27,33 +27,40 @@ import type { Writable } from 'node:stream';
 import type WebSocket from 'ws';
 
 /**
- * Sockets a ring dialed with relayedConnection: where their reads go, ws's 'data' events
- * until a FastReceiver takes over.
+ * How a socket a ring dialed with relayedConnection reads: until a FastReceiver takes it
+ * over, into one scratch buffer whose bytes go to ws as 'data' events; after, wherever
+ * the receiver says the next bytes belong (`pull`).
  */
-const relays = new WeakMap<Socket, { sink: ((chunk: Buffer) => void) | null }>();
+interface Relay {
+  pull: FastReceiver | null;
+}
+const relays = new WeakMap<Socket, Relay>();
 
-/** The one buffer a relayed socket reads into. */
-export const RELAY_READ_BYTES = 1024 * 1024;
+/** The scratch buffer a relayed socket reads into before the takeover (the HTTP upgrade and the handshake). */
+export const RELAY_READ_BYTES = 64 * 1024;
 
 /**
- * ws's `createConnection` for a plain (not TLS) ring dial: a socket that reads into one
- * reused buffer (net.Socket's `onread`) instead of a new 64 KiB Buffer per read, which
- * Node allocates and the collector then frees. Until a FastReceiver attaches, each read
- * is copied and emitted as a 'data' event, so the HTTP upgrade and ws's handshake read it
- * as from any socket; after, the FastReceiver parses the reads in place.
+ * ws's `createConnection` for a plain (not TLS) ring dial: a socket that reads into memory
+ * it is given (net.Socket's `onread`) instead of a new 64 KiB Buffer per read, which Node
+ * allocates and the collector then frees. Until a FastReceiver attaches, each read is
+ * copied and emitted as a 'data' event, so the HTTP upgrade and ws's handshake read it as
+ * from any socket. After, each read goes where the receiver asks for the next bytes
+ * (FastReceiver.nextBuffer): a frame's header into a small buffer, its payload straight
+ * into the pooled frame it will be delivered in, so a data frame is never copied in
+ * JavaScript on the way in.
  */
 export function relayedConnection(options: NetConnectOpts & { socketPath?: string }): Socket {
-  const relay: { sink: ((chunk: Buffer) => void) | null } = { sink: null };
-  const buffer = Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
+  const relay: Relay = { pull: null };
+  const scratch = Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
   const socket = connect({
     ...options,
     ...(options.socketPath ? { path: options.socketPath } : {}),
     onread: {
-      buffer,
+      // Called before every read: the memory the next read may fill, and at most how much.
+      buffer: (): Uint8Array => relay.pull?.nextBuffer() ?? scratch,
       callback: (n: number, buf: Uint8Array): boolean => {
-        const view = Buffer.from(buf.buffer, buf.byteOffset, n);
-        if (relay.sink) relay.sink(view);
-        else socket.emit('data', Buffer.from(view));
+        if (relay.pull) relay.pull.onRead(n, buf);
+        else socket.emit('data', Buffer.from(buf.subarray(0, n)));
         return true; // pausing is the socket's own (pause()), as for any socket
       },
     },
@@ -130,12 +137,67 @@ export class FastReceiver {
     socket.removeListener('data', wsReaders[0] as (chunk: Buffer) => void);
     const relay = relays.get(socket);
     if (relay) {
-      relay.sink = (chunk) => fast.feed(chunk);
+      relay.pull = fast;
       fast.reads = 'relay';
     } else {
       socket.on('data', (chunk: Buffer) => fast.feed(chunk));
     }
     return fast;
+  }
+
+  /** Scratch for a delegated frame's bytes read in pull mode (they are copied to ws's receiver). */
+  private delegateScratch: Buffer | null = null;
+  /** The view nextBuffer last handed out: a read that lands in it needs no copy. */
+  private expected: Uint8Array | null = null;
+
+  /**
+   * Where the next read should go (a relayed socket asks before every read): the rest of
+   * the header into the header buffer, a fast frame's payload straight into its pooled
+   * buffer, a delegated frame's bytes into a scratch buffer. Each is exactly what the
+   * current piece still needs, so a read never spans two frames.
+   */
+  nextBuffer(): Uint8Array {
+    let view: Uint8Array;
+    if (this.mode === 'head') {
+      view = this.head.subarray(this.headLength, this.headNeed);
+    } else if (this.mode === 'fast') {
+      view = this.message!.subarray(this.filled, this.length);
+    } else {
+      this.delegateScratch ??= Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
+      view = this.delegateScratch.subarray(0, Math.min(this.left, RELAY_READ_BYTES));
+    }
+    this.expected = view;
+    return view;
+  }
+
+  /** `n` bytes were read into `buf`: where nextBuffer said (no copy), or, if anywhere else, parsed as a chunk. */
+  onRead(n: number, buf: Uint8Array): void {
+    const expected = this.expected;
+    this.expected = null;
+    if (!expected || buf.buffer !== expected.buffer || buf.byteOffset !== expected.byteOffset || n > expected.length) {
+      this.feed(Buffer.from(buf.buffer, buf.byteOffset, n));
+      return;
+    }
+    const r = this.receiver;
+    if (r.destroyed || r.writableEnded || r.writableFinished) return;
+    this.onActivity();
+    if (this.mode === 'head') {
+      this.headLength += n;
+      if (this.headLength === this.headNeed) this.onHeadBytes();
+      return;
+    }
+    if (this.mode === 'fast') {
+      if (this.masked) {
+        const m = this.message!;
+        const k = this.mask;
+        for (let i = this.filled, end = this.filled + n; i < end; i++) m[i] = m[i]! ^ k[i & 3]!;
+      }
+      this.filled += n;
+    } else {
+      r.write(Buffer.from(buf.subarray(0, n))); // a copy: ws keeps what it is given
+    }
+    this.left -= n;
+    if (this.left === 0) this.endFrame();
   }
 
   /**
