@@ -104,11 +104,11 @@ describe('dial: the handshake on the wire', () => {
     assert.deepEqual([...mask], [0, 0, 0, 0, 9]);
   });
 
-  it('connects to an endpoint that expects this rank as its successor; frames flow both ways, and the data way reads through one reused buffer', async () => {
+  it('connects to an endpoint that expects this rank as its successor; frames flow both ways, and the data way reads through the relay (onread)', async () => {
     const { ep, inbound } = await endpoint();
     const { link } = await timed(options(ep.port, 3000));
     const inb = await inbound;
-    assert.equal(link!.reads, 'relay', 'the dialer reads its data into one reused buffer (onread)');
+    assert.equal(link!.reads, 'relay', 'the dialer reads its data where its parser says (onread)');
     assert.equal(inb.reads, 'data-events');
     const got: number[] = [];
     inb.bind((f) => got.push(...f), () => {});

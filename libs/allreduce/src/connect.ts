@@ -92,7 +92,7 @@ async function attempt(o: DialOptions, timeoutMs: number): Promise<Link> {
     // The data comes this way: a segment and its header at most.
     maxPayload: FRAME_HEADER_BYTES + o.segmentBytes,
     handshakeTimeout: timeoutMs,
-    // A plain socket reads into one reused buffer (TLS keeps Node's own reads).
+    // A plain socket's reads land where the receiver says (fast-receive.ts; TLS keeps Node's own reads).
     ...(o.tls ? {} : { createConnection: relayedConnection as unknown as WebSocket.ClientOptions['createConnection'] }),
   });
   ws.on('error', (err) => o.logger.debug({ err, peer: o.to }, 'outgoing connection error'));

@@ -109,7 +109,7 @@ export class FastReceiver {
   private fragmented = false;
   private readonly free: Buffer[] = [];
 
-  /** How the socket's reads reach this parser: one reused buffer (a relayed dial), or Node's 'data' events. */
+  /** How the socket's reads reach this parser: where it says (a relayed dial, nextBuffer), or as Node's 'data' events. */
   reads: 'relay' | 'data-events' = 'data-events';
 
   private constructor(

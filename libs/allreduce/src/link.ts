@@ -55,7 +55,7 @@ export class Link {
   /** Set while the peer's `ready` is awaited. */
   private awaiting: { resolve: () => void; reject: (err: RingError) => void } | null = null;
   /**
-   * How this link reads: 'relay', parsed in place from one reused buffer (a plain dial);
+   * How this link reads: 'relay', each read landing where the parser says (a plain dial);
    * 'data-events', parsed from Node's reads; 'ws', ws's own receiver (where its internals
    * were not as fast-receive.ts expects). Logged with the ring, and checked by tests.
    */
