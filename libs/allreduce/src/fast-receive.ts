@@ -149,6 +149,8 @@ export class FastReceiver {
   private delegateScratch: Buffer | null = null;
   /** The view nextBuffer last handed out: a read that lands in it needs no copy. */
   private expected: Uint8Array | null = null;
+  /** Reads of a relayed socket that landed elsewhere and were copied (the first after the takeover: its buffer was chosen before). */
+  misplacedReads = 0;
 
   /**
    * Where the next read should go (a relayed socket asks before every read): the rest of
@@ -175,6 +177,7 @@ export class FastReceiver {
     const expected = this.expected;
     this.expected = null;
     if (!expected || buf.buffer !== expected.buffer || buf.byteOffset !== expected.byteOffset || n > expected.length) {
+      this.misplacedReads++;
       this.feed(Buffer.from(buf.buffer, buf.byteOffset, n));
       return;
     }

@@ -60,6 +60,12 @@ export class Link {
    * were not as fast-receive.ts expects). Logged with the ring, and checked by tests.
    */
   readonly reads: 'relay' | 'data-events' | 'ws';
+  private readonly fast: FastReceiver | null;
+
+  /** Reads of a relayed link that did not land where its parser asked, and were copied (fast-receive.ts). */
+  get misplacedReads(): number {
+    return this.fast?.misplacedReads ?? 0;
+  }
   /** Resolves once the peer said `ready` (at once without options.ready = 'await'); rejects if the link goes down first. */
   readonly whenReady: Promise<void>;
 
@@ -84,6 +90,7 @@ export class Link {
       () => (this.lastSeen = Date.now()),
     );
     this.reads = fast?.reads ?? 'ws';
+    this.fast = fast;
     this.whenReady =
       options.ready === 'await'
         ? new Promise<void>((resolve, reject) => (this.awaiting = { resolve, reject }))
