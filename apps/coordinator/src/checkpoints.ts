@@ -66,10 +66,8 @@ export type OwnState =
 /** The coordinator's state at start: the checkpoint resumed from, or the job's starting weights with a fresh optimizer. */
 export function startingState(job: OpenedJob): OwnState {
   const { data, spec, checkpoint, startParams } = job;
-  if (checkpoint || !startParams) {
-    if (!checkpoint) throw new Error('startingState: a job with neither a checkpoint nor starting weights');
-    return { kind: 'checkpoint', dir: checkpoint.dir, header: checkpoint.header };
-  }
+  if (checkpoint) return { kind: 'checkpoint', dir: checkpoint.dir, header: checkpoint.header };
+  if (!startParams) throw new Error('startingState: a job with neither a checkpoint nor starting weights');
   const shape = snapshotShape(spec, paramLayout(job.arch).size);
   const header = { loop: INITIAL_LOOP, optimizer: { name: shape.optimizer, iterations: 0 }, trainRows: data.train.rows, params: shape.params, slots: shape.slots, best: 0 };
   return { kind: 'start', params: startParams, header };

@@ -181,26 +181,10 @@ export class FastReceiver {
       this.feed(Buffer.from(buf.buffer, buf.byteOffset, n));
       return;
     }
-    const r = this.receiver;
-    if (r.destroyed || r.writableEnded || r.writableFinished) return;
+    if (this.closed) return;
     this.onActivity();
-    if (this.mode === 'head') {
-      this.headLength += n;
-      if (this.headLength === this.headNeed) this.onHeadBytes();
-      return;
-    }
-    if (this.mode === 'fast') {
-      if (this.masked) {
-        const m = this.message!;
-        const k = this.mask;
-        for (let i = this.filled, end = this.filled + n; i < end; i++) m[i] = m[i]! ^ k[i & 3]!;
-      }
-      this.filled += n;
-    } else {
-      r.write(Buffer.from(buf.subarray(0, n))); // a copy: ws keeps what it is given
-    }
-    this.left -= n;
-    if (this.left === 0) this.endFrame();
+    if (this.mode === 'head') this.headArrived(n);
+    else this.payloadArrived(n, buf.subarray(0, n));
   }
 
   /**
@@ -208,29 +192,53 @@ export class FastReceiver {
    * this returns and never kept: a relayed socket reads the next piece into the same memory.
    */
   feed(chunk: Buffer): void {
-    const r = this.receiver;
-    if (r.destroyed || r.writableEnded || r.writableFinished) return; // ws has failed or closed the connection
+    if (this.closed) return;
     this.onActivity();
     let at = 0;
     while (at < chunk.length) {
       if (this.mode === 'head') {
         const n = Math.min(this.headNeed - this.headLength, chunk.length - at);
         chunk.copy(this.head, this.headLength, at, at + n);
-        this.headLength += n;
         at += n;
-        if (this.headLength === this.headNeed) this.onHeadBytes();
+        this.headArrived(n);
         continue;
       }
       const n = Math.min(this.left, chunk.length - at);
-      if (this.mode === 'fast') {
-        this.copyPayload(chunk, at, n);
-      } else {
-        r.write(Buffer.from(chunk.subarray(at, at + n))); // a copy: ws keeps what it is given
-      }
+      if (this.mode === 'fast') chunk.copy(this.message!, this.filled, at, at + n);
+      this.payloadArrived(n, chunk.subarray(at, at + n));
       at += n;
-      this.left -= n;
-      if (this.left === 0) this.endFrame();
     }
+  }
+
+  /** ws has failed or closed the connection: nothing more is read. */
+  private get closed(): boolean {
+    const r = this.receiver;
+    return r.destroyed || r.writableEnded || r.writableFinished;
+  }
+
+  /** `n` more header bytes are in `head`. */
+  private headArrived(n: number): void {
+    this.headLength += n;
+    if (this.headLength === this.headNeed) this.onHeadBytes();
+  }
+
+  /**
+   * `n` more payload bytes arrived: for a fast frame already in place at message[filled]
+   * (unmasked here), for a delegated one in `bytes`, which go to ws's receiver.
+   */
+  private payloadArrived(n: number, bytes: Uint8Array): void {
+    if (this.mode === 'fast') {
+      if (this.masked) {
+        const m = this.message!;
+        const k = this.mask;
+        for (let i = this.filled, end = this.filled + n; i < end; i++) m[i] = m[i]! ^ k[i & 3]!;
+      }
+      this.filled += n;
+    } else if (!this.closed) {
+      this.receiver.write(Buffer.from(bytes)); // a copy: ws keeps what it is given
+    }
+    this.left -= n;
+    if (this.left === 0) this.endFrame();
   }
 
   /** A header is complete so far: grow it to its full length, or decide how its payload goes. */
@@ -268,16 +276,6 @@ export class FastReceiver {
     this.headLength = 0;
     this.headNeed = 2;
     if (length === 0) this.endFrame();
-  }
-
-  private copyPayload(chunk: Buffer, at: number, n: number): void {
-    const m = this.message!;
-    chunk.copy(m, this.filled, at, at + n);
-    if (this.masked) {
-      const k = this.mask;
-      for (let i = this.filled, end = this.filled + n; i < end; i++) m[i] = m[i]! ^ k[i & 3]!;
-    }
-    this.filled += n;
   }
 
   private endFrame(): void {

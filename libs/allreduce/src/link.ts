@@ -59,7 +59,10 @@ export class Link {
    * 'data-events', parsed from Node's reads; 'ws', ws's own receiver (where its internals
    * were not as fast-receive.ts expects). Logged with the ring, and checked by tests.
    */
-  readonly reads: 'relay' | 'data-events' | 'ws';
+  get reads(): 'relay' | 'data-events' | 'ws' {
+    return this.fast?.reads ?? 'ws';
+  }
+
   private readonly fast: FastReceiver | null;
 
   /** Reads of a relayed link that did not land where its parser asked, and were copied (fast-receive.ts). */
@@ -89,7 +92,6 @@ export class Link {
       (frame, release) => this.deliver(frame, release),
       () => (this.lastSeen = Date.now()),
     );
-    this.reads = fast?.reads ?? 'ws';
     this.fast = fast;
     this.whenReady =
       options.ready === 'await'
