@@ -42,8 +42,8 @@ test('the process limit: the option, else the tightest cgroup limit (v2 or v1, b
   assert.deepEqual(processMemoryLimit(undefined, above, machine), { bytes: machine, source: 'machine' });
 });
 
-test('the ring`s own buffers: 8 send slots and 32 pooled received frames of a 1 MiB segment and its header, a scratch segment, 64 MiB queued', () => {
-  assert.equal(RING_BYTES, (8 + 32) * (MiB + 40) + MiB + 64 * MiB);
+test('the ring`s own buffers: 32 pooled received frames and the SIMD stage, each a 1 MiB segment and its header on a 64-byte line; a scratch segment; 64 MiB queued', () => {
+  assert.equal(RING_BYTES, 33 * (MiB + 64) + MiB + 64 * MiB);
 });
 
 const input: MemoryPlanInput = {
@@ -75,7 +75,7 @@ test('a plan over the process limit is refused, naming what it needs, what is av
   checkMemoryPlan(plan, { bytes: null, source: 'none' }, 'wasm');
   const needed = (Math.round((10 * plan.total) / MiB) / 10).toString();
   const err = refusal(() => checkMemoryPlan(plan, { bytes: 256 * MiB, source: 'cgroup' }, 'wasm'));
-  assert.match(err.message, new RegExp(`would need ${needed} MiB on this worker \\(rows 209\\.7 MiB, base 192 MiB, ring 105 MiB, \\.\\.\\.\\) `));
+  assert.match(err.message, new RegExp(`would need ${needed} MiB on this worker \\(rows 209\\.7 MiB, base 192 MiB, ring 98 MiB, \\.\\.\\.\\) `));
   assert.match(err.message, /for 407,050 parameters, but 256 MiB are available \(this container's cgroup memory limit\)/);
   assert.match(err.message, /the pod's memory limit/);
   assert.match(err.message, /smaller batch per worker/);

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { DEFAULT_SEGMENT_BYTES, RECEIVE_POOL_FRAMES } from '@ringtrain/allreduce';
+import { DEFAULT_SEGMENT_BYTES, receivePoolBytes } from '@ringtrain/allreduce';
 import type { MemoryItems, MemoryPlan } from '@ringtrain/model';
 import { WorkerError } from './errors.js';
 
@@ -30,11 +30,12 @@ export const BASE_BYTES = 192 * MiB;
 /**
  * The ring's own buffers, beside the gradient buffer it sums in place (counted by the
  * plan): libs/allreduce's defaults, which generation.ts does not change (ring.ts,
- * settingsOf): 8 send slots of a segment and its 40-byte header, one scratch segment,
- * the pool of received frames kept for reuse (fast-receive.ts), and up to 64 MiB of
- * frames of the next operation queued before reading pauses.
+ * settingsOf): the pool of received frames kept for reuse with its stage for the SIMD add
+ * (fast-receive.ts, frame-arena.ts), one scratch segment, and up to 64 MiB of frames of
+ * the next operation queued before reading pauses. (What the ring sends from the
+ * gradient buffer goes out of it without a copy.)
  */
-export const RING_BYTES = (8 + RECEIVE_POOL_FRAMES) * (DEFAULT_SEGMENT_BYTES + 40) + DEFAULT_SEGMENT_BYTES + 64 * MiB;
+export const RING_BYTES = receivePoolBytes(DEFAULT_SEGMENT_BYTES) + DEFAULT_SEGMENT_BYTES + 64 * MiB;
 
 export interface ProcessLimit {
   /** Bytes this process may use, or null for no limit. */

@@ -14,8 +14,9 @@
  * the same ranks, so the result does not depend on timing.
  *
  * All-gather, W-1 steps: rank r writes its owned chunk into its buffer and sends the
- * same frame on as all-gather step 0; at step s it receives chunk (r-s), copies it into
- * its buffer and forwards the frame unchanged but for the step, except at the last step.
+ * same frame on as all-gather step 0; at step s it receives chunk (r-s) into its buffer
+ * (read there straight from the socket, see place) and forwards it unchanged but for the
+ * step, except at the last step.
  * Every rank ends with the bytes the owner computed: results are bit-identical.
  *
  * Each rank sends and receives 2(W-1)/W of the buffer, the minimum for an all-reduce
@@ -23,14 +24,16 @@
  * soon as it arrives, while the kernel moves the next one, so sending, receiving and
  * adding overlap, and the latency of a step is one segment, not one chunk.
  *
- * Copies: the first step copies chunk r into reusable send slots (the header must sit
- * in front of the payload). After that, a received frame is the send buffer: the sum is
- * computed in place in the frame ws handed us, the header's stage is rewritten and the
- * same bytes go out; ws with a zero mask writes them without copying. At the last
- * reduce-scatter step the add loop stores each completed sum into the caller's buffer as
- * well, in the same pass; the only other copies are the all-gather chunks into the
- * caller's buffer. A frame whose payload is not 4-byte aligned (small frames sliced out
- * of a larger read) goes through an aligned scratch buffer.
+ * Copies: the first step sends chunk r straight from the caller's buffer, behind a
+ * header of its own (send-window.ts). After that, a received reduce-scatter frame is the
+ * send buffer: the sum is computed in place in its pooled frame (in WebAssembly SIMD when
+ * the frame is in the arena, frame-arena.ts, with the caller's values copied in beside it
+ * first), the header's stage is rewritten and the same bytes go out. At the last
+ * reduce-scatter step the completed sums are also stored into the caller's buffer. The
+ * all-gather's payloads are read from the socket straight into the caller's buffer where
+ * the link allows it (place; elsewhere they are copied there from a pooled frame) and
+ * forwarded from there, the operation finishing only once those writes are done. A frame
+ * whose payload is not 4-byte aligned goes through an aligned scratch buffer.
  *
  * Length 0 still sends one empty segment per chunk, so an all-reduce of nothing is a
  * barrier; W = 1 is a no-op and never gets here.
@@ -47,6 +50,19 @@ import {
   segmentLength,
 } from './schedule.js';
 import type { SlotSource } from './send-window.js';
+import { arenaOf } from './frame-arena.js';
+
+/**
+ * How many segments of its own chunk a rank sends at the first step ahead of those it has
+ * received from its predecessor at that step. Without a limit a rank sends its whole
+ * chunk at once, and when a neighbour falls behind (three or four ranks on two cores are
+ * descheduled in turn) the frames waiting to be forwarded piled up past the receive pool
+ * (fast-receive.ts): at W = 3, 256 MiB, 18% of frames went to fresh buffers and the add in
+ * JavaScript (bench/allreduce). Ahead by 4 that fell to 0.3%, by 2 to none, with the links
+ * still busy: the predecessor's segments arrive at the pace ours go out, so a credit never
+ * waits on a round trip.
+ */
+const INJECT_AHEAD = 2;
 
 export class AllReduceOp implements RingOp, SlotSource {
   private readonly ctx: OpContext;
@@ -88,21 +104,26 @@ export class AllReduceOp implements RingOp, SlotSource {
   }
 
   hasNext(): boolean {
-    return this.firstSent < this.firstSegments;
+    return this.firstSent < this.firstSegments && this.firstSent < (this.next[0] ?? 0) + INJECT_AHEAD;
   }
 
-  fill(slot: Buffer): number {
+  fill(head: Buffer): Buffer {
     const { rank, world } = this.ctx;
     const n = this.data.length;
     const j = this.firstSent++;
     const offset = chunkStart(n, world, rank) + j * this.seg;
     const count = segmentLength(chunkLength(n, world, rank), this.seg, j);
-    this.header(slot, rank, offset);
-    this.bytes.copy(slot, H, offset * 4, (offset + count) * 4);
-    return H + count * 4;
+    this.header(head, rank, offset);
+    // Sent from the caller's buffer as it is: chunk r is next written at all-gather step
+    // 0, whose frames exist only once the successor has received these (send-window.ts).
+    return this.bytes.subarray(offset * 4, (offset + count) * 4);
   }
 
-  onFrame(frame: Buffer, h: FrameHeader): void {
+  /**
+   * Where the frame with header `h` sits in the schedule: its phase, ring step, the slot
+   * of `next` that counts its segments, and its elements. Throws where it does not fit.
+   */
+  private locate(h: FrameHeader): { gather: boolean; s: number; slot: number; offset: number; count: number } {
     const { rank, world } = this.ctx;
     const n = this.data.length;
     if (h.kind !== this.kind || h.total !== n || h.step !== this.ctx.step) {
@@ -123,9 +144,35 @@ export class AllReduceOp implements RingOp, SlotSource {
     if (h.offset !== offset || h.count !== count) {
       throw new RingFrameError('RING_BAD_FRAME', `segment at ${h.offset}+${h.count}, expected ${offset}+${count}`);
     }
-    this.next[slot] = j + 1;
+    return { gather, s, slot, offset, count };
+  }
+
+  /**
+   * An all-gather frame's payload is read straight into our buffer, where onFrame would
+   * copy it: the one copy of the phase saved (fast-receive.ts). Only a frame that fits the
+   * schedule as the next of its step; reduce-scatter frames are summed in their pooled
+   * frame (in WebAssembly, frame-arena.ts), so they stay there.
+   */
+  place(h: FrameHeader): Buffer | null {
+    if (h.phase !== Phase.allGather) return null;
+    let at: { offset: number; count: number };
+    try {
+      at = this.locate(h);
+    } catch {
+      return null; // onFrame reports it, once it has arrived
+    }
+    return this.bytes.subarray(at.offset * 4, (at.offset + at.count) * 4);
+  }
+
+  onFrame(frame: Buffer, h: FrameHeader, placed = false): void {
+    const world = this.ctx.world;
+    const { gather, s, slot, offset, count } = this.locate(h);
+    this.next[slot] = (this.next[slot] ?? 0) + 1;
+    // A reduce-scatter step-0 frame from the predecessor is a credit for one more of ours.
+    if (slot === 0 && this.firstSent < this.firstSegments) this.ctx.window.drain(this);
     const bytes = count * 4;
     if (!gather) {
+      if (placed) throw new RingFrameError('RING_BAD_FRAME', `a reduce-scatter frame was placed`); // place() never does
       // At the last reduce-scatter step the sum is complete: it is also stored into our
       // buffer, in the same pass, and the frame starts the all-gather.
       const last = s === world - 2;
@@ -133,10 +180,11 @@ export class AllReduceOp implements RingOp, SlotSource {
       writeStage(frame, last ? Phase.allGather : Phase.reduceScatter, last ? 0 : s + 1);
       this.ctx.send(frame);
     } else {
-      frame.copy(this.bytes, offset * 4, H, H + bytes);
+      if (!placed) frame.copy(this.bytes, offset * 4, H, H + bytes);
       if (s < world - 2) {
         writeStage(frame, Phase.allGather, s + 1);
-        this.ctx.send(frame);
+        if (placed) this.ctx.send(frame, this.bytes.subarray(offset * 4, offset * 4 + bytes));
+        else this.ctx.send(frame);
       }
     }
     if (--this.remaining === 0) this.ctx.finished();
@@ -150,6 +198,11 @@ export class AllReduceOp implements RingOp, SlotSource {
     if (count === 0) return;
     const d = this.data.subarray(offset, offset + count);
     const at = frame.byteOffset + H;
+    const arena = arenaOf(frame.buffer);
+    if (arena) {
+      arena.add(at, d, keep); // in WebAssembly SIMD, the same bits (frame-arena.ts)
+      return;
+    }
     if ((at & 3) === 0) {
       addInto(new Float32Array(frame.buffer, at, count), d, keep);
       return;

@@ -2,7 +2,8 @@
  * Ring broadcast of a byte buffer from any root, pipelined, acknowledged round the ring.
  *
  * The root cuts the buffer into segments of `segmentBytes` and sends them, in order, to
- * its successor through the reusable send slots. Every other rank copies each segment
+ * its successor straight from its buffer, each behind a header in one of the reusable
+ * send slots (send-window.ts). Every other rank copies each segment
  * into its output as it arrives and forwards the same frame, untouched, to its own
  * successor, unless that successor is the root. So the root sends the buffer once, not
  * W-1 times; each link carries it once, and with many segments the time is about one
@@ -86,15 +87,15 @@ export class BroadcastOp implements RingOp, SlotSource {
     return this.sent < this.segments;
   }
 
-  fill(slot: Buffer): number {
+  fill(head: Buffer): Buffer {
     const out = this.out!;
     const seg = this.ctx.segmentBytes;
     const j = this.sent++;
     const count = segmentLength(out.length, seg, j);
     const c = this.ctx;
-    writeHeader(slot, { kind: OpKind.broadcast, generation: c.generation, op: c.op, phase: Phase.broadcast, ringStep: 0, step: c.step, chunk: 0, offset: j * seg, total: out.length, root: this.root });
-    out.copy(slot, H, j * seg, j * seg + count);
-    return H + count;
+    writeHeader(head, { kind: OpKind.broadcast, generation: c.generation, op: c.op, phase: Phase.broadcast, ringStep: 0, step: c.step, chunk: 0, offset: j * seg, total: out.length, root: this.root });
+    // The root's buffer itself: it finishes only on the acknowledgement, after every rank has it.
+    return out.subarray(j * seg, j * seg + count);
   }
 
   onFrame(frame: Buffer, h: FrameHeader): void {

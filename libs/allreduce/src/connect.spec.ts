@@ -128,6 +128,20 @@ describe('dial: the handshake on the wire', () => {
     // Each read landed where the parser asked (no copy), but the first after the takeover,
     // whose buffer was chosen before it.
     assert.ok(link!.misplacedReads <= 1, `${link!.misplacedReads} reads were copied`);
+    // The endpoint's side writes a frame from two pieces without joining them (fast-send.ts),
+    // with 7- and 16-bit WebSocket lengths (fast-send.spec.ts has the 64-bit one); the
+    // dialer's, which must mask, through ws.
+    assert.equal(inb.sends, 'parts');
+    assert.equal(link!.sends, 'ws');
+    const caller = Buffer.alloc(SEGMENT, 5);
+    const sizes = [0, 85, 86, SEGMENT];
+    for (const [i, n] of sizes.entries()) {
+      const head = Buffer.alloc(40, n & 0xff);
+      const written = await new Promise<Error | null | undefined>((resolve) => inb.sendParts(head, caller.subarray(0, n), resolve));
+      assert.equal(written, null, `payload ${n}: written`);
+      await until(() => frames.length === 5 + i);
+      assert.ok(frames.at(-1)!.frame.equals(Buffer.concat([head, caller.subarray(0, n)])), `payload ${n}`);
+    }
   });
 });
 

@@ -25,6 +25,8 @@
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type WebSocket from 'ws';
+import { arenaOf, FrameArena } from './frame-arena.js';
+import { FRAME_HEADER_BYTES } from './frame.js';
 
 /**
  * How a socket a ring dialed with relayedConnection reads: until a FastReceiver takes it
@@ -69,8 +71,23 @@ export function relayedConnection(options: NetConnectOpts & { socketPath?: strin
   return socket;
 }
 
-/** A frame delivered from the pool; `release` hands its buffer back (once the ring is done with it). */
-export type PooledFrameHandler = (frame: Buffer, release: () => void) => void;
+/**
+ * A frame delivered from the pool; `release` hands its buffer back (once the ring is done
+ * with it). `placed` is 0, or the payload length when a Placer took the payload: `frame`
+ * is then only its first PLACE_AFTER bytes.
+ */
+export type PooledFrameHandler = (frame: Buffer, release: () => void, placed: number) => void;
+
+/** Bytes of a data frame's payload read before its Placer is asked: the ring's frame header. */
+export const PLACE_AFTER = 40;
+
+/**
+ * Asked when the first PLACE_AFTER bytes of a data frame's payload (`head`) are in, the
+ * payload being `payloadLength` bytes: the memory the rest should be read into (exactly
+ * payloadLength - PLACE_AFTER bytes), or null to read it into the pooled frame as usual.
+ * The ring places an all-gather's payload straight into the caller's array.
+ */
+export type Placer = (head: Buffer, payloadLength: number) => Buffer | null;
 
 interface WsReceiverInternals extends Writable {
   _maxPayload: number;
@@ -87,9 +104,21 @@ interface WsInternals {
 
 /**
  * Buffers kept for reuse (each at most a frame: a segment and its header); more in use at
- * once are allocated and left to the collector. A worker's memory plan counts them.
+ * once are allocated and left to the collector. A worker's memory plan counts them with
+ * receivePoolBytes.
  */
 export const RECEIVE_POOL_FRAMES = 32;
+
+/** The most memory a link's receive pool holds at `segmentBytes`: its arena's slots and stage (frame-arena.ts). */
+export function receivePoolBytes(segmentBytes: number): number {
+  return FrameArena.bytesFor(FRAME_HEADER_BYTES + segmentBytes, RECEIVE_POOL_FRAMES);
+}
+/**
+ * Frames from this size go into the WebAssembly arena, where the all-reduce adds in SIMD;
+ * smaller ones (barriers, handshakes) into plain buffers, so that a link that only ever
+ * sees those never reserves an arena.
+ */
+const ARENA_MIN_FRAME = 4096;
 const noop = (): void => {};
 
 export class FastReceiver {
@@ -107,7 +136,20 @@ export class FastReceiver {
   private masked = false;
   /** ws's receiver holds part of a fragmented message: every frame goes to it until the message ends. */
   private fragmented = false;
+  /** Plain buffers for reuse, while there is no arena. */
   private readonly free: Buffer[] = [];
+  /** Where data frames go, made at the first one (null: none to be had, or not yet). */
+  private arena: FrameArena | null = null;
+  private arenaTried = false;
+  /** Where the current frame's payload beyond PLACE_AFTER goes, when placed. */
+  private target: Buffer | null = null;
+  /** Whether the current frame's Placer has been asked (or need not be). */
+  private asked = true;
+  /** The current frame was placed and its placement cancelled: it is read, then dropped. */
+  private discard = false;
+
+  /** Set by the link's owner: where data frames' payloads go (see Placer). */
+  placer: Placer | null = null;
 
   /** How the socket's reads reach this parser: where it says (a relayed dial, nextBuffer), or as Node's 'data' events. */
   reads: 'relay' | 'data-events' = 'data-events';
@@ -163,7 +205,9 @@ export class FastReceiver {
     if (this.mode === 'head') {
       view = this.head.subarray(this.headLength, this.headNeed);
     } else if (this.mode === 'fast') {
-      view = this.message!.subarray(this.filled, this.length);
+      if (!this.asked) view = this.message!.subarray(this.filled, PLACE_AFTER);
+      else if (this.target) view = this.target.subarray(this.filled - PLACE_AFTER, this.length - PLACE_AFTER);
+      else view = this.message!.subarray(this.filled, this.length);
     } else {
       this.delegateScratch ??= Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
       view = this.delegateScratch.subarray(0, Math.min(this.left, RELAY_READ_BYTES));
@@ -203,11 +247,30 @@ export class FastReceiver {
         this.headArrived(n);
         continue;
       }
-      const n = Math.min(this.left, chunk.length - at);
-      if (this.mode === 'fast') chunk.copy(this.message!, this.filled, at, at + n);
+      let n = Math.min(this.left, chunk.length - at);
+      if (this.mode === 'fast') {
+        if (!this.asked) n = Math.min(n, PLACE_AFTER - this.filled);
+        if (this.target) chunk.copy(this.target, this.filled - PLACE_AFTER, at, at + n);
+        else chunk.copy(this.message!, this.filled, at, at + n);
+      }
       this.payloadArrived(n, chunk.subarray(at, at + n));
       at += n;
     }
+  }
+
+  /**
+   * The owner of the memory the current frame is being placed into no longer wants it
+   * there (its operation failed): whatever of it is still parsed goes to the pooled frame,
+   * which is dropped. Returns whether a placement was under way: the socket's next read
+   * may then already be armed to land in that memory (Node asks for the next buffer right
+   * after each read), so the caller must stop reading the socket.
+   */
+  cancelPlacement(): boolean {
+    if (!this.target) return false;
+    this.target = null;
+    this.discard = true;
+    this.message = Buffer.allocUnsafe(this.length); // somewhere for the rest, to be dropped
+    return true;
   }
 
   /** ws has failed or closed the connection: nothing more is read. */
@@ -234,6 +297,17 @@ export class FastReceiver {
         for (let i = this.filled, end = this.filled + n; i < end; i++) m[i] = m[i]! ^ k[i & 3]!;
       }
       this.filled += n;
+      if (!this.asked && this.filled === PLACE_AFTER) {
+        this.asked = true;
+        const target = this.placer?.(this.message!.subarray(0, PLACE_AFTER), this.length) ?? null;
+        if (target && target.length === this.length - PLACE_AFTER) {
+          // Only the header stays with the frame: its pooled buffer is free again at once.
+          this.target = target;
+          const slot = this.message!;
+          this.message = Buffer.from(slot.subarray(0, PLACE_AFTER));
+          this.giveBack(slot);
+        }
+      }
     } else if (!this.closed) {
       this.receiver.write(Buffer.from(bytes)); // a copy: ws keeps what it is given
     }
@@ -268,6 +342,10 @@ export class FastReceiver {
       this.length = length;
       this.filled = 0;
       this.message = this.take(length);
+      // Masked frames (the control way) are never placed: their unmasking runs in the frame.
+      this.asked = this.placer === null || this.masked || length <= PLACE_AFTER;
+      this.target = null;
+      this.discard = false;
     } else {
       // ws's receiver reads this frame as it always did (and refuses it, if it must).
       this.mode = 'delegate';
@@ -284,18 +362,41 @@ export class FastReceiver {
     if (mode !== 'fast') return;
     const buf = this.message!;
     this.message = null;
+    const placed = this.target ? this.length : 0;
+    this.target = null;
     let released = false;
-    const release = buf.length === 0 ? noop : (): void => {
+    // A placed frame's header is its own small buffer, left to the collector.
+    const release = buf.length === 0 || placed ? noop : (): void => {
       if (released) return;
       released = true;
-      if (this.free.length < RECEIVE_POOL_FRAMES) this.free.push(buf);
+      this.giveBack(buf);
     };
-    this.onFrame(buf.subarray(0, this.length), release);
+    if (this.discard) {
+      release();
+      return;
+    }
+    this.onFrame(buf.subarray(0, placed ? PLACE_AFTER : this.length), release, placed);
   }
 
-  /** A buffer of at least `n` bytes: a free one, or a new one. */
+  /** Returns a buffer `take` handed out to the arena or the free list (or to the collector, when full). */
+  private giveBack(buf: Buffer): void {
+    if (this.arena && arenaOf(buf.buffer) === this.arena) this.arena.give(buf);
+    else if (!this.arena && this.free.length < RECEIVE_POOL_FRAMES) this.free.push(buf);
+  }
+
+  /**
+   * A buffer of at least `n` bytes: an arena slot, a free plain buffer, or a new one (left
+   * to the collector once released, when the arena is full).
+   */
   private take(n: number): Buffer {
     if (n === 0) return Buffer.alloc(0);
+    if (n >= ARENA_MIN_FRAME && !this.arenaTried) {
+      this.arenaTried = true;
+      // ws refuses frames over its maximum payload, so every fast frame fits a slot of it.
+      if (this.receiver._maxPayload > 0) this.arena = FrameArena.create(this.receiver._maxPayload, RECEIVE_POOL_FRAMES);
+      if (this.arena) this.free.length = 0;
+    }
+    if (this.arena) return this.arena.take(n) ?? Buffer.allocUnsafeSlow(n);
     for (let i = 0; i < this.free.length; i++) {
       const b = this.free[i]!;
       if (b.length >= n) {

@@ -97,7 +97,15 @@ function isPhase(v: number): v is Phase {
  */
 export function decodeFrame(buf: Uint8Array, maxPayloadBytes: number, into: FrameHeader = emptyHeader()): FrameHeader {
   if (buf.length < FRAME_HEADER_BYTES) bad(`frame of ${buf.length} bytes is shorter than its header`);
-  const payloadBytes = buf.length - FRAME_HEADER_BYTES;
+  return decodeHeader(buf, buf.length - FRAME_HEADER_BYTES, maxPayloadBytes, into);
+}
+
+/**
+ * As decodeFrame, for a frame whose payload of `payloadBytes` is elsewhere (read straight
+ * into the caller's array, fast-receive.ts): `buf` holds at least the header.
+ */
+export function decodeHeader(buf: Uint8Array, payloadBytes: number, maxPayloadBytes: number, into: FrameHeader = emptyHeader()): FrameHeader {
+  if (buf.length < FRAME_HEADER_BYTES) bad(`frame of ${buf.length} bytes is shorter than its header`);
   if (payloadBytes > maxPayloadBytes) {
     throw new RingFrameError('RING_FRAME_TOO_LARGE', `payload of ${payloadBytes} bytes exceeds ${maxPayloadBytes}`);
   }

@@ -1,5 +1,5 @@
 export { createRing, validateMembership, DEFAULT_SEGMENT_BYTES } from './ring.js';
-export { RECEIVE_POOL_FRAMES } from './fast-receive.js';
+export { RECEIVE_POOL_FRAMES, receivePoolBytes } from './fast-receive.js';
 export type { Ring, RingMembership, RingOptions, RingPeer, OpOptions, RingState, RingStats } from './ring.js';
 export { listen, RingEndpoint, DEFAULT_MAX_SEGMENT_BYTES } from './endpoint.js';
 export type { EndpointOptions } from './endpoint.js';

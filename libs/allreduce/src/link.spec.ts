@@ -10,9 +10,11 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { RING_ERROR_CODES, RingError } from './errors.js';
+import { arenaOf } from './frame-arena.js';
 import { type HeartbeatOptions, Link } from './link.js';
 import { silentLogger } from './logger.js';
-import { closeOf, closePayload, encodeFrame, Opcode, type RawPeer, rawClient, until } from './raw-ws.fixture.js';
+import { relayedConnection } from './fast-receive.js';
+import { closeOf, closePayload, encodeFrame, Opcode, type RawPeer, rawClient, rawServer, until } from './raw-ws.fixture.js';
 
 const HB: HeartbeatOptions = { intervalMs: 25, timeoutMs: 250 };
 const MAX_PAYLOAD = 1024;
@@ -24,8 +26,8 @@ afterEach(async () => {
 });
 
 /** A WebSocket server as the endpoint configures one; resolves with its port and the next server-side socket. */
-async function server(): Promise<{ port: number; accepted: () => Promise<WebSocket> }> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: MAX_PAYLOAD });
+async function server(maxPayload = MAX_PAYLOAD): Promise<{ port: number; accepted: () => Promise<WebSocket> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload });
   await new Promise<void>((resolve) => wss.once('listening', resolve));
   const queue: WebSocket[] = [];
   wss.on('connection', (ws) => queue.push(ws));
@@ -43,8 +45,8 @@ async function server(): Promise<{ port: number; accepted: () => Promise<WebSock
 }
 
 /** Both ends of one WebSocket connection: the server's side and a ws client. */
-async function wsPair(client: WebSocket.ClientOptions = {}): Promise<{ server: WebSocket; client: WebSocket }> {
-  const s = await server();
+async function wsPair(client: WebSocket.ClientOptions = {}, maxPayload = MAX_PAYLOAD): Promise<{ server: WebSocket; client: WebSocket }> {
+  const s = await server(maxPayload);
   const ws = new WebSocket(`ws://127.0.0.1:${s.port}/`, { perMessageDeflate: false, ...client });
   ws.on('error', () => {});
   await new Promise<void>((resolve) => ws.once('open', () => resolve()));
@@ -89,31 +91,42 @@ describe('Link: frames', () => {
     assert.deepEqual([...a.down, ...b.down], []);
   });
 
-  it('binary frames arrive in pooled buffers (fast-receive.ts): a released buffer carries a later frame, one held is never reused', async () => {
-    const { server, client } = await wsPair();
-    const link = new Link(server, { peer: PEER, heartbeat: HB, logger: silentLogger });
-    cleanup.push(() => link.terminate());
-    const got: { frame: Buffer; release: () => void }[] = [];
-    link.bind((frame, release) => got.push({ frame, release }), () => {});
-    const next = async (n: number, fill: number): Promise<{ frame: Buffer; release: () => void }> => {
-      const before = got.length;
-      client.send(Buffer.alloc(n, fill));
-      await until(() => got.length > before);
-      return got.at(-1)!;
-    };
-    const held = await next(1000, 1);
-    const second = await next(1000, 2);
-    assert.notEqual(second.frame.buffer, held.frame.buffer, 'a held buffer is not handed out again');
-    second.release();
-    second.release(); // twice is once
-    const third = await next(900, 3);
-    assert.equal(third.frame.buffer, second.frame.buffer, 'the released buffer carries the next frame');
-    const fourth = await next(800, 4);
-    assert.notEqual(fourth.frame.buffer, third.frame.buffer, 'released once, it is handed out once');
-    assert.ok(held.frame.equals(Buffer.alloc(1000, 1)), 'the held frame is intact');
-    assert.ok(third.frame.equals(Buffer.alloc(900, 3)));
-    assert.equal((third.frame.byteOffset + 40) % 4, 0, 'a ring payload after its 40-byte header can be viewed as float32');
-  });
+  // Frames of 4 KiB and more go into the WebAssembly arena (frame-arena.ts), where all
+  // slots share one ArrayBuffer; smaller ones into plain buffers.
+  for (const { kind, maxPayload, size } of [
+    { kind: 'plain buffers', maxPayload: MAX_PAYLOAD, size: 1000 },
+    { kind: 'the arena', maxPayload: 64 * 1024, size: 5000 },
+  ]) {
+    it(`binary frames arrive in pooled buffers (${kind}): a released buffer carries a later frame, one held is never reused`, async () => {
+      const { server, client } = await wsPair({}, maxPayload);
+      const link = new Link(server, { peer: PEER, heartbeat: HB, logger: silentLogger });
+      cleanup.push(() => link.terminate());
+      const got: { frame: Buffer; release: () => void }[] = [];
+      link.bind((frame, release) => got.push({ frame, release }), () => {});
+      const next = async (n: number, fill: number): Promise<{ frame: Buffer; release: () => void }> => {
+        const before = got.length;
+        client.send(Buffer.alloc(n, fill));
+        await until(() => got.length > before);
+        return got.at(-1)!;
+      };
+      // A buffer is where its bytes are: its ArrayBuffer and its offset in it.
+      const same = (a: Buffer, b: Buffer): boolean => a.buffer === b.buffer && a.byteOffset === b.byteOffset;
+      const held = await next(size, 1);
+      const second = await next(size, 2);
+      assert.equal(arenaOf(held.frame.buffer) !== undefined, kind === 'the arena', `the frame is in ${kind}`);
+      assert.ok(!same(second.frame, held.frame), 'a held buffer is not handed out again');
+      second.release();
+      second.release(); // twice is once
+      const third = await next(size - 100, 3);
+      assert.ok(same(third.frame, second.frame), 'the released buffer carries the next frame');
+      const fourth = await next(size - 200, 4);
+      assert.ok(!same(fourth.frame, third.frame), 'released once, it is handed out once');
+      assert.ok(!same(fourth.frame, held.frame), 'the held one is still not handed out');
+      assert.ok(held.frame.equals(Buffer.alloc(size, 1)), 'the held frame is intact');
+      assert.ok(third.frame.equals(Buffer.alloc(size - 100, 3)));
+      assert.equal((third.frame.byteOffset + 40) % 4, 0, 'a ring payload after its 40-byte header can be viewed as float32');
+    });
+  }
 
   it('holds frames and a down event that come before bind, then hands them over on bind, frames first', async () => {
     const { server, client } = await wsPair();
@@ -349,4 +362,90 @@ describe('Link: raw frames from a hand-played peer', () => {
     await until(() => b.down.length > 0);
     assert.equal(b.down[0]!.code, 'RING_OP_MISMATCH');
   });
+});
+
+describe('Link: payloads placed where the ring says (fast-receive.ts)', () => {
+  const SLOW: HeartbeatOptions = { intervalMs: 1000, timeoutMs: 10_000 };
+
+  /** A Link on a ws client of a hand-played server, which sends it raw, unmasked frames. */
+  async function clientOfRaw(relayed: boolean): Promise<{ link: Link; peer: RawPeer }> {
+    const server = await rawServer();
+    cleanup.push(() => server.close());
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/`, {
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024,
+      ...(relayed ? { createConnection: relayedConnection as unknown as WebSocket.ClientOptions['createConnection'] } : {}),
+    });
+    ws.on('error', () => {});
+    const upgraded = server.nextPeer();
+    await new Promise<void>((resolve) => ws.once('open', () => resolve()));
+    const peer = await upgraded;
+    const link = new Link(ws, { peer: PEER, heartbeat: SLOW, logger: silentLogger });
+    cleanup.push(() => link.terminate());
+    return { link, peer };
+  }
+
+  /** Writes `bytes` in pieces of these sizes (the rest at the end), each in a read of its own. */
+  async function inPieces(peer: RawPeer, bytes: Buffer, sizes: readonly number[]): Promise<void> {
+    let at = 0;
+    for (const n of [...sizes, bytes.length]) {
+      if (at >= bytes.length) break;
+      peer.socket.write(bytes.subarray(at, Math.min(bytes.length, at + n)));
+      at += n;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  const payload = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff));
+
+  for (const relayed of [true, false]) {
+    it(`${relayed ? 'relayed reads' : 'data events'}: a payload the placer takes lands there and only the header is delivered; others arrive whole`, async () => {
+      const { link, peer } = await clientOfRaw(relayed);
+      const got: { frame: Buffer; placed: number }[] = [];
+      const asked: { head: Buffer; length: number }[] = [];
+      const target = Buffer.alloc(1000);
+      link.bind(
+        (frame, release, placed) => {
+          got.push({ frame: Buffer.from(frame), placed });
+          release();
+        },
+        () => {},
+        (head, length) => {
+          asked.push({ head: Buffer.from(head), length });
+          return length === 1040 ? target : length === 540 ? Buffer.alloc(10) : null; // a target of the wrong size is not used
+        },
+      );
+      const [placed, wrongSize, declined, short] = [payload(1040, 1), payload(540, 2), payload(300, 3), payload(30, 4)];
+      const wire = Buffer.concat([placed, wrongSize, declined, short].map((p) => encodeFrame(Opcode.binary, p, { mask: null })));
+      // Pieces that cut the WebSocket header, the ring header and the payloads anywhere.
+      await inPieces(peer, wire, [1, 3, 20, 17, 1, 600, 2, 3, 39, 500, 41, 7]);
+      await until(() => got.length === 4);
+      assert.deepEqual(asked.map((a) => a.length), [1040, 540, 300], 'asked once per frame longer than a header, not for the short one');
+      asked.forEach((a, i) => assert.ok(a.head.equals([placed, wrongSize, declined][i]!.subarray(0, 40)), `asked with frame ${i}'s first 40 bytes`));
+      assert.ok(target.equals(placed.subarray(40)), 'the placed payload is where the placer said');
+      assert.deepEqual(got.map((g) => g.placed), [1040, 0, 0, 0]);
+      assert.ok(got[0]!.frame.equals(placed.subarray(0, 40)), 'a placed frame is delivered as its header');
+      assert.ok(got[1]!.frame.equals(wrongSize) && got[2]!.frame.equals(declined) && got[3]!.frame.equals(short), 'the others whole');
+    });
+  }
+
+  for (const relayed of [true, false]) {
+    it(`${relayed ? 'relayed reads' : 'data events'}: a placement cancelled partway: the link stops reading, nothing more lands in the target, and the frame is not delivered`, async () => {
+      const { link, peer } = await clientOfRaw(relayed);
+      const got: Buffer[] = [];
+      const target = Buffer.alloc(1000);
+      link.bind((frame) => got.push(Buffer.from(frame)), () => {}, () => target);
+      const bytes = payload(1040, 5);
+      const first = encodeFrame(Opcode.binary, bytes, { mask: null });
+      peer.socket.write(first.subarray(0, 4 + 40 + 100)); // WebSocket header, ring header and 100 payload bytes
+      await until(() => target[99] === bytes[139]);
+      link.cancelPlacement();
+      // The rest of the frame, and another; read or not, none of it may reach the target.
+      peer.socket.write(Buffer.concat([first.subarray(144), encodeFrame(Opcode.binary, payload(700, 6), { mask: null })]));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(target.subarray(0, 100).equals(bytes.subarray(40, 140)), 'what came before the cancel');
+      assert.ok(target.subarray(100).equals(Buffer.alloc(900)), 'nothing after it');
+      assert.deepEqual(got, [], 'the cancelled frame is not delivered, nor anything after it');
+    });
+  }
 });

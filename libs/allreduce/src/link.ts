@@ -7,7 +7,8 @@
 import type WebSocket from 'ws';
 import { closeWith, errorForClose } from './close.js';
 import { RingError } from './errors.js';
-import { FastReceiver } from './fast-receive.js';
+import { FastReceiver, type Placer } from './fast-receive.js';
+import { FastSender } from './fast-send.js';
 import { decodeHandshake, encodeHandshake, HANDSHAKE_VERSION } from './handshake.js';
 import type { RingLogger } from './logger.js';
 
@@ -18,8 +19,12 @@ export interface HeartbeatOptions {
   readonly timeoutMs: number;
 }
 
-/** A data frame and how to hand its buffer back for reuse (a no-op for a frame ws assembled). */
-export type FrameHandler = (frame: Buffer, release: () => void) => void;
+/**
+ * A data frame and how to hand its buffer back for reuse (a no-op for a frame ws
+ * assembled); `placed` is 0, or the payload's length when the Placer given to bind took
+ * it (fast-receive.ts): `frame` is then only the ring header.
+ */
+export type FrameHandler = (frame: Buffer, release: () => void, placed: number) => void;
 
 const noop = (): void => {};
 
@@ -64,6 +69,7 @@ export class Link {
   }
 
   private readonly fast: FastReceiver | null;
+  private readonly fastSend: FastSender | null;
 
   /** Reads of a relayed link that did not land where its parser asked, and were copied (fast-receive.ts). */
   get misplacedReads(): number {
@@ -84,15 +90,16 @@ export class Link {
         this.fail(new RingError('RING_BAD_FRAME', `text frame from rank ${this.peer}`, { peer: this.peer }));
         return;
       }
-      this.deliver(data, noop);
+      this.deliver(data, noop, 0);
     });
     // Data frames straight into reused buffers where ws allows it (fast-receive.ts).
     const fast = FastReceiver.attach(
       ws,
-      (frame, release) => this.deliver(frame, release),
+      (frame, release, placed) => this.deliver(frame, release, placed),
       () => (this.lastSeen = Date.now()),
     );
     this.fast = fast;
+    this.fastSend = FastSender.attach(ws);
     this.whenReady =
       options.ready === 'await'
         ? new Promise<void>((resolve, reject) => (this.awaiting = { resolve, reject }))
@@ -113,10 +120,10 @@ export class Link {
   }
 
   /** A frame from the peer: its `ready` while one is awaited, else the ring's. */
-  private deliver(frame: Buffer, release: () => void): void {
+  private deliver(frame: Buffer, release: () => void, placed: number): void {
     const awaiting = this.awaiting;
     if (!awaiting) {
-      this.onFrame(frame, release);
+      this.onFrame(frame, release, placed);
       return;
     }
     this.awaiting = null;
@@ -147,15 +154,27 @@ export class Link {
   /**
    * Sets the handlers; frames and the down event go to the last ones set. A frame's
    * `release` says its buffer may be reused: call it once the frame is no longer read or
-   * written (never calling it is safe, only slower).
+   * written (never calling it is safe, only slower). Frames that come from then on may
+   * have their payload read where `placer` says (fast-receive.ts).
    */
-  bind(onFrame: FrameHandler, onDown: (err: RingError) => void): void {
+  bind(onFrame: FrameHandler, onDown: (err: RingError) => void, placer?: Placer): void {
     this.onFrame = onFrame;
     this.onDown = onDown;
+    if (this.fast && placer) this.fast.placer = placer;
     const early = this.early;
     this.early = [];
-    for (const { frame, release } of early) onFrame(frame, release);
+    for (const { frame, release } of early) onFrame(frame, release, 0);
     if (this.earlyDown) onDown(this.earlyDown);
+  }
+
+  /**
+   * For a link being closed: the frame being read, if it is being placed, is no longer to
+   * be, and its rest is dropped. If one was, the link stops reading at once, so that no
+   * read already armed to land in the placer's memory ever happens (the close frame still
+   * goes out; the socket is killed after the close grace, close.ts).
+   */
+  cancelPlacement(): void {
+    if (this.fast?.cancelPlacement()) this.ws.pause();
   }
 
   get isOpen(): boolean {
@@ -170,6 +189,20 @@ export class Link {
   /** Sends one binary frame without copying it; `cb` runs once it is written or failed. */
   send(frame: Buffer, cb?: (err?: Error) => void): void {
     this.ws.send(frame, { binary: true, compress: false, fin: true }, cb);
+  }
+
+  /**
+   * Sends one binary frame made of `head` then `payload`, without copying them together
+   * where ws allows it (fast-send.ts); `cb` runs once it is written or failed.
+   */
+  sendParts(head: Buffer, payload: Buffer, cb: (err?: Error | null) => void): void {
+    if (this.fastSend?.send(head, payload, cb)) return;
+    this.ws.send(Buffer.concat([head, payload]), { binary: true, compress: false, fin: true }, cb);
+  }
+
+  /** How sendParts writes: 'parts' (no copy, fast-send.ts) or 'ws' (copied into one buffer for ws.send). */
+  get sends(): 'parts' | 'ws' {
+    return this.fastSend ? 'parts' : 'ws';
   }
 
   /** Stops reading (TCP backpressure reaches the peer). Silence is not judged while paused. */

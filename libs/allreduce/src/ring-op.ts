@@ -22,8 +22,13 @@ export interface OpContext {
   readonly segmentBytes: number;
   /** Buffers for frames whose payload is copied out of the caller's buffer. */
   readonly window: SendWindow;
-  /** Forwards a frame to the successor as is (no copy): it must not be touched afterwards. */
-  send(frame: Buffer): void;
+  /**
+   * Forwards a frame to the successor as is (no copy): it must not be touched afterwards.
+   * With `payload`, `frame` is only the header and the payload follows it from there (a
+   * placed frame's, in the caller's array): the operation then finishes only once that
+   * is written, so that the caller cannot change the bytes before they are sent.
+   */
+  send(frame: Buffer, payload?: Buffer): void;
   /**
    * Called once when this rank's part of the operation is complete, which must not be
    * before every member has called the operation: the ring holds early frames of one
@@ -39,7 +44,16 @@ export interface RingOp {
   /**
    * Handles a frame of this operation from the predecessor; `h` is its decoded header
    * (generation and op already match). Throws a RingError when the frame does not fit
-   * the schedule. May modify and forward `frame`.
+   * the schedule. May modify and forward `frame`. `placed`: the payload is already where
+   * place() said, and `frame` is only the header.
    */
-  onFrame(frame: Buffer, h: FrameHeader): void;
+  onFrame(frame: Buffer, h: FrameHeader, placed: boolean): void;
+  /**
+   * Where the payload of the next frame, whose header `h` has arrived, should be read to
+   * (exactly h.count elements' bytes), or null to receive it in a pooled frame. Asked
+   * only for the frame that comes next, before any later one; it must check `h` against
+   * the schedule as onFrame would, and may return memory only the frame's payload is
+   * meant for. Operations without it receive every frame pooled.
+   */
+  place?(h: FrameHeader): Buffer | null;
 }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { Link } from './link.js';
 import { bytesOf, endpoints, fixture, floatData, formRings, intData, intSum, isCode, type Fixture } from './ring.fixture.js';
 import { createRing } from './ring.js';
+import { allGatherRecvChunk, chunkLength, segmentCount } from './schedule.js';
 
 const LENGTHS = [0, 1, 3, 1000, 10007, 2 ** 20 + 3];
 
@@ -19,6 +21,67 @@ function reference(seed: number, world: number, length: number): { sum: Float64A
   const bound = abs.map((a) => world * 2 ** -23 * a + 1e-30);
   return { sum, bound };
 }
+
+describe('all-gather payloads read straight into the caller\'s array', () => {
+  const world = 3;
+  const segmentBytes = 64 * 1024;
+  const seg = segmentBytes / 4;
+  const allGatherFrames = (rank: number, length: number): number => {
+    let frames = 0;
+    for (let s = 0; s < world - 1; s++) frames += segmentCount(chunkLength(length, world, allGatherRecvChunk(rank, world, s)), seg);
+    return frames;
+  };
+
+  /** Runs `ops` all-reduces; each rank checks its sum and overwrites its array the moment its call resolves. */
+  async function overwriteOnResolve(f: Fixture, length: number, ops: number): Promise<void> {
+    const expected = bytesOf(intSum(world, length));
+    for (let op = 0; op < ops; op++) {
+      const data = f.rings.map((_, r) => intData(r, length));
+      const right = await Promise.all(
+        f.rings.map(async (ring, r) => {
+          await ring.allReduce(data[r]!, { step: op });
+          const ok = bytesOf(data[r]!).equals(expected);
+          data[r]!.fill(Number.NaN); // the caller's again: nothing still to be sent may read it
+          return ok;
+        }),
+      );
+      assert.deepEqual(right, [true, true, true], `op ${op}: every rank has the exact sum`);
+    }
+  }
+
+  it('W = 3: every all-gather frame is placed, and every rank gets the exact sum', async () => {
+    const f = await fixture(world, { segmentBytes });
+    try {
+      const length = 3 * 2 ** 20 + 5; // 12 MiB: many segments per chunk
+      await overwriteOnResolve(f, length, 5);
+      f.rings.forEach((ring, r) => assert.equal(ring.stats.framesPlaced, 5 * allGatherFrames(r, length), `rank ${r}: each all-gather frame read into the array`));
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('a rank whose writes to its successor lag finishes only once what it forwards from its array is written', async () => {
+    const f = await fixture(world, { segmentBytes });
+    try {
+      // Rank 0's link to rank 1 writes each frame 5 ms late, in order, as a full socket
+      // would: a forward from rank 0's array is still queued when its own part is done.
+      const link = (f.rings[0] as unknown as { outbound: Link }).outbound;
+      const late: (() => void)[] = [];
+      const later = (write: () => void): void => {
+        late.push(write);
+        setTimeout(() => late.shift()!(), 5);
+      };
+      const send = link.send.bind(link);
+      const sendParts = link.sendParts.bind(link);
+      link.send = (frame, cb) => later(() => send(frame, cb));
+      link.sendParts = (head, payload, cb) => later(() => sendParts(head, payload, cb));
+      await overwriteOnResolve(f, 2 ** 20 + 5, 3);
+      assert.ok(f.rings[1]!.stats.framesPlaced > 0);
+    } finally {
+      await f.close();
+    }
+  });
+});
 
 describe('ring all-reduce, in process', () => {
   for (let world = 1; world <= 8; world++) {

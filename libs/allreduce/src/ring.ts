@@ -25,7 +25,7 @@ import { BroadcastOp } from './broadcast-ring.js';
 import type { OpContext, RingOp } from './ring-op.js';
 import { dial } from './connect.js';
 import { isRingError, RingError, RingFrameError } from './errors.js';
-import { decodeFrame, emptyHeader, FRAME_HEADER_BYTES, MAX_U32, OpKind } from './frame.js';
+import { decodeFrame, decodeHeader, emptyHeader, FRAME_HEADER_BYTES, MAX_U32, OpKind, type FrameHeader } from './frame.js';
 import { tokenBytes, type Token } from './handshake.js';
 import { listen, type RingEndpoint } from './endpoint.js';
 import type { HeartbeatOptions, Link } from './link.js';
@@ -91,6 +91,8 @@ export interface RingStats {
   readonly framesDropped: number;
   readonly framesSent: number;
   readonly framesReceived: number;
+  /** Of those received, frames whose payload was read straight into the caller's array (all-gather, fast-receive.ts). */
+  readonly framesPlaced: number;
   /**
    * Of the last completed operation, milliseconds from its call here to its first frame
    * from the predecessor: time spent waiting for slower peers rather than moving data
@@ -260,6 +262,8 @@ interface Pending {
   readonly resolve: () => void;
   readonly reject: (err: RingError) => void;
   readonly timer: NodeJS.Timeout;
+  /** Its part is done, but frames it forwarded from the caller's array are still being written. */
+  finished?: boolean;
 }
 
 class RingImpl implements Ring {
@@ -274,6 +278,10 @@ class RingImpl implements Ring {
   private readonly outbound: Link | undefined;
   private readonly window: SendWindow;
   private readonly header = emptyHeader();
+  /** The header of a frame whose payload is being placed (see place). */
+  private readonly placing = emptyHeader();
+  /** Forwarded frames whose payload, in the caller's array, is not yet written. */
+  private callerWrites = 0;
   private readonly scratch: Float32Array;
   private readonly early: { frame: Buffer; release: () => void }[] = [];
   /** The inbound frame being handled, and whether the operation forwarded it (its buffer is then released once written). */
@@ -283,7 +291,7 @@ class RingImpl implements Ring {
   private active: Pending | undefined;
   private _state: RingState = 'open';
   private _failure: RingError | undefined;
-  private readonly counters = { ops: 0, framesDropped: 0, framesSent: 0, framesReceived: 0, lastOpWaitMs: 0 };
+  private readonly counters = { ops: 0, framesDropped: 0, framesSent: 0, framesReceived: 0, framesPlaced: 0, lastOpWaitMs: 0 };
   /** performance.now() when the active operation was called; null once its first frame came. */
   private opCalledAt: number | null = null;
   private readonly sendDone = (err?: Error | null): void => {
@@ -301,8 +309,12 @@ class RingImpl implements Ring {
     this.inbound = inbound;
     this.outbound = outbound;
     this.scratch = new Float32Array(settings.segmentBytes / 4);
-    this.window = new SendWindow(FRAME_HEADER_BYTES + settings.segmentBytes, settings.sendSlots, (frame, done) => this.transmit(frame, done));
-    inbound?.bind((frame, release) => this.onInbound(frame, release), (err) => this.fail(err));
+    this.window = new SendWindow(FRAME_HEADER_BYTES, settings.sendSlots, (head, payload, done) => this.transmit(head, payload, done));
+    inbound?.bind(
+      (frame, release, placed) => this.onInbound(frame, release, placed),
+      (err) => this.fail(err),
+      (head, payloadLength) => this.place(head, payloadLength),
+    );
     outbound?.bind(
       () => this.fail(new RingFrameError('RING_BAD_FRAME', `rank ${outbound.peer} sent data the wrong way round the ring`, { peer: outbound.peer })),
       (err) => this.fail(err),
@@ -394,7 +406,7 @@ class RingImpl implements Ring {
         step,
         segmentBytes: this.settings.segmentBytes,
         window: this.window,
-        send: (frame) => this.forward(frame),
+        send: (frame, payload) => this.forward(frame, payload),
         finished: () => this.finish(op),
       };
       const timer = setTimeout(
@@ -417,6 +429,10 @@ class RingImpl implements Ring {
   private finish(op: number): void {
     const a = this.active;
     if (!a || a.op !== op) return;
+    if (this.callerWrites > 0) {
+      a.finished = true; // once the caller's bytes it forwards are written (dataWritten)
+      return;
+    }
     this.active = undefined;
     clearTimeout(a.timer);
     this.counters.ops++;
@@ -426,6 +442,8 @@ class RingImpl implements Ring {
   private rejectActive(err: RingError): void {
     const a = this.active;
     if (!a) return;
+    // No more of a frame being read goes into the caller's array, which is the caller's again.
+    this.inbound?.cancelPlacement();
     this.active = undefined;
     clearTimeout(a.timer);
     a.reject(err);
@@ -446,40 +464,71 @@ class RingImpl implements Ring {
     this.early.length = 0;
   }
 
-  private transmit(frame: Buffer, done: (err?: Error | null) => void): void {
+  /** Sends one frame: `head`, then `payload` unless it is null (the frame is all in `head`). */
+  private transmit(head: Buffer, payload: Buffer | null, done: (err?: Error | null) => void): void {
     const link = this.outbound;
     if (!link || this._state !== 'open') {
       queueMicrotask(() => done(new RingError('RING_CLOSED', 'link closed')));
       return;
     }
     this.counters.framesSent++;
-    link.send(frame, done);
+    if (payload) link.sendParts(head, payload, done);
+    else link.send(head, done);
   }
 
   /**
    * Sends a frame on as is. The inbound frame being handled keeps its buffer until it is
    * written (a pooled buffer, fast-receive.ts), then hands it back for reuse.
    */
-  private forward(frame: Buffer): void {
+  private forward(frame: Buffer, payload?: Buffer): void {
+    if (payload) this.callerWrites++;
     const h = this.handling;
-    if (h && !h.forwarded && frame.buffer === h.frame.buffer && frame.byteOffset === h.frame.byteOffset) {
-      h.forwarded = true;
-      const { release } = h;
-      this.transmit(frame, (err) => {
-        release();
-        this.sendDone(err);
-      });
+    const own = h !== null && !h.forwarded && frame.buffer === h.frame.buffer && frame.byteOffset === h.frame.byteOffset;
+    if (own) h.forwarded = true;
+    if (!own && !payload) {
+      this.transmit(frame, null, this.sendDone);
       return;
     }
-    this.transmit(frame, this.sendDone);
+    const release = own ? h.release : null;
+    this.transmit(frame, payload ?? null, (err) => {
+      release?.();
+      if (payload) this.callerWritten();
+      this.sendDone(err);
+    });
   }
 
-  private onInbound(frame: Buffer, release: () => void): void {
+  /** A forwarded frame's payload from the caller's array is written: the operation may now finish. */
+  private callerWritten(): void {
+    this.callerWrites--;
+    const a = this.active;
+    if (this.callerWrites === 0 && a?.finished) this.finish(a.op);
+  }
+
+  /**
+   * Where the payload of the frame being read goes (fast-receive.ts's Placer): the active
+   * operation's say, for a valid header of it; anything else is received pooled, and
+   * onInbound then judges it as always.
+   */
+  private place(head: Buffer, payloadLength: number): Buffer | null {
+    const a = this.active;
+    if (this._state !== 'open' || !a?.algorithm.place) return null;
+    let h: FrameHeader;
+    try {
+      h = decodeHeader(head, payloadLength - FRAME_HEADER_BYTES, this.settings.segmentBytes, this.placing);
+    } catch {
+      return null;
+    }
+    if (h.generation !== this.generation || h.op !== a.op) return null;
+    return a.algorithm.place(h);
+  }
+
+  private onInbound(frame: Buffer, release: () => void, placed = 0): void {
     if (this._state !== 'open') return;
     this.counters.framesReceived++;
+    if (placed > 0) this.counters.framesPlaced++;
     let h;
     try {
-      h = decodeFrame(frame, this.settings.segmentBytes, this.header);
+      h = placed > 0 ? decodeHeader(frame, placed - FRAME_HEADER_BYTES, this.settings.segmentBytes, this.header) : decodeFrame(frame, this.settings.segmentBytes, this.header);
     } catch (err) {
       this.fail(asRingError(err));
       return;
@@ -497,7 +546,7 @@ class RingImpl implements Ring {
       }
       const handling = (this.handling = { frame, release, forwarded: false });
       try {
-        a.algorithm.onFrame(frame, h);
+        a.algorithm.onFrame(frame, h, placed > 0);
       } catch (err) {
         this.fail(asRingError(err));
       } finally {

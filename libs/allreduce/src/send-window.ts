@@ -1,16 +1,21 @@
 /**
- * A fixed set of reusable send buffers ("slots") for frames whose payload has to be
- * copied out of the caller's buffer (the first reduce-scatter step, a broadcast from
- * its root). A slot returns to the pool when ws has handed its bytes to the kernel, so
- * the number of slots bounds the memory in flight and paces the sender to the socket.
+ * The frames a rank sends out of the caller's own buffer (the first reduce-scatter step,
+ * a broadcast from its root), at most `maxSlots` at a time. Each frame is a header the
+ * source writes into a reusable slot and a payload that is a view of the caller's
+ * buffer, written as it is: no copy. A slot returns when its frame is handed to the
+ * kernel, so the slots pace the sender to the socket and bound what is in flight.
  * Slots are allocated on first use and then reused for the life of the ring.
+ *
+ * The caller's buffer must hold still until the bytes are in the kernel; the operations
+ * guarantee it (an all-reduce overwrites a chunk it sent only once its successor has
+ * received it, a broadcast root finishes only on the acknowledgement that comes round).
  */
 
 export interface SlotSource {
   /** Whether another frame is waiting for a slot. */
   hasNext(): boolean;
-  /** Writes the next frame into `slot` and returns its length in bytes. */
-  fill(slot: Buffer): number;
+  /** Writes the next frame's header into `head` (slotBytes long) and returns its payload. */
+  fill(head: Buffer): Buffer;
 }
 
 interface Slot {
@@ -18,7 +23,8 @@ interface Slot {
   readonly done: (err?: Error | null) => void;
 }
 
-export type Transmit = (frame: Buffer, done: (err?: Error | null) => void) => void;
+/** Writes one frame of `head` followed by `payload`; `done` once both are in the kernel (or failed). */
+export type Transmit = (head: Buffer, payload: Buffer, done: (err?: Error | null) => void) => void;
 
 export class SendWindow {
   readonly slotBytes: number;
@@ -51,8 +57,8 @@ export class SendWindow {
     while (source.hasNext()) {
       const slot = this.take();
       if (!slot) return;
-      const bytes = source.fill(slot.buf);
-      this.transmit(slot.buf.subarray(0, bytes), slot.done);
+      const payload = source.fill(slot.buf);
+      this.transmit(slot.buf, payload, slot.done);
     }
     if (this.source === source) this.source = undefined;
   }
