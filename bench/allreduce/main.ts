@@ -16,12 +16,18 @@
  * CPU time went (profile.ts: reduction, copies, syscalls, framing, gc, other); the
  * profiler slows them, so the timings of such a run are not comparable with others.
  *
+ * --float64 also times, for each size, an all-reduce of the same number of elements as
+ * float64 (twice the bytes: the exact, same-bits reduction's wire format), right after
+ * the float32 one: `float64.medianMs`, `float64.busGBps` (on its own bytes), CPU times,
+ * and `float64.glooPerElementRatio`: gloo's float32 time over ringtrain's float64 time
+ * for the same elements (above 1: ringtrain's float64 is the faster per parameter).
+ *
  * --tls also forms a second ring of the same rank processes over TLS (certificates made
  * with openssl for the run, tests/tls-certs.ts) and, for each size, times it right after
  * the plain one: `tlsMedianMs`, `tlsBusGBps`, `tlsRatio` (TLS over plain bus bandwidth)
  * and the TLS ring's CPU time per operation and rank.
  *
- *   npm run allreduce -w bench [-- --worlds 2,3,4 --sizes 1,16,64,256 --iterations 20 --segment 1048576 --slots 8 --peers auto|none --malloc worker|default --profile --tls]
+ *   npm run allreduce -w bench [-- --worlds 2,3,4 --sizes 1,16,64,256 --iterations 20 --segment 1048576 --slots 8 --peers auto|none --malloc worker|default --profile --tls --float64]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -46,6 +52,7 @@ const { values } = parseArgs({
     // Extra node flags for the rank processes, e.g. '--cpu-prof --cpu-prof-dir=prof'.
     'rank-flags': { type: 'string', default: '' },
     tls: { type: 'boolean', default: false },
+    float64: { type: 'boolean', default: false },
     peers: { type: 'string', default: 'auto' },
     profile: { type: 'boolean', default: false },
     malloc: { type: 'string', default: 'worker' },
@@ -82,16 +89,28 @@ function spawn(file: string, args: string[] = [], flags: string[] = []): ChildPr
   return child;
 }
 
+/** The child's next message of `type`; rejects on an error message or its exit. Leaves no listener behind. */
 function next<T>(child: ChildProcess, type: string): Promise<T> {
   return new Promise((resolve, reject) => {
+    const done = (): void => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
     const onMessage = (msg: { type: string; message?: string }): void => {
       if (msg.type === type) {
-        child.off('message', onMessage);
+        done();
         resolve(msg as T);
-      } else if (msg.type === 'error') reject(new Error(msg.message));
+      } else if (msg.type === 'error') {
+        done();
+        reject(new Error(msg.message));
+      }
+    };
+    const onExit = (code: number | null): void => {
+      done();
+      reject(new Error(`child exited with ${code}`));
     };
     child.on('message', onMessage);
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+    child.once('exit', onExit);
   });
 }
 
@@ -113,9 +132,9 @@ const median = (xs: readonly number[]): number => {
 type Times = Extract<FromRank, { type: 'times' }>;
 
 /** One configuration on one transport: every rank's times for `iterations` all-reduces of `bytes`. */
-async function measure(ranks: readonly ChildProcess[], transport: Transport, bytes: number): Promise<Times[]> {
+async function measure(ranks: readonly ChildProcess[], transport: Transport, bytes: number, float64 = false): Promise<Times[]> {
   const results = ranks.map((r) => next<Times>(r, 'times'));
-  ranks.forEach((r) => r.send({ type: 'run', transport, bytes, warmup, iterations } satisfies ToRank));
+  ranks.forEach((r) => r.send({ type: 'run', transport, bytes, warmup, iterations, float64 } satisfies ToRank));
   return Promise.all(results);
 }
 
@@ -153,9 +172,11 @@ for (const world of worlds) {
   for (const bytes of sizes) {
     const { medianMs, busGBps, userMs, systemMs, pageFaults } = summary(await measure(ranks, 'plain', bytes), world, bytes);
     const tls = certs ? summary(await measure(ranks, 'tls', bytes), world, bytes) : undefined;
+    const f64 = values.float64 ? summary(await measure(ranks, 'plain', bytes, true), world, 2 * bytes) : undefined;
     lines.push({
       world, bytes, segmentBytes, sendSlots, malloc: values.malloc, medianMs, busGBps, tcpGBps: +tcpGBps.toFixed(3), ratio: +(busGBps / tcpGBps).toFixed(3), userMs, systemMs, pageFaults,
       ...(tls ? { tlsMedianMs: tls.medianMs, tlsBusGBps: tls.busGBps, tlsRatio: +(tls.busGBps / busGBps).toFixed(3), tlsUserMs: tls.userMs, tlsSystemMs: tls.systemMs } : {}),
+      ...(f64 ? { float64: { bytes: 2 * bytes, medianMs: f64.medianMs, busGBps: f64.busGBps, userMs: f64.userMs, systemMs: f64.systemMs } } : {}),
     });
   }
   ranks.forEach((r) => r.send({ type: 'exit' } satisfies ToRank));
@@ -171,6 +192,9 @@ for (const world of worlds) {
         return [name, { medianMs: +ms.get(bytes)!.toFixed(2), busGBps: peerBus, ringtrainRatio: +((line['busGBps'] as number) / peerBus).toFixed(2) }];
       }),
     );
+    const f64 = line['float64'] as { medianMs: number } | undefined;
+    const glooMs = peerMs.get('gloo')?.get(bytes);
+    if (f64 && glooMs !== undefined) Object.assign(f64, { glooPerElementRatio: +(glooMs / f64.medianMs).toFixed(2) });
     console.log(JSON.stringify({ ...line, ...(peerMs.size ? { peers: theirs } : {}) }));
   }
   if (profileDir) {

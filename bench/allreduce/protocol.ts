@@ -6,7 +6,8 @@ export type Transport = 'plain' | 'tls';
 
 export type ToRank =
   | { readonly type: 'form'; readonly transport: Transport; readonly membership: RingMembership; readonly segmentBytes: number; readonly sendSlots: number }
-  | { readonly type: 'run'; readonly transport: Transport; readonly bytes: number; readonly warmup: number; readonly iterations: number }
+  /** `float64`: the same number of elements as `bytes` of float32, as float64 (twice the bytes). */
+  | { readonly type: 'run'; readonly transport: Transport; readonly bytes: number; readonly warmup: number; readonly iterations: number; readonly float64?: boolean }
   | { readonly type: 'exit' };
 
 export type FromRank =

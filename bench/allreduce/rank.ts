@@ -30,7 +30,7 @@ async function handle(msg: ToRank): Promise<void> {
       return;
     case 'run': {
       const r = rings[msg.transport]!;
-      const data = new Float32Array(msg.bytes / 4);
+      const data = msg.float64 ? new Float64Array(msg.bytes / 4) : new Float32Array(msg.bytes / 4);
       for (let i = 0; i < data.length; i++) data[i] = (i % 7) - 3;
       for (let i = 0; i < msg.warmup; i++) await r.allReduce(data);
       const ms: number[] = [];

@@ -1,5 +1,5 @@
 /**
- * Ring all-reduce (sum) of a Float32Array, in place.
+ * Ring all-reduce (sum) of a Float32Array or Float64Array, in place.
  *
  * The W ranks form a ring; each sends only to its successor and receives only from
  * its predecessor, over one TCP connection each way round. The buffer is cut into W
@@ -33,7 +33,7 @@
  * all-gather's payloads are read from the socket straight into the caller's buffer where
  * the link allows it (place; elsewhere they are copied there from a pooled frame) and
  * forwarded from there, the operation finishing only once those writes are done. A frame
- * whose payload is not 4-byte aligned goes through an aligned scratch buffer.
+ * whose payload is not aligned to its element goes through an aligned scratch buffer.
  *
  * Length 0 still sends one empty segment per chunk, so an all-reduce of nothing is a
  * barrier; W = 1 is a no-op and never gets here.
@@ -66,11 +66,13 @@ const INJECT_AHEAD = 2;
 
 export class AllReduceOp implements RingOp, SlotSource {
   private readonly ctx: OpContext;
-  private readonly data: Float32Array;
+  private readonly data: Float32Array | Float64Array;
+  /** Bytes per element: 4, or 8 for float64. */
+  private readonly size: number;
   private readonly bytes: Buffer;
   private readonly kind: OpKind;
   private readonly seg: number;
-  private readonly scratch: Float32Array;
+  private readonly scratch: ArrayBuffer;
   /** Next segment index expected per (phase, ring step): [rs0..rsW-2, ag0..agW-2]. */
   private readonly next: Int32Array;
   private remaining: number;
@@ -78,12 +80,14 @@ export class AllReduceOp implements RingOp, SlotSource {
   private firstSent = 0;
   private readonly firstSegments: number;
 
-  constructor(ctx: OpContext, data: Float32Array, kind: OpKind, scratch: Float32Array) {
+  /** `scratch`: a segment's bytes, for a frame whose payload is not aligned. */
+  constructor(ctx: OpContext, data: Float32Array | Float64Array, kind: OpKind, scratch: ArrayBuffer) {
     this.ctx = ctx;
     this.data = data;
     this.bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     this.kind = kind;
-    this.seg = ctx.segmentBytes / 4;
+    this.size = data.BYTES_PER_ELEMENT;
+    this.seg = Math.floor(ctx.segmentBytes / this.size);
     this.scratch = scratch;
     const w = ctx.world;
     this.next = new Int32Array(2 * (w - 1));
@@ -116,7 +120,7 @@ export class AllReduceOp implements RingOp, SlotSource {
     this.header(head, rank, offset);
     // Sent from the caller's buffer as it is: chunk r is next written at all-gather step
     // 0, whose frames exist only once the successor has received these (send-window.ts).
-    return this.bytes.subarray(offset * 4, (offset + count) * 4);
+    return this.bytes.subarray(offset * this.size, (offset + count) * this.size);
   }
 
   /**
@@ -161,7 +165,7 @@ export class AllReduceOp implements RingOp, SlotSource {
     } catch {
       return null; // onFrame reports it, once it has arrived
     }
-    return this.bytes.subarray(at.offset * 4, (at.offset + at.count) * 4);
+    return this.bytes.subarray(at.offset * this.size, (at.offset + at.count) * this.size);
   }
 
   onFrame(frame: Buffer, h: FrameHeader, placed = false): void {
@@ -170,7 +174,7 @@ export class AllReduceOp implements RingOp, SlotSource {
     this.next[slot] = (this.next[slot] ?? 0) + 1;
     // A reduce-scatter step-0 frame from the predecessor is a credit for one more of ours.
     if (slot === 0 && this.firstSent < this.firstSegments) this.ctx.window.drain(this);
-    const bytes = count * 4;
+    const bytes = count * this.size;
     if (!gather) {
       if (placed) throw new RingFrameError('RING_BAD_FRAME', `a reduce-scatter frame was placed`); // place() never does
       // At the last reduce-scatter step the sum is complete: it is also stored into our
@@ -180,10 +184,10 @@ export class AllReduceOp implements RingOp, SlotSource {
       writeStage(frame, last ? Phase.allGather : Phase.reduceScatter, last ? 0 : s + 1);
       this.ctx.send(frame);
     } else {
-      if (!placed) frame.copy(this.bytes, offset * 4, H, H + bytes);
+      if (!placed) frame.copy(this.bytes, offset * this.size, H, H + bytes);
       if (s < world - 2) {
         writeStage(frame, Phase.allGather, s + 1);
-        if (placed) this.ctx.send(frame, this.bytes.subarray(offset * 4, offset * 4 + bytes));
+        if (placed) this.ctx.send(frame, this.bytes.subarray(offset * this.size, offset * this.size + bytes));
         else this.ctx.send(frame);
       }
     }
@@ -203,15 +207,17 @@ export class AllReduceOp implements RingOp, SlotSource {
       arena.add(at, d, keep); // in WebAssembly SIMD, the same bits (frame-arena.ts)
       return;
     }
-    if ((at & 3) === 0) {
-      addInto(new Float32Array(frame.buffer, at, count), d, keep);
+    const size = this.size;
+    const typed = (buffer: ArrayBufferLike, offset: number): Float32Array | Float64Array => (size === 8 ? new Float64Array(buffer, offset, count) : new Float32Array(buffer, offset, count));
+    if (at % size === 0) {
+      addInto(typed(frame.buffer, at), d, keep);
       return;
     }
-    const p = this.scratch.subarray(0, count);
-    const view = Buffer.from(p.buffer, p.byteOffset, count * 4);
-    frame.copy(view, 0, H, H + count * 4);
+    const p = typed(this.scratch, 0);
+    const view = Buffer.from(this.scratch, 0, count * size);
+    frame.copy(view, 0, H, H + count * size);
     addInto(p, d, keep);
-    view.copy(frame, H, 0, count * 4);
+    view.copy(frame, H, 0, count * size);
   }
 
   private header(target: Buffer, chunk: number, offset: number): void {
@@ -232,10 +238,11 @@ export class AllReduceOp implements RingOp, SlotSource {
 }
 
 /**
- * p += d elementwise (float32, the same rounding as one add per element); with `keep`
- * also d = p. Four elements per iteration: about a quarter faster than one.
+ * p += d elementwise (in the arrays' type: the same rounding as one add per element);
+ * with `keep` also d = p. Four elements per iteration: about a quarter faster than one.
+ * Frames outside the arena only (frame-arena.ts adds the others in SIMD).
  */
-function addInto(p: Float32Array, d: Float32Array, keep: boolean): void {
+function addInto(p: Float32Array | Float64Array, d: Float32Array | Float64Array, keep: boolean): void {
   const n = p.length;
   const n4 = n & ~3;
   let i = 0;

@@ -1,6 +1,7 @@
 /**
- * The WebAssembly arena: its SIMD add gives the bits of one JavaScript float32 add per
- * element, whatever the length and values; its slots are handed out once until given back.
+ * The WebAssembly arena: its SIMD add gives the bits of one JavaScript float32 (or
+ * float64) add per element, whatever the length and values; its slots are handed out
+ * once until given back.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -20,7 +21,6 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 
-const bits = (a: Float32Array): number[] => [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
 
 describe('frame arena', () => {
   it('this Node has WebAssembly SIMD, so the ring adds there (a regression to JavaScript would only be slower, so it is checked here)', () => {
@@ -28,23 +28,29 @@ describe('frame arena', () => {
     assert.notEqual(addMemory(65536), null);
   });
 
-  it('adds with the bits of Math.fround(a + b) for every length 0..70 and values of every magnitude; keep stores the sums too', () => {
-    const arena = FrameArena.create(4096, 2)!;
-    for (let n = 0; n <= 70; n++) {
-      for (const keep of [false, true]) {
-        const frame = arena.take(40 + n * 4)!;
-        const payload = new Float32Array(frame.buffer, frame.byteOffset + 40, n);
-        payload.set(values(n, n + 1));
-        const d = values(n, 1000 + n);
-        const before = Float32Array.from(d);
-        const expected = payload.map((p, i) => Math.fround(p + d[i]!));
-        arena.add(frame.byteOffset + 40, d, keep);
-        assert.deepEqual(bits(payload), bits(expected), `n = ${n}`);
-        assert.deepEqual(bits(d), bits(keep ? expected : before), `n = ${n}, keep ${keep}`);
-        arena.give(frame);
+  // float32: the bits of Math.fround(a + b); float64: of a + b. Each array type rounds on store.
+  // (typed as one constructor: both take the same arguments, and TypeScript cannot call a union of them)
+  for (const Type of [Float32Array, Float64Array] as unknown as Float64ArrayConstructor[]) {
+    it(`adds ${Type.name} with the bits of one add per element, for every length 0..70 and values of every magnitude; keep stores the sums too`, () => {
+      const size = Type.BYTES_PER_ELEMENT;
+      const arena = FrameArena.create(4096, 1)!;
+      const asBytes = (a: Float32Array | Float64Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      for (let n = 0; n <= 70; n++) {
+        for (const keep of [false, true]) {
+          const frame = arena.take(40 + n * size)!;
+          const payload = new Type(frame.buffer, frame.byteOffset + 40, n);
+          payload.set(Type.from(values(n, n + 1), (v, i) => v * (1 + i * 1e-9)));
+          const d = Type.from(values(n, 1000 + n), (v) => v / 3);
+          const before = Type.from(d);
+          const expected = Type.from(payload, (p, i) => p + d[i]!);
+          arena.add(frame.byteOffset + 40, d, keep);
+          assert.ok(asBytes(payload).equals(asBytes(expected)), `n = ${n}`);
+          assert.ok(asBytes(d).equals(asBytes(keep ? expected : before)), `n = ${n}, keep ${keep}`);
+          arena.give(frame);
+        }
       }
-    }
-  });
+    });
+  }
 
   it('hands each slot out once until it is given back, the last given first; refuses frames over a slot and a full arena', () => {
     const arena = FrameArena.create(1000, 3)!;

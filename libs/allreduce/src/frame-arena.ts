@@ -32,14 +32,16 @@ export class FrameArena {
   /** Bytes a slot holds: a frame of up to this length fits. */
   readonly slotBytes: number;
   private readonly memory: Buffer;
-  private readonly addFn: AddFn;
+  private readonly add32: AddFn;
+  private readonly add64: AddFn;
   private readonly stageAt: number;
   /** Free slot indices; the last one freed is handed out first. */
   private readonly free: number[] = [];
 
-  private constructor(buffer: ArrayBuffer, addFn: AddFn, slotBytes: number, slots: number) {
+  private constructor(buffer: ArrayBuffer, add32: AddFn, add64: AddFn, slotBytes: number, slots: number) {
     this.memory = Buffer.from(buffer);
-    this.addFn = addFn;
+    this.add32 = add32;
+    this.add64 = add64;
     this.slotBytes = slotBytes;
     this.stageAt = slots * slotBytes;
     for (let i = slots - 1; i >= 0; i--) this.free.push(i);
@@ -56,7 +58,7 @@ export class FrameArena {
     const bytes = FrameArena.bytesFor(frameBytes, slots);
     if (bytes > MAX_ARENA_BYTES) return null;
     const memory = addMemory(bytes);
-    return memory && new FrameArena(memory.buffer, memory.add, slotBytes, slots);
+    return memory && new FrameArena(memory.buffer, memory.add32, memory.add64, slotBytes, slots);
   }
 
   /** The memory of an arena of `slots` slots for frames of up to `frameBytes`: the slots and the stage. */
@@ -79,19 +81,22 @@ export class FrameArena {
   }
 
   /**
-   * memory[at .. at + 4n) += d elementwise as float32, where `at` is a byte offset into the
-   * arena's memory (a frame's payload, 4-byte aligned); with `keep`, d then holds the sums
-   * too. The same bits as one JavaScript add per element (wasm-add.ts).
+   * memory[at ..] += d elementwise, as float32 or float64 as d is, where `at` is a byte
+   * offset into the arena's memory (a frame's payload, aligned to the element); with
+   * `keep`, d then holds the sums too. The same bits as one JavaScript add per element
+   * (wasm-add.ts).
    */
-  add(at: number, d: Float32Array, keep: boolean): void {
+  add(at: number, d: Float32Array | Float64Array, keep: boolean): void {
     const n = d.length;
-    if (n * 4 > this.slotBytes) throw new RangeError(`${n} elements do not fit the arena's stage of ${this.slotBytes} bytes`);
-    const stage = new Float32Array(this.memory.buffer, this.stageAt, n);
+    const size = d.BYTES_PER_ELEMENT;
+    if (n * size > this.slotBytes) throw new RangeError(`${n * size} bytes do not fit the arena's stage of ${this.slotBytes} bytes`);
+    const view = (offset: number): Float32Array | Float64Array => (size === 8 ? new Float64Array(this.memory.buffer, offset, n) : new Float32Array(this.memory.buffer, offset, n));
+    const stage = view(this.stageAt);
     stage.set(d);
-    const simd = n * 4 - ((n * 4) % ADD_STEP_BYTES);
-    this.addFn(at, this.stageAt, at + simd);
-    const sums = new Float32Array(this.memory.buffer, at, n);
-    for (let i = simd / 4; i < n; i++) sums[i] = sums[i]! + stage[i]!;
+    const simd = n * size - ((n * size) % ADD_STEP_BYTES);
+    (size === 8 ? this.add64 : this.add32)(at, this.stageAt, at + simd);
+    const sums = view(at);
+    for (let i = simd / size; i < n; i++) sums[i] = sums[i]! + stage[i]!;
     if (keep) d.set(sums);
   }
 }

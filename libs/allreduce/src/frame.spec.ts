@@ -25,6 +25,14 @@ describe('frame', () => {
     assert.deepEqual(decodeFrame(b, 1024), { ...base, kind: OpKind.broadcast, phase: Phase.broadcast, ringStep: 0, chunk: 0, root: 3, offset: 0, total: 5, count: 5 });
   });
 
+  it('a float64 all-reduce frame counts 8-byte elements; a payload that is not a whole number of them is refused', () => {
+    const b = Buffer.alloc(FRAME_HEADER_BYTES + 24);
+    writeHeader(b, { ...base, kind: OpKind.allReduce64 });
+    assert.deepEqual(decodeFrame(b, 1024), { ...base, kind: OpKind.allReduce64, count: 3 });
+    assertFrameError(() => decodeFrame(b.subarray(0, FRAME_HEADER_BYTES + 20), 1024), 'RING_BAD_FRAME');
+    assertFrameError(() => decodeFrame(Buffer.concat([b, Buffer.alloc(8)]), 16), 'RING_FRAME_TOO_LARGE');
+  });
+
   it('decodes an empty broadcast acknowledgement and refuses one with data or an offset', () => {
     const ack = { ...base, kind: OpKind.broadcast, phase: Phase.broadcastAck, ringStep: 0, chunk: 0, root: 1, offset: 0, total: 5 } as const;
     const b = Buffer.alloc(FRAME_HEADER_BYTES);

@@ -24,7 +24,8 @@ const MAGIC0 = 0x52;
 const MAGIC1 = 0x54;
 export const MAX_U32 = 0xffffffff;
 
-export const OpKind = { allReduce: 1, barrier: 2, broadcast: 3 } as const;
+/** `allReduce64`: an all-reduce of float64 (the exact integer sums of a same-bits reduction). */
+export const OpKind = { allReduce: 1, barrier: 2, broadcast: 3, allReduce64: 4 } as const;
 export type OpKind = (typeof OpKind)[keyof typeof OpKind];
 
 /** `broadcastAck` is the empty frame that tells a broadcast's members that every member has the data (broadcast-ring.ts). */
@@ -42,7 +43,7 @@ export interface FrameHeader {
   offset: number;
   total: number;
   root: number;
-  /** Payload elements (float32 for all-reduce and barrier, bytes for broadcast). */
+  /** Payload elements (float32 for all-reduce and barrier, float64 for allReduce64, bytes for broadcast). */
   count: number;
 }
 
@@ -52,7 +53,7 @@ export function emptyHeader(): FrameHeader {
 
 /** Bytes per payload element of a frame kind. */
 export function elementBytes(kind: OpKind): number {
-  return kind === OpKind.broadcast ? 1 : 4;
+  return kind === OpKind.broadcast ? 1 : kind === OpKind.allReduce64 ? 8 : 4;
 }
 
 /** Writes the header into the first FRAME_HEADER_BYTES of `target`; `count` is implied by the message length. */
@@ -84,7 +85,7 @@ function bad(message: string): never {
 }
 
 function isKind(v: number): v is OpKind {
-  return v === OpKind.allReduce || v === OpKind.barrier || v === OpKind.broadcast;
+  return v === OpKind.allReduce || v === OpKind.barrier || v === OpKind.broadcast || v === OpKind.allReduce64;
 }
 
 function isPhase(v: number): v is Phase {

@@ -100,6 +100,16 @@ describe('ring all-reduce, in process', () => {
         }
       });
 
+      it('sums float64 integers up to 2^50 exactly (the same-bits reduction\'s sums) for every length, every rank bit-identical', async () => {
+        for (const length of LENGTHS) {
+          const data = f.rings.map((_, r) => Float64Array.from({ length }, (_, i) => (i % 2 ? -1 : 1) * (2 ** 50 - r * 2 ** 30 - i)));
+          const expected = Float64Array.from({ length }, (_, i) => data.reduce((sum, d) => sum + d[i]!, 0));
+          await Promise.all(f.rings.map((ring, r) => ring.allReduce(data[r]!, { step: length })));
+          const want = Buffer.from(expected.buffer);
+          data.forEach((d, r) => assert.ok(Buffer.from(d.buffer).equals(want), `rank ${r}, length ${length}`));
+        }
+      });
+
       it('sums random floats close to a float64 reference, the same bits on every rank and every run', async () => {
         for (const length of [3, 10007]) {
           const runs: Buffer[][] = [];
@@ -228,16 +238,21 @@ describe('ring behaviour', () => {
     }
   });
 
-  it('detects members that call different collectives or lengths (RING_OP_MISMATCH)', async () => {
-    const f = await fixture(2);
-    try {
-      const results = await Promise.allSettled([f.rings[0]!.allReduce(new Float32Array(10)), f.rings[1]!.allReduce(new Float32Array(11))]);
-      assert.ok(results.some((r) => r.status === 'rejected' && isCode('RING_OP_MISMATCH')(r.reason)));
-      for (const r of results) assert.equal(r.status, 'rejected');
-    } finally {
-      await f.close();
-    }
-  });
+  for (const [what, a, b] of [
+    ['different lengths', new Float32Array(10), new Float32Array(11)],
+    ['float32 and float64 of the same length', new Float32Array(10), new Float64Array(10)],
+  ] as const) {
+    it(`detects members that pass ${what} (RING_OP_MISMATCH)`, async () => {
+      const f = await fixture(2);
+      try {
+        const results = await Promise.allSettled([f.rings[0]!.allReduce(a), f.rings[1]!.allReduce(b)]);
+        assert.ok(results.some((r) => r.status === 'rejected' && isCode('RING_OP_MISMATCH')(r.reason)));
+        for (const r of results) assert.equal(r.status, 'rejected');
+      } finally {
+        await f.close();
+      }
+    });
+  }
 
   it('refuses a second operation while one is pending (RING_BUSY), and anything after close (RING_CLOSED)', async () => {
     const f = await fixture(2);
@@ -286,6 +301,12 @@ describe('ring behaviour', () => {
     await assert.rejects(solo.broadcast(undefined, 0), isCode('RING_INVALID_ARGUMENT'));
     await assert.rejects(solo.broadcast(new Uint8Array(1), 1), isCode('RING_INVALID_ARGUMENT'));
     await assert.rejects(solo.allReduce(new Float32Array(1), { step: -1 }), isCode('RING_INVALID_ARGUMENT'));
+    await assert.rejects(solo.allReduce(new Int32Array(1) as unknown as Float32Array), isCode('RING_INVALID_ARGUMENT'));
     await solo.close();
+    // A float64 element does not fit a 4-byte segment.
+    const narrow = await createRing({ membership: m, segmentBytes: 4 });
+    await assert.rejects(narrow.allReduce(new Float64Array(1)), isCode('RING_INVALID_ARGUMENT'));
+    await narrow.allReduce(new Float32Array(1));
+    await narrow.close();
   });
 });

@@ -109,8 +109,11 @@ export interface Ring {
   /** Why the ring failed, once it has. */
   readonly failure: RingError | undefined;
   readonly stats: RingStats;
-  /** Sums `data` across the ring, in place; every member ends with the same bits. */
-  allReduce(data: Float32Array, options?: OpOptions): Promise<void>;
+  /**
+   * Sums `data` across the ring, in place; every member ends with the same bits. float32
+   * or float64 (the frames then carry float64: every member must pass the same type).
+   */
+  allReduce(data: Float32Array | Float64Array, options?: OpOptions): Promise<void>;
   /** Sends `root`'s bytes to every member; others may pass a buffer of the right length to fill, or nothing. */
   broadcast(data: Uint8Array | undefined, root: number, options?: OpOptions): Promise<Uint8Array>;
   /** Resolves once every member has called barrier(). */
@@ -282,7 +285,7 @@ class RingImpl implements Ring {
   private readonly placing = emptyHeader();
   /** Forwarded frames whose payload, in the caller's array, is not yet written. */
   private callerWrites = 0;
-  private readonly scratch: Float32Array;
+  private readonly scratch: ArrayBuffer;
   private readonly early: { frame: Buffer; release: () => void }[] = [];
   /** The inbound frame being handled, and whether the operation forwarded it (its buffer is then released once written). */
   private handling: { frame: Buffer; release: () => void; forwarded: boolean } | null = null;
@@ -308,7 +311,7 @@ class RingImpl implements Ring {
     this.ownsEndpoint = ownsEndpoint;
     this.inbound = inbound;
     this.outbound = outbound;
-    this.scratch = new Float32Array(settings.segmentBytes / 4);
+    this.scratch = new ArrayBuffer(settings.segmentBytes);
     this.window = new SendWindow(FRAME_HEADER_BYTES, settings.sendSlots, (head, payload, done) => this.transmit(head, payload, done));
     inbound?.bind(
       (frame, release, placed) => this.onInbound(frame, release, placed),
@@ -334,10 +337,12 @@ class RingImpl implements Ring {
     return { ...this.counters };
   }
 
-  allReduce(data: Float32Array, options: OpOptions = {}): Promise<void> {
-    if (!(data instanceof Float32Array)) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', 'allReduce takes a Float32Array'));
+  allReduce(data: Float32Array | Float64Array, options: OpOptions = {}): Promise<void> {
+    if (!(data instanceof Float32Array) && !(data instanceof Float64Array)) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', 'allReduce takes a Float32Array or a Float64Array'));
     if (data.length > MAX_U32) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `allReduce of ${data.length} elements exceeds 2^32 - 1`));
-    return this.run(options, (ctx) => new AllReduceOp(ctx, data, OpKind.allReduce, this.scratch)).then(() => undefined);
+    if (data instanceof Float64Array && this.settings.segmentBytes < 8) return Promise.reject(new RingError('RING_INVALID_ARGUMENT', `a float64 allReduce needs segmentBytes of at least 8, got ${this.settings.segmentBytes}`));
+    const kind = data instanceof Float64Array ? OpKind.allReduce64 : OpKind.allReduce;
+    return this.run(options, (ctx) => new AllReduceOp(ctx, data, kind, this.scratch)).then(() => undefined);
   }
 
   barrier(options: OpOptions = {}): Promise<void> {

@@ -122,7 +122,7 @@ export interface MemoryPlanInput {
   readonly backend: string;
   /** Bytes the process holds before the job (Node, TensorFlow.js, the backend's runtime): measured by the app. */
   readonly baseBytes: number;
-  /** Bytes of the ring's own buffers (send slots, scratch, frames queued early): the app knows its ring. */
+  /** Bytes of the ring's own buffers (received frames, scratch, frames queued early): the app knows its ring. */
   readonly ringBytes: number;
 }
 
