@@ -18,7 +18,7 @@ import { createRing, isRingError, type Ring, type RingEndpoint } from '@ringtrai
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
 import { evaluateYielding } from '@ringtrain/model';
 import { type CoordinatorMessage, type Progress, type Split, type TransferHead, type TransferSource, type WorkerMessage } from '@ringtrain/protocol';
-import { CollectiveAborted, confusionPlan, evalData, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
+import { CollectiveAborted, confusionPlan, evalData, microBatchRows, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
 import { ConfusionCounter, type SampleContext } from './confusion.js';
 import { stoppedCause, WorkerError } from './errors.js';
 import { type Job, verifiedState } from './job.js';
@@ -204,10 +204,12 @@ export class Generation {
     let epochs = resume.loop.history.length;
     const classify = store.dataset.task.kind === 'classification';
     const ensure = (split: Split, indices: Iterable<number>): Promise<void> => ctx.rows.ensure(store, split, indices, { signal: this.ending.signal, deadlineMs: job.rowsDeadlineMs });
+    // The exact reduction shares a step out by whole micro-batches (libs/train's exact-step.ts): fetch those rows.
+    const shardByMicroBatch = spec.training.reduction === 'exact' ? { microBatch: microBatchRows(spec) } : {};
     const epochRows = (epoch: number): number[] => {
       const out: number[] = [];
       for (let step = 0; step < perEpoch; step++) {
-        for (const i of batchIndices({ n, batchSize: spec.training.batchSize, seed: spec.training.seed, epoch, step, rank: m.rank, world: m.world })) out.push(i);
+        for (const i of batchIndices({ n, batchSize: spec.training.batchSize, seed: spec.training.seed, epoch, step, rank: m.rank, world: m.world, ...shardByMicroBatch })) out.push(i);
       }
       return out;
     };

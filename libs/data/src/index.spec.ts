@@ -8,7 +8,7 @@ describe('@ringtrain/data entry point', () => {
     assert.deepEqual(values, [
       'BUILTIN_NAMES', 'DataError', 'IDX_IMAGES_MAGIC', 'IDX_LABELS_MAGIC', 'SYNTHETIC_DEFAULTS', 'Stream',
       'absoluteSource', 'applyNormalizer', 'augment', 'augmentEnabled', 'batchIndices', 'batchRange', 'builtinPath',
-      'epochPermutation', 'fitNormalizer', 'gatherBatch', 'loadSource', 'mix32', 'normCols', 'oneHot', 'parseCsv',
+      'epochPermutation', 'fitNormalizer', 'gatherBatch', 'loadSource', 'microBatchCount', 'microBatchRange', 'mix32', 'normCols', 'oneHot', 'parseCsv',
       'parseIdx', 'parseNormStats', 'parseSource', 'parseSyntheticSpec', 'permutation', 'prepareDataset', 'rankRange',
       'sampleShift', 'selectClasses', 'splitIndices', 'splitTables', 'stepsPerEpoch', 'syntheticTable', 'takeRows', 'toGaussian', 'toUnit',
     ]);

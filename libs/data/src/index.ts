@@ -7,7 +7,7 @@ export { parseSyntheticSpec, syntheticTable, SYNTHETIC_DEFAULTS, type SyntheticS
 export { absoluteSource, loadSource, parseSource, builtinPath, BUILTIN_NAMES, type BuiltinName, type LoadOptions, type LoadedSource, type SourceRef } from './source.js';
 export { splitIndices, splitTables, takeRows, type SplitIndices } from './split.js';
 export { fitNormalizer, applyNormalizer, parseNormStats, normCols } from './normalize.js';
-export { epochPermutation, stepsPerEpoch, batchRange, rankRange, batchIndices, type ShardKey } from './shard.js';
+export { epochPermutation, stepsPerEpoch, batchRange, rankRange, batchIndices, microBatchCount, microBatchRange, type ShardKey } from './shard.js';
 export { gatherBatch, oneHot, type Batch, type BatchBuffers } from './gather.js';
 export { augment, augmentEnabled, sampleShift, type AugmentKey } from './augment.js';
 export { prepareDataset, type PrepareOptions } from './prepare.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { batchIndices, batchRange, epochPermutation, rankRange, stepsPerEpoch } from './shard.js';
+import { batchIndices, batchRange, epochPermutation, microBatchCount, microBatchRange, rankRange, stepsPerEpoch } from './shard.js';
 import { dataError } from './testing.js';
 
 describe('pure sharding functions', () => {
@@ -70,5 +70,29 @@ describe('batchIndices: worker count does not change the math', () => {
     const a = batchIndices(key);
     a.fill(0);
     assert.notDeepEqual(batchIndices(key), a);
+  });
+});
+
+describe('micro-batches', () => {
+  it('ranks split whole micro-batches of a batch; a rank past their number gets none; the rows concatenate to the batch', () => {
+    assert.equal(microBatchCount(100, 32), 4);
+    assert.equal(microBatchCount(0, 32), 0);
+    assert.deepEqual([0, 1, 2].map((r) => microBatchRange(100, 32, r, 3)), [
+      { first: 0, end: 2, rows: [0, 64] },
+      { first: 2, end: 3, rows: [64, 96] },
+      { first: 3, end: 4, rows: [96, 100] },
+    ]);
+    assert.deepEqual(microBatchRange(100, 32, 4, 5), { first: 4, end: 4, rows: [100, 100] }, 'four micro-batches, five ranks: the last idles');
+    const key = { n: 250, batchSize: 100, seed: 3, epoch: 1, step: 1, microBatch: 32 };
+    for (const world of [1, 2, 3, 4, 7]) {
+      const parts = Array.from({ length: world }, (_, rank) => [...batchIndices({ ...key, rank, world })]);
+      assert.deepEqual(parts.flat(), [...batchIndices({ ...key, rank: 0, world: 1 })], `world ${world}`);
+      let before = 0;
+      for (const p of parts) {
+        before += p.length;
+        if (before < 100) assert.equal(p.length % 32, 0, 'a rank whose rows end before the batch does holds whole micro-batches');
+      }
+    }
+    assert.throws(() => microBatchCount(10, 0), dataError('DATA_ARGUMENT_INVALID', { message: /microBatch/ }));
   });
 });

@@ -10,6 +10,11 @@
  * batch, so the set of samples in a step, and hence the summed gradient, does not
  * depend on W, and everything here is a function of (n, B, seed, epoch, step, rank,
  * world) with no coordinator round trip.
+ *
+ * With micro-batches of m rows (the exact reduction, libs/train's exact-sum.ts), the
+ * batch is cut into ceil(rows / m) micro-batches, each m rows but the last, and the
+ * ranks split whole micro-batches instead of rows: a micro-batch, a function of the
+ * step alone, is always computed whole by one worker.
  */
 import { checkInt } from './errors.js';
 import { permutation, Stream } from './random.js';
@@ -58,6 +63,24 @@ export interface ShardKey {
   readonly step: number;
   readonly rank: number;
   readonly world: number;
+  /** Rows per micro-batch: ranks then take whole micro-batches (microBatchRange). */
+  readonly microBatch?: number;
+}
+
+/** Micro-batches of `rows` rows at `microBatch` rows each: ceil(rows / microBatch). */
+export function microBatchCount(rows: number, microBatch: number): number {
+  checkInt('rows', rows, 0);
+  checkInt('microBatch', microBatch, 1);
+  return Math.ceil(rows / microBatch);
+}
+
+/**
+ * [first, end) of the micro-batches rank `rank` computes of a batch of `rows` rows, and
+ * its rows' [start, end) positions within the batch.
+ */
+export function microBatchRange(rows: number, microBatch: number, rank: number, world: number): { first: number; end: number; rows: [number, number] } {
+  const [first, end] = rankRange(microBatchCount(rows, microBatch), rank, world);
+  return { first, end, rows: [Math.min(rows, first * microBatch), Math.min(rows, end * microBatch)] };
 }
 
 // One cached permutation: a worker asks for the same epoch step after step, and
@@ -74,9 +97,9 @@ function cachedPermutation(n: number, seed: number, epoch: number): Uint32Array 
 
 /** The global sample indices (row numbers of the train table) this rank processes at this step. */
 export function batchIndices(key: ShardKey): Uint32Array {
-  const { n, batchSize, seed, epoch, step, rank, world } = key;
+  const { n, batchSize, seed, epoch, step, rank, world, microBatch } = key;
   const [bStart, bEnd] = batchRange(n, batchSize, step);
-  const [rStart, rEnd] = rankRange(bEnd - bStart, rank, world);
+  const [rStart, rEnd] = microBatch === undefined ? rankRange(bEnd - bStart, rank, world) : microBatchRange(bEnd - bStart, microBatch, rank, world).rows;
   const perm = cachedPermutation(n, seed, epoch);
   return perm.slice(bStart + rStart, bStart + rEnd);
 }

@@ -15,7 +15,10 @@
  *   gradients        4(P+3) the step's buffer: computeGradients writes each layer's
  *                         gradient into it as soon as it is computed, the ring all-reduce
  *                         sums it in place (allreduce-ring.ts computes in the frames it
- *                         receives), applyGradients divides it in place
+ *                         receives), applyGradients divides it in place. With the exact
+ *                         reduction (libs/train's exact-step.ts) 16P more: a micro-batch's
+ *                         gradient, 4(P+3), and the float64 integer sums the ring sums,
+ *                         8P and two slots per micro-batch
  *   optimizerSlots   4S   []: sgd, [velocity]: momentum, [m, v]: adam
  *   bestWeights      4B   early stopping's best weights, overwritten in place (restored at
  *                         the end by adopting their array: the last weights stay as
@@ -113,8 +116,13 @@ export interface MemoryPlanInput {
   readonly optimizer: OptimizerSpec;
   /** Early stopping keeps the best weights. */
   readonly earlyStopping: boolean;
-  /** Rows of each global batch this worker computes: ceil(batchSize / world) for the smallest world it may train in. */
+  /**
+   * Rows of each global batch this worker computes at once: ceil(batchSize / world) for
+   * the smallest world it may train in, or a micro-batch with the exact reduction.
+   */
   readonly batchRows: number;
+  /** The exact reduction's micro-batches per step (exact-step.ts), when the job uses it. */
+  readonly exactParts?: number;
   /** Rows of each split, and the features of a row. */
   readonly rows: { readonly train: number; readonly validation: number; readonly test: number };
   readonly cols: number;
@@ -198,7 +206,7 @@ export function memoryPlan(input: MemoryPlanInput): MemoryPlan {
   const items: MemoryItems = {
     base: input.baseBytes,
     parameters: F * p,
-    gradients: F * (p + STATS_LENGTH),
+    gradients: F * (p + STATS_LENGTH) + (input.exactParts === undefined ? 0 : F * (p + STATS_LENGTH) + 8 * (p + 2 + 2 * input.exactParts)),
     optimizerSlots: F * slots,
     bestWeights: F * best,
     stateInTransit: F * (p + slots + best),

@@ -62,6 +62,12 @@ export interface LoopState {
   /** Early stopping's best validation loss so far and its 1-based epoch. */
   readonly best: BestEpoch | null;
   readonly stoppedEarly: boolean;
+  /**
+   * The exact reduction's bound for the next step (exact-step.ts), which its scale comes
+   * from; absent for a fast reduction, and in checkpoints made before it existed (the
+   * next step then starts from FIRST_BOUND).
+   */
+  readonly exactBound?: number;
 }
 
 export const INITIAL_LOOP: LoopState = {

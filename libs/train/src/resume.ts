@@ -6,7 +6,7 @@
  *
  * May change: name, data.source (the data itself is checked separately), training.epochs,
  * the optimizer's learning rate, schedule and coefficients, earlyStopping, backend,
- * checkpoint policy.
+ * reduction and microBatch (the same rows and draws, summed another way), checkpoint policy.
  */
 import type { JobSpec } from './spec.js';
 

@@ -130,6 +130,7 @@ function parseHeader(json: Uint8Array, expected: SnapshotShape): StateHeader {
   for (const key of ['epoch', 'stepInEpoch', 'globalStep'] as const) if (!isCount(l[key])) throw invalid(`loop.${key} is not a count`);
   if (!Array.isArray(l.history) || typeof l.partial !== 'object' || l.partial === null) throw invalid('loop has no history or partial sums');
   if (typeof l.stoppedEarly !== 'boolean') throw invalid('loop.stoppedEarly is not a boolean');
+  if (l.exactBound !== undefined && !(typeof l.exactBound === 'number' && l.exactBound > 0 && Number.isFinite(l.exactBound))) throw invalid('loop.exactBound is not a positive number');
   if (h.optimizer?.name !== expected.optimizer || !isCount(h.optimizer.iterations)) {
     throw invalid(`optimizer ${JSON.stringify(h.optimizer?.name)} does not match this job's ${expected.optimizer}`);
   }

@@ -61,6 +61,15 @@ test('cross-field rules: early stopping needs validation rows; splits leave trai
   assert.match(specError(() => parseJobSpec(noTrain)).issues[0]!, /^data\.split:/);
 });
 
+test('training.reduction: fast by default, exact on request with an optional micro-batch size; a micro-batch without exact is refused, naming the field', () => {
+  const t = (training: string): string => `name: t\ndata: { source: builtin:iris }\ntraining: { batchSize: 16${training} }\n`;
+  assert.deepEqual([parseJobSpec(t('')).training.reduction, parseJobSpec(t('')).training.microBatch], ['fast', undefined]);
+  assert.deepEqual([parseJobSpec(t(', reduction: exact, microBatch: 4')).training.reduction, parseJobSpec(t(', reduction: exact, microBatch: 4')).training.microBatch], ['exact', 4]);
+  assert.deepEqual(specError(() => parseJobSpec(t(', microBatch: 4'))).issues, ['training.microBatch: micro-batches belong to the exact reduction; add training.reduction: exact, or drop it (got 4)']);
+  assert.match(specError(() => parseJobSpec(t(', reduction: exact, microBatch: 0'))).issues[0]!, /^training\.microBatch: .*\(got 0\)$/);
+  assert.match(specError(() => parseJobSpec(t(', reduction: exactly'))).issues[0]!, /^training\.reduction: .*exact.*fast.*\(got "exactly"\)$/);
+});
+
 test('data.header: a boolean for csv: sources, left out by default, refused elsewhere naming the field', () => {
   assert.equal(parseJobSpec('name: t\ndata: { source: csv:x.csv }\n').data.header, undefined, 'not filled in: left out differs from true');
   assert.equal(parseJobSpec('name: t\ndata: { source: csv:x.csv, header: false }\n').data.header, false);

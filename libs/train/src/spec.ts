@@ -87,6 +87,13 @@ export const jobSpecSchema = z.strictObject({
     loss: z.enum(['cross-entropy', 'mse']).optional(),
     optimizer: optimizerSchema.prefault({}),
     batchSize: positiveInt.default(32),
+    /**
+     * How a step's gradients are summed across workers: `exact`, as integers, the same
+     * bits for any number of workers (exact-sum.ts); `fast`, in float32 in the ring's order.
+     */
+    reduction: z.enum(['exact', 'fast']).default('fast'),
+    /** Rows per micro-batch of the exact reduction (a step's unit of work); default: the batch cut into 16. */
+    microBatch: positiveInt.optional(),
     epochs: positiveInt.default(10),
     seed: seed.default(0),
     earlyStopping: z
@@ -174,6 +181,10 @@ export function validateJobSpec(raw: unknown, where = 'job spec'): JobSpec {
   }
   if (spec.data.header !== undefined && !spec.data.source.startsWith('csv:')) {
     const issue = `data.header: only a csv: source has a header setting; drop it for ${spec.data.source} (got ${spec.data.header})`;
+    throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
+  }
+  if (spec.training.microBatch !== undefined && spec.training.reduction !== 'exact') {
+    const issue = `training.microBatch: micro-batches belong to the exact reduction; add training.reduction: exact, or drop it (got ${spec.training.microBatch})`;
     throw new TrainError('SPEC_INVALID', `${where} is invalid:\n  ${issue}`, [issue]);
   }
   if (spec.data.split.validation + spec.data.split.test >= 1) {

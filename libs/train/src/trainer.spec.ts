@@ -18,15 +18,15 @@ import { type Collective, train, type TrainResult, type TrainSnapshot } from './
  * into every buffer, as the ring does.
  */
 function inProcessWorld(world: number): Collective[] {
-  let waiting: { buffer: Float32Array; resolve: () => void }[] = [];
+  let waiting: { buffer: Float32Array | Float64Array; resolve: () => void }[] = [];
   return Array.from({ length: world }, (_, rank) => ({
     rank,
     world,
-    allReduce: (buffer: Float32Array) =>
+    allReduce: (buffer: Float32Array | Float64Array) =>
       new Promise<void>((resolve) => {
         waiting[rank] = { buffer, resolve };
         if (waiting.filter(Boolean).length < world) return;
-        const sum = new Float32Array(buffer.length);
+        const sum = buffer instanceof Float64Array ? new Float64Array(buffer.length) : new Float32Array(buffer.length);
         for (const w of waiting) for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + w.buffer[i]!;
         const done = waiting;
         waiting = [];
@@ -38,11 +38,18 @@ function inProcessWorld(world: number): Collective[] {
   }));
 }
 
-async function runWorld(spec: JobSpec, data: PreparedDataset, world: number): Promise<TrainResult[]> {
+async function runWorld(spec: JobSpec, data: PreparedDataset, world: number, onStep?: (rank: number, loss: number) => void): Promise<TrainResult[]> {
   const loss = resolveLoss(spec, data.task);
   return Promise.all(
     inProcessWorld(world).map((collective) =>
-      train({ spec, data, loss, collective, mlp: Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed) }),
+      train({
+        spec,
+        data,
+        loss,
+        collective,
+        mlp: Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed),
+        ...(onStep ? { onStep: (p) => onStep(collective.rank, p.stepLoss) } : {}),
+      }),
     ),
   );
 }
@@ -94,6 +101,30 @@ describe('train', () => {
     const err = relL2(three[0]!.mlp.params, solo!.mlp.params);
     assert.ok(err < 1e-4, `relative L2 distance ${err}`);
     assert.ok(Math.abs(three[0]!.history[2]!.train.loss - solo!.history[2]!.train.loss) < 1e-4);
+  });
+
+  test('the exact reduction: 1, 2, 3 and 5 workers, and 7 (two idle), give every step\'s loss and the final weights bit for bit', async () => {
+    // batchSize 20 in micro-batches of 4: five per step (the last batch of an epoch has 10 rows: three).
+    const spec = parseJobSpec(SYNTHETIC.replace('batchSize: 20', 'batchSize: 20\n  reduction: exact\n  microBatch: 4'));
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    const runs = new Map<number, { params: Float32Array; losses: number[] }>();
+    for (const world of [1, 2, 3, 5, 7]) {
+      const losses: number[] = [];
+      const results = await runWorld(spec, data, world, (rank, loss) => rank === 0 && losses.push(loss));
+      for (const r of results) assert.deepEqual(r.mlp.params, results[0]!.mlp.params, `world ${world}: every rank the same`);
+      runs.set(world, { params: results[0]!.mlp.params, losses });
+    }
+    const solo = runs.get(1)!;
+    assert.equal(solo.losses.length, Math.ceil(data.train.rows / 20) * 3);
+    for (const [world, run] of runs) {
+      assert.deepEqual(run.losses, solo.losses, `world ${world}: every step's loss`);
+      assert.ok(Buffer.from(run.params.buffer).equals(Buffer.from(solo.params.buffer)), `world ${world}: the final weights`);
+    }
+    // The float32 reduction of the same job does differ with the worker count, which is what this fixes.
+    const fast = parseJobSpec(SYNTHETIC);
+    const [fastSolo] = await runWorld(fast, data, 1);
+    const [fastThree] = await runWorld(fast, data, 3);
+    assert.ok(!Buffer.from(fastThree!.mlp.params.buffer).equals(Buffer.from(fastSolo!.mlp.params.buffer)), 'fast: 1 and 3 workers differ in their last bits');
   });
 
   test('a batch smaller than the world: empty shares contribute nothing', async () => {

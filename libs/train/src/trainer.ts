@@ -41,6 +41,7 @@ import {
   SAMPLE_COUNT,
 } from '@ringtrain/model';
 import { type BatchScratch, evalData, trainingBatch } from './batches.js';
+import { ExactStep, FIRST_BOUND } from './exact-step.js';
 import { TrainError } from './errors.js';
 import { earlyStopping, type EpochRecord, type EpochSums, globalStepAt, INITIAL_LOOP, loopAfterEpoch, loopAt, type LoopState, type Metrics } from './loop.js';
 import type { JobSpec } from './spec.js';
@@ -53,8 +54,8 @@ import type { JobSpec } from './spec.js';
 export interface Collective {
   readonly rank: number;
   readonly world: number;
-  /** Sums `buffer` across all workers, in place. */
-  allReduce(buffer: Float32Array, step: number): Promise<void>;
+  /** Sums `buffer` across all workers, in place (float64: the exact reduction's integers, exact-step.ts). */
+  allReduce(buffer: Float32Array | Float64Array, step: number): Promise<void>;
 }
 
 /** A world of one: the all-reduce is the identity. */
@@ -241,8 +242,12 @@ interface Run {
   readonly totalSteps: number;
   readonly classify: boolean;
   readonly hasValidation: boolean;
-  /** The gradient buffer the all-reduce sums: gradients, then loss sum, sample count, correct count. */
+  /** The step's summed gradients, then loss sum, sample count, correct count: what the all-reduce sums (fast), or what the exact reduction writes. */
   readonly buffer: Float32Array;
+  /** The exact reduction, when the job asks for it (`training.reduction: exact`). */
+  readonly exact: ExactStep | null;
+  /** The exact reduction's bound for the next step (exact-sum.ts): the last step's largest element with headroom. */
+  exactBound: number;
   readonly scratch: BatchScratch;
   /** performance.now() at the start of this call. */
   readonly started: number;
@@ -297,6 +302,8 @@ function openRun(options: TrainOptions): Run {
     classify: data.task.kind === 'classification',
     hasValidation,
     buffer,
+    exact: spec.training.reduction === 'exact' ? new ExactStep(spec, mlp, buffer.length) : null,
+    exactBound: resume?.loop.exactBound ?? FIRST_BOUND,
     scratch: {},
     started,
     loop: resume?.loop ?? INITIAL_LOOP,
@@ -329,12 +336,26 @@ async function trainStep(run: Run, epoch: Epoch): Promise<number> {
   const { batchSize, seed } = spec.training;
   const step = epoch.step;
   const globalStep = globalStepAt(run.loop, step);
+  const timing = { computeMs: 0, commMs: 0 };
   const t0 = performance.now();
-  const indices = batchIndices({ n: data.train.rows, batchSize, seed, epoch: epoch.index, step, rank: collective.rank, world: collective.world });
-  const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch: epoch.index }, run.scratch);
-  computeGradients(mlp, batch, { loss: options.loss, seed, step: globalStep }, buffer);
-  const t1 = performance.now();
-  await collectively(run, () => epochLoop(run, epoch, step, (t1 - epoch.start) / 1000), () => collective.allReduce(buffer, globalStep));
+  const committed = (): LoopState => epochLoop(run, epoch, step, (performance.now() - epoch.start) / 1000);
+  if (run.exact) {
+    run.exactBound = await run.exact.run(
+      { spec, data, mlp, loss: options.loss, epoch: epoch.index, step, globalStep, rank: collective.rank, world: collective.world, scratch: run.scratch },
+      run.exactBound,
+      (wire) => collectively(run, committed, () => collective.allReduce(wire, globalStep)),
+      buffer,
+      timing,
+    );
+  } else {
+    const indices = batchIndices({ n: data.train.rows, batchSize, seed, epoch: epoch.index, step, rank: collective.rank, world: collective.world });
+    const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch: epoch.index }, run.scratch);
+    computeGradients(mlp, batch, { loss: options.loss, seed, step: globalStep }, buffer);
+    const t1 = performance.now();
+    await collectively(run, committed, () => collective.allReduce(buffer, globalStep));
+    timing.computeMs = t1 - t0;
+    timing.commMs = performance.now() - t1;
+  }
   const t2 = performance.now();
   const size = mlp.layout.size;
   const stepLoss = buffer[size + LOSS_SUM]!;
@@ -355,8 +376,8 @@ async function trainStep(run: Run, epoch: Epoch): Promise<number> {
     globalStep,
     stepLoss: stepLoss / stepSamples,
     stepSamples,
-    computeMs: t1 - t0 + (t3 - t2),
-    commMs: t2 - t1,
+    computeMs: timing.computeMs + (t3 - t2),
+    commMs: timing.commMs,
     epoch: epoch.index + 1,
     epochs: run.epochs,
     step: step + 1,
@@ -468,7 +489,9 @@ async function finalEvaluation(run: Run, last: TrainSnapshot): Promise<FinalMetr
  * the run is over (nothing changes them then).
  */
 function snapshotView(run: Run): TrainSnapshot {
-  return { loop: run.loop, params: run.options.mlp.params, optimizer: run.optimizer.viewState(), bestParams: run.bestParams, trainRows: run.options.data.train.rows };
+  // The exact reduction's bound is part of the state: a resumed run must take its next step on the same scale.
+  const loop = run.exact ? { ...run.loop, exactBound: run.exactBound } : run.loop;
+  return { loop, params: run.options.mlp.params, optimizer: run.optimizer.viewState(), bestParams: run.bestParams, trainRows: run.options.data.train.rows };
 }
 
 /** The best epoch's weights when the run ends with them rather than the last ones, else null. */
