@@ -16,19 +16,16 @@ export const BIN = fileURLToPath(new URL('../apps/cli/bin/ringtrain.mjs', import
 export const TOKEN = 'cluster-test-token-0123456789abcdef';
 
 /**
- * Summation order is the only thing a worker count may change (invariant 1): every
- * all-reduce adds the same float32 values in another order (the loss of step 0 already
- * differs by about 1e-6 relative), and training carries the difference along. How far
- * it grows depends on the job, its length and where the order changed: for this job,
- * against `train` over 1,000 steps with 2 workers throughout, at most 2.6e-6 for step
- * losses and 3.6e-7 for the weights; but a run whose world went 1 -> 2 -> 1 around step
- * 340 crossed 1e-4 at step 686 and ended at 8.3e-4 (and the same MLP with 512 units
- * reaches 1e-1 by step 1,000). So the tests run 600 steps of this job. 1e-4 still
- * catches any real error: a step lost or applied twice moves every weight by one Adam
- * update (up to 1e-3 each, 1e-2 relative here), and a sample missed or counted twice
- * changes that step's loss by about 1/48.
+ * The test job sums its gradients with the exact reduction (`training.reduction: exact`,
+ * libs/train's exact-step.ts): each micro-batch of 8 rows becomes integers on a scale
+ * every worker shares, summed exactly, so the worker count, joins, leaves, kills and
+ * restarts change nothing at all, and the suites compare step losses and weights for
+ * equality. (With the float32 reduction only summation order differed, and training
+ * carried that along: at 1,000 steps with 2 workers the step losses were 2.6e-6 apart,
+ * and a world that went 1 -> 2 -> 1 crossed 1e-4 at step 686, so those suites compared
+ * 600 steps within 1e-4.) 48 rows a batch in micro-batches of 8: six, so up to six
+ * workers share a step.
  */
-export const TOLERANCE = 1e-4;
 
 export interface JobOptions {
   readonly epochs: number;
@@ -52,6 +49,8 @@ model:
 training:
   optimizer: { name: adam, learningRate: 0.001 }
   batchSize: 48
+  reduction: exact
+  microBatch: 8
   epochs: ${o.epochs}
   seed: 5
   backend: wasm
@@ -291,18 +290,6 @@ export function stepLosses(out: string): Map<number, number> {
   return m;
 }
 
-/** The largest relative difference of step losses; Infinity if a step is missing on either side. */
-export function worstStepDifference(a: Map<number, number>, b: Map<number, number>): number {
-  if (a.size !== b.size) return Infinity;
-  let worst = 0;
-  for (const [step, loss] of a) {
-    const other = b.get(step);
-    if (other === undefined) return Infinity;
-    worst = Math.max(worst, Math.abs(loss - other) / Math.abs(loss));
-  }
-  return worst;
-}
-
 export interface ClusterLog {
   readonly generations: readonly { generation: number; step: number; world: number }[];
   readonly events: readonly { kind: string; message: string }[];
@@ -315,18 +302,40 @@ export function clusterLog(out: string): ClusterLog {
 }
 
 /**
- * `out` trained what `reference` did: every step has its loss, within TOLERANCE of the
- * reference's, and the final weights are within TOLERANCE. The message says where a
- * drift began, and `context` what happened to the run.
+ * For a job with the float32 reduction: `out` trained what `reference` did up to
+ * summation order. Every step has its loss within `tolerance` (relative) of the
+ * reference's, and the final weights are within it (relative L2). Summation order is
+ * all a worker count changes there, and training carries the difference along: for
+ * the harness's test job when it used the float32 reduction, against `train` over 1,000 steps
+ * with 2 workers, at most 2.6e-6 for step losses and 3.6e-7 for the weights, while a
+ * world that went 1 -> 2 -> 1 around step 340 crossed 1e-4 at step 686. A step lost or
+ * applied twice moves every weight by an optimizer update (1e-2 relative here), so a
+ * short run at 1e-4 still catches one.
+ */
+export function assertCloseTraining(reference: string, out: string, tolerance: number, context = ''): void {
+  const ref = stepLosses(reference);
+  const got = stepLosses(out);
+  const off = (k: number): boolean => !(Math.abs((got.get(k) ?? Infinity) - ref.get(k)!) / Math.abs(ref.get(k)!) < tolerance);
+  const firstOff = [...ref.keys()].find(off);
+  const diff = relativeL2(weights(reference), weights(out));
+  const why = `${got.size} of ${ref.size} steps; first step loss past ${tolerance}: ${firstOff ?? 'none'}; weights differ by ${diff}${context ? `; ${context}` : ''}`;
+  assert.ok(got.size === ref.size && firstOff === undefined && diff < tolerance, why);
+}
+
+/**
+ * `out` trained exactly what `reference` did: every step has its loss, the same number,
+ * and the final weights are the same bytes. The message says where they first differ,
+ * and `context` what happened to the run.
  */
 export function assertSameTraining(reference: string, out: string, context = ''): void {
   const ref = stepLosses(reference);
   const got = stepLosses(out);
-  const worst = worstStepDifference(ref, got);
-  const diff = relativeL2(weights(reference), weights(out));
-  const firstOff = [...ref.keys()].find((k) => !(Math.abs((got.get(k) ?? Infinity) - ref.get(k)!) / Math.abs(ref.get(k)!) < TOLERANCE));
-  const why = `${got.size} of ${ref.size} steps; worst step loss difference ${worst} (first past ${TOLERANCE} at step ${firstOff ?? 'none'}); weights differ by ${diff}${context ? `; ${context}` : ''}`;
-  assert.ok(worst < TOLERANCE && diff < TOLERANCE, why);
+  const firstOff = [...ref.keys()].find((k) => got.get(k) !== ref.get(k));
+  const a = weights(reference);
+  const b = weights(out);
+  const same = a.length === b.length && Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+  const why = `${got.size} of ${ref.size} steps; first step whose loss differs: ${firstOff === undefined ? 'none' : `${firstOff} (${ref.get(firstOff)} against ${got.get(firstOff)})`}; weights ${same ? 'identical' : `differ by ${relativeL2(a, b)} (relative L2)`}${context ? `; ${context}` : ''}`;
+  assert.ok(got.size === ref.size && firstOff === undefined && same, why);
 }
 
 /** No committed step was lost: every generation after `after` started at or past `committed`. */

@@ -7,9 +7,8 @@
  * step's loss of the same job run undisturbed on two workers.
  *
  * Both runs wait for their two workers before the first generation (startWorkers), and
- * no generation that includes the liar commits a step, so both sum every gradient two
- * ways in the same order: the comparison is exact in practice, within TOLERANCE by the
- * harness.
+ * no generation that includes the liar commits a step; the job's exact reduction makes
+ * the comparison exact whatever happened (cluster-harness.ts).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

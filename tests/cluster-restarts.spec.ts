@@ -26,7 +26,7 @@ import {
   waitForStatus,
 } from './cluster-harness.js';
 
-const EPOCHS = 12;
+const EPOCHS = 40; // 2,000 steps
 
 interface LogRecord {
   readonly msg: string;
@@ -116,7 +116,7 @@ describe('ringtrain local restarts its workers', () => {
 
   test('kill -9 of a worker mid-run: the others go on, it is restarted, rejoins, and the job ends with all three', async () => {
     const { child, out, port, records } = await local('mid-run');
-    // Early enough that the restarted worker (1 s of back-off, a few to start) rejoins well before the 600th step.
+    // Early enough that the restarted worker (1 s of back-off, a few to start) rejoins well before the 2,000th step.
     const at = 30 + Math.floor(Math.random() * 60);
     const beforeKill = await waitForStatus(port, child, `three workers past step ${at}`, (s) => s.state === 'running' && s.ring.length === 3 && s.step >= at);
     process.kill((await workerPids(child, ['local-2'])).get('local-2')!, 'SIGKILL');

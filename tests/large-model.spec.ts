@@ -15,7 +15,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FaultProxy } from './allreduce-proxy.js';
-import { assertSameTraining, Cluster, clusterLog, exited, killAll, ringtrain, run, stderrOf, tempDir } from './cluster-harness.js';
+import { assertCloseTraining, Cluster, clusterLog, exited, killAll, ringtrain, run, stderrOf, tempDir } from './cluster-harness.js';
 
 /** 32 features, 4,400 and 4,400 units, 4 classes: 20,024,804 parameters. */
 const PARAMS = 32 * 4400 + 4400 + 4400 * 4400 + 4400 + 4400 * 4 + 4;
@@ -87,7 +87,8 @@ describe('a 20-million-parameter model in a cluster', () => {
     await cluster.start();
     await cluster.waitFor('the workers back', (s) => s.state === 'running' && s.ring.length === 2, 60_000);
     await cluster.completed(300_000);
-    assertSameTraining(reference, cluster.out, 'kill -9 of b, c joined, coordinator killed and restarted');
+    // The float32 reduction (this suite is about the state paths at 20M parameters): equal up to summation order.
+    assertCloseTraining(reference, cluster.out, 1e-4, 'kill -9 of b, c joined, coordinator killed and restarted');
     const log = clusterLog(cluster.out);
     assert.ok((log.messages.chunk ?? 0) > 0, 'the states went as transfers');
   });

@@ -16,6 +16,8 @@ export interface BenchJob {
   readonly epochs: number;
   readonly dataDir: string;
   readonly backend?: string | undefined;
+  /** training.reduction (default the spec's own, fast). */
+  readonly reduction?: 'fast' | 'exact';
 }
 
 export function jobSpec(job: BenchJob): object {
@@ -36,6 +38,7 @@ export function jobSpec(job: BenchJob): object {
       epochs: job.epochs,
       seed: 1,
       ...(job.backend ? { backend: job.backend } : {}),
+      ...(job.reduction ? { reduction: job.reduction } : {}),
     },
     checkpoint: { everyEpoch: false },
   };

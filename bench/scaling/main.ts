@@ -15,12 +15,17 @@
  * from /api/status polled every 500 ms during epochs >= 2; and each process's CPU share
  * over the same epochs (Linux /proc), to show contention between them.
  *
+ * Each batch size runs with every reduction of --reduction (default fast,exact: the
+ * float32 all-reduce and the exact, same-bits one, libs/train's exact-step.ts), one after
+ * the other, and prints their ratio and the bytes each all-reduces per step; the ceiling
+ * and the lockstep probe run once per batch size, with the first.
+ *
  * Then, unless --skip-lockstep, the lockstep probe (lockstep.ts) on the same job, without
  * a coordinator: one process, W independent processes, W processes in lockstep (a ring
  * barrier per step) and W processes all-reducing the gradient; its table shows how much
  * of the ideal W x each of these costs on this machine.
  *
- *   npm run scaling -w bench [-- --batch 512,2048 --epochs 4 --workers 2 --quick --skip-lockstep]
+ *   npm run scaling -w bench [-- --batch 512,2048 --epochs 4 --workers 2 --reduction fast,exact --quick --skip-lockstep]
  *
  * --quick (or SCALING_QUICK=1): batch 2048, 3 epochs. Exits 0 whatever the ratio; not 0
  * when a run fails.
@@ -44,6 +49,7 @@ const { values } = parseArgs({
     backend: { type: 'string' },
     target: { type: 'string', default: '1.8' },
     quick: { type: 'boolean', default: false },
+    reduction: { type: 'string', default: 'fast,exact' },
     'skip-lockstep': { type: 'boolean', default: false },
   },
 });
@@ -54,11 +60,18 @@ const workers = Number(values.workers);
 const target = Number(values.target);
 if (batches.some((b) => !Number.isInteger(b) || b < 1)) throw new Error(`--batch: positive integers, got "${values.batch}"`);
 if (!Number.isInteger(epochs) || epochs < 2) throw new Error(`--epochs: at least 2 (epoch 1 is warm-up), got "${values.epochs}"`);
+const reductions = values.reduction.split(',') as ('fast' | 'exact')[];
+if (reductions.length === 0 || reductions.some((r) => r !== 'fast' && r !== 'exact')) throw new Error(`--reduction: fast, exact or both, got "${values.reduction}"`);
 
 const BIN = join(repoRoot, 'apps/cli/bin/ringtrain.mjs');
 const dataDir = fashionMnistDir();
 
-const jobSpec = (batchSize: number): object => benchJobSpec({ batchSize, epochs, dataDir, backend: values.backend });
+const jobSpec = (batchSize: number, reduction?: 'fast' | 'exact'): object => benchJobSpec({ batchSize, epochs, dataDir, backend: values.backend, ...(reduction ? { reduction } : {}) });
+
+/** Parameters of the bench's MLP, 784-512-256-10. */
+const PARAMS = 784 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10;
+/** Bytes one step all-reduces: float32 gradients and 3 statistics, or the exact reduction's float64 sums and slots (exact-step.ts; 16 micro-batches by default). */
+const stepBytes = (reduction: 'fast' | 'exact'): number => (reduction === 'fast' ? 4 * (PARAMS + 3) : 8 * (PARAMS + 2 + 2 * 16));
 
 // ---- child processes: each run in its own process group, killed whole on any exit ----
 
@@ -196,7 +209,7 @@ function table(rows: readonly (readonly string[])[]): string {
 }
 
 const local = `local-${workers}`;
-const header = ['batch', 'train samples/s', `${local} samples/s`, 'ratio', `${workers} x train ceiling`, 'of ceiling', 'train ms/step', `${local} ms/step`, 'compute ms', 'comm ms', 'wait ms', 'other ms', `test acc train/${local}`];
+const header = ['batch', 'reduction', 'train samples/s', `${local} samples/s`, 'ratio', `${workers} x train ceiling`, 'of ceiling', 'train ms/step', `${local} ms/step`, 'compute ms', 'comm ms', 'wait ms', 'other ms', `test acc train/${local}`];
 const rows: string[][] = [header];
 const details: string[] = [];
 const verdicts: string[] = [];
@@ -209,65 +222,82 @@ const contended: number[] = [];
 try {
   tmp = await mkdtemp(join(tmpdir(), 'ringtrain-scaling-'));
   for (const batch of batches) {
-    const jobFile = join(tmp, `job-${batch}.yaml`);
-    await writeFile(jobFile, `${JSON.stringify(jobSpec(batch), null, 2)}\n`); // JSON is YAML
-    process.stderr.write(`batch ${batch}: ringtrain train ...\n`);
-    const one = await run('train', jobFile, join(tmp, `train-${batch}`), batch);
-    process.stderr.write(`batch ${batch}: ringtrain local --workers ${workers} ...\n`);
-    const many = await run('local', jobFile, join(tmp, `local-${batch}`), batch);
-    const ratio = many.samplesPerSecond / one.samplesPerSecond;
-    // The machine's ceiling: W independent processes on batch/W rows each, at once.
-    const share = Math.ceil(batch / workers);
-    const shareFile = join(tmp, `job-${share}.yaml`);
-    await writeFile(shareFile, `${JSON.stringify(jobSpec(share), null, 2)}\n`);
-    process.stderr.write(`batch ${batch}: ${workers} x ringtrain train on ${share} rows per step, at once ...\n`);
-    const independent = await Promise.all(Array.from({ length: workers }, (_, i) => run('train', shareFile, join(tmp!, `independent-${batch}-${i}`), share)));
-    const ceiling = independent.reduce((a, r) => a + r.samplesPerSecond, 0) / one.samplesPerSecond;
-    const m = many.split.mean();
-    const sum = m ? m.computeMs + m.commMs + m.waitMs : NaN;
-    const part = (v: number | undefined): string => (m && v !== undefined ? `${ms(v)} ${pct(v, sum)}` : '-');
-    rows.push([
-      String(batch),
-      int(one.samplesPerSecond),
-      int(many.samplesPerSecond),
-      `${ratio.toFixed(2)}x`,
-      `${ceiling.toFixed(2)}x`,
-      pct(ratio, ceiling),
-      ms(one.msPerStep),
-      ms(many.msPerStep),
-      part(m?.computeMs),
-      part(m?.commMs),
-      part(m?.waitMs),
-      m ? ms(many.msPerStep - sum) : '-',
-      `${acc(one.summary)}/${acc(many.summary)}`,
-    ]);
-    details.push(`batch ${batch}:`);
-    for (const w of many.split.perWorker()) {
-      details.push(`  ${w.id}: ${w.steps} steps counted, compute ${ms(w.computeMs)} ms, comm ${ms(w.commMs)} ms, wait ${ms(w.waitMs)} ms per step`);
-    }
-    const cpu = (r: RunResult): string => (r.cpu ? r.cpu.map((p) => `${p.name} ${p.share.toFixed(2)}`).join(', ') : 'n/a');
-    const others = (r: RunResult): string => (r.others === null ? 'n/a' : r.others.toFixed(2));
-    details.push(`  CPU cores used over epochs >= 2: train: ${cpu(one)}; ${local}: ${cpu(many)}; other processes: ${others(one)} during train, ${others(many)} during ${local}`);
-    if (Math.max(one.others ?? 0, many.others ?? 0) > 0.2) contended.push(batch);
-    details.push(`  epoch seconds: train ${epochSeconds(one.summary)}; ${local} ${epochSeconds(many.summary)}`);
-    if (many.last) {
-      const odd = many.last.events.filter((e) => ['leave', 'lost', 'stopping', 'error'].includes(e.kind));
-      details.push(`  ${local}: generation ${many.last.generation} at the end${odd.length ? `; events: ${odd.map((e) => `${e.kind}: ${e.message}`).join('; ')}` : ''}`);
-    }
-    if (!values['skip-lockstep']) {
-      const spec = jobSpec(batch);
-      const probe: LockstepResult[] = [];
-      for (const [mode, world] of [['single', 1], ['independent', workers], ['barrier', workers], ['allreduce', workers]] as const) {
-        process.stderr.write(`batch ${batch}: lockstep probe, ${mode} x ${world} ...\n`);
-        probe.push(await runLockstep(spec, mode, world));
+    const byReduction = new Map<string, { one: RunResult; many: RunResult }>();
+    let ceilingRuns: RunResult[] | null = null;
+    for (const reduction of reductions) {
+      const first = reduction === reductions[0];
+      const jobFile = join(tmp, `job-${batch}-${reduction}.yaml`);
+      await writeFile(jobFile, `${JSON.stringify(jobSpec(batch, reduction), null, 2)}\n`); // JSON is YAML
+      process.stderr.write(`batch ${batch}, ${reduction}: ringtrain train ...\n`);
+      const one = await run('train', jobFile, join(tmp, `train-${batch}-${reduction}`), batch);
+      process.stderr.write(`batch ${batch}, ${reduction}: ringtrain local --workers ${workers} ...\n`);
+      const many = await run('local', jobFile, join(tmp, `local-${batch}-${reduction}`), batch);
+      byReduction.set(reduction, { one, many });
+      const ratio = many.samplesPerSecond / one.samplesPerSecond;
+      // The machine's ceiling: W independent processes on batch/W rows each, at once (once per batch size).
+      const share = Math.ceil(batch / workers);
+      if (first) {
+        const shareFile = join(tmp, `job-${share}.yaml`);
+        await writeFile(shareFile, `${JSON.stringify(jobSpec(share), null, 2)}\n`);
+        process.stderr.write(`batch ${batch}: ${workers} x ringtrain train on ${share} rows per step, at once ...\n`);
+        ceilingRuns = await Promise.all(Array.from({ length: workers }, (_, i) => run('train', shareFile, join(tmp!, `independent-${batch}-${i}`), share)));
       }
-      const base = probe[0]!.samplesPerSecond;
-      probeRows.push([String(batch), ...probe.map((r) => `${int(r.samplesPerSecond)} ${(r.samplesPerSecond / base).toFixed(2)}x ${ms(r.msPerStep)} ms`)]);
-      for (const r of probe.slice(2)) {
-        probeSplits.push(`  batch ${batch}, ${r.mode}: compute ${ms(r.computeMs)} ms, comm ${ms(r.commMs)} ms, wait ${ms(r.waitMs)} ms per step (${r.steps} process-steps)`);
+      const ceiling = ceilingRuns!.reduce((a, r) => a + r.samplesPerSecond, 0) / one.samplesPerSecond;
+      const m = many.split.mean();
+      const sum = m ? m.computeMs + m.commMs + m.waitMs : NaN;
+      const part = (v: number | undefined): string => (m && v !== undefined ? `${ms(v)} ${pct(v, sum)}` : '-');
+      rows.push([
+        String(batch),
+        reduction,
+        int(one.samplesPerSecond),
+        int(many.samplesPerSecond),
+        `${ratio.toFixed(2)}x`,
+        `${ceiling.toFixed(2)}x`,
+        pct(ratio, ceiling),
+        ms(one.msPerStep),
+        ms(many.msPerStep),
+        part(m?.computeMs),
+        part(m?.commMs),
+        part(m?.waitMs),
+        m ? ms(many.msPerStep - sum) : '-',
+        `${acc(one.summary)}/${acc(many.summary)}`,
+      ]);
+      details.push(`batch ${batch}, ${reduction}:`);
+      for (const w of many.split.perWorker()) {
+        details.push(`  ${w.id}: ${w.steps} steps counted, compute ${ms(w.computeMs)} ms, comm ${ms(w.commMs)} ms, wait ${ms(w.waitMs)} ms per step`);
       }
+      const cpu = (r: RunResult): string => (r.cpu ? r.cpu.map((p) => `${p.name} ${p.share.toFixed(2)}`).join(', ') : 'n/a');
+      const others = (r: RunResult): string => (r.others === null ? 'n/a' : r.others.toFixed(2));
+      details.push(`  CPU cores used over epochs >= 2: train: ${cpu(one)}; ${local}: ${cpu(many)}; other processes: ${others(one)} during train, ${others(many)} during ${local}`);
+      if (Math.max(one.others ?? 0, many.others ?? 0) > 0.2) contended.push(batch);
+      details.push(`  epoch seconds: train ${epochSeconds(one.summary)}; ${local} ${epochSeconds(many.summary)}`);
+      if (many.last) {
+        const odd = many.last.events.filter((e) => ['leave', 'lost', 'stopping', 'error'].includes(e.kind));
+        details.push(`  ${local}: generation ${many.last.generation} at the end${odd.length ? `; events: ${odd.map((e) => `${e.kind}: ${e.message}`).join('; ')}` : ''}`);
+      }
+      if (first && !values['skip-lockstep']) {
+        const spec = jobSpec(batch);
+        const probe: LockstepResult[] = [];
+        for (const [mode, world] of [['single', 1], ['independent', workers], ['barrier', workers], ['allreduce', workers]] as const) {
+          process.stderr.write(`batch ${batch}: lockstep probe, ${mode} x ${world} ...\n`);
+          probe.push(await runLockstep(spec, mode, world));
+        }
+        const base = probe[0]!.samplesPerSecond;
+        probeRows.push([String(batch), ...probe.map((r) => `${int(r.samplesPerSecond)} ${(r.samplesPerSecond / base).toFixed(2)}x ${ms(r.msPerStep)} ms`)]);
+        for (const r of probe.slice(2)) {
+          probeSplits.push(`  batch ${batch}, ${r.mode}: compute ${ms(r.computeMs)} ms, comm ${ms(r.commMs)} ms, wait ${ms(r.waitMs)} ms per step (${r.steps} process-steps)`);
+        }
+      }
+      verdicts.push(`scaling at batch ${batch}, ${reduction}: ${ratio.toFixed(2)}x (target ${target}x; this machine's ceiling for ${workers} processes: ${ceiling.toFixed(2)}x)`);
     }
-    verdicts.push(`scaling at batch ${batch}: ${ratio.toFixed(2)}x (target ${target}x; this machine's ceiling for ${workers} processes: ${ceiling.toFixed(2)}x)`);
+    const fast = byReduction.get('fast');
+    const exact = byReduction.get('exact');
+    if (fast && exact) {
+      verdicts.push(
+        `exact over fast at batch ${batch}: train ${(exact.one.samplesPerSecond / fast.one.samplesPerSecond).toFixed(3)}, ${local} ${(exact.many.samplesPerSecond / fast.many.samplesPerSecond).toFixed(3)}; ` +
+          `bytes all-reduced per step: fast ${int(stepBytes('fast'))}, exact ${int(stepBytes('exact'))}`,
+      );
+    }
   }
   console.log(`Fashion-MNIST MLP 784-512-256-10, Adam, ${epochs} epochs; samples/s = total samples / total seconds over epochs >= 2 of metrics.json`);
   console.log(`step split: mean over ${local}'s workers of /api/status timing (ms per step, weighted by steps) during epochs >= 2; other = ${local} ms/step - their sum`);

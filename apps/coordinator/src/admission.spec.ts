@@ -51,6 +51,23 @@ test('a shard: a rank\'s part of every batch of an epoch for training, its slice
   for (let world = 1; world <= 64; world++) assert.ok(Math.ceil(2400 / world) <= shardRows('train', LIMITS, world), `world ${world}`);
 });
 
+test('a shard with the exact reduction: whole micro-batches of every step, whole evaluation batches of a split', () => {
+  const exact: JobLimits = { ...LIMITS, rows: { train: 2400, validation: 300, test: 2100 }, exactShards: { microBatch: 8, evaluationBatch: 1024 } };
+  // 48 rows a step in six micro-batches of 8: a rank of 2 takes three of them (24 rows a step), of 4 two (16), of 7 one (8);
+  // but the final evaluation's slice of the training split, whole 1,024-row batches, can be more: the larger of the two.
+  assert.equal(shardRows('train', exact, 2), 2048, 'not 50 x 24: two evaluation batches');
+  assert.equal(shardRows('train', exact, 4), 1024, 'not 50 x 16: one evaluation batch');
+  assert.equal(shardRows('train', exact, 7), 1024, 'not 50 x 8');
+  assert.equal(shardRows('train', exact, 1), 2400);
+  assert.equal(shardRows('train', { ...exact, rows: { ...exact.rows, train: 9600 }, stepsPerEpoch: 200 }, 4), 200 * 16, 'a longer epoch: the training shard');
+  // 300 validation rows are one evaluation batch: one rank takes them all.
+  assert.equal(shardRows('validation', exact, 3), 300);
+  assert.equal(shardRows('test', exact, 2), 2048, 'three batches of 1,024 rows (the last 52), two ranks: two batches');
+  assert.equal(shardRows('test', exact, 3), 1024);
+  // The final evaluation of the training split (three batches) fits for any world.
+  for (let world = 1; world <= 64; world++) assert.ok(Math.min(2400, Math.ceil(3 / world) * 1024) <= shardRows('train', exact, world), `world ${world}`);
+});
+
 test('a fetch: from a member of the newest ring, at most its shard, one per split at a time', () => {
   const f = ring(2, 'a', 'b');
   assert.equal(fetchIssue(f, 'b', 'train', 1200, LIMITS, false), null);

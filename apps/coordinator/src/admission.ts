@@ -23,8 +23,8 @@
  */
 import type { JobLimits, Split } from '@ringtrain/protocol';
 import { stepsPerEpoch } from '@ringtrain/data';
-import { paramLayout } from '@ringtrain/model';
-import { confusionPlan, type OpenedJob } from '@ringtrain/train';
+import { EVALUATION_BATCH, paramLayout } from '@ringtrain/model';
+import { confusionPlan, microBatchRows, type OpenedJob } from '@ringtrain/train';
 import type { Progress, RankAssignment } from './membership.js';
 
 /** How far above the coordinator's newest generation a worker's may be: a restart's lag, with room to spare. */
@@ -53,6 +53,7 @@ export function jobLimits(job: OpenedJob, jobId: string, start: Progress): JobLi
     rows: { train: data.train.rows, validation: data.validation.rows, test: data.test.rows },
     params: paramLayout(arch).size,
     confusion: plan && { split: plan.split, classes: plan.classes, rows: plan.rows },
+    ...(spec.training.reduction === 'exact' ? { exactShards: { microBatch: microBatchRows(spec), evaluationBatch: EVALUATION_BATCH } } : {}),
   };
 }
 
@@ -96,8 +97,13 @@ export function generationIssue(seen: number, current: number): string | null {
 /** The most rows of `split` one request of a rank in a world of `world` may ask for: its shard of an epoch (module comment). */
 export function shardRows(split: Split, limits: JobLimits, world: number): number {
   const rows = limits.rows[split];
-  if (split !== 'train') return Math.ceil(rows / world);
-  return Math.min(rows, limits.stepsPerEpoch * Math.ceil(limits.batchSize / world));
+  // Whole units shared out by rank: ceil(units / world) of them, each `unit` rows.
+  const whole = (n: number, unit: number): number => Math.min(n, Math.ceil(Math.ceil(n / unit) / world) * unit);
+  const exact = limits.exactShards;
+  if (split !== 'train') return exact ? whole(rows, exact.evaluationBatch) : Math.ceil(rows / world);
+  const perStep = exact ? whole(limits.batchSize, exact.microBatch) : Math.ceil(limits.batchSize / world);
+  // The final evaluation of the training split is sharded by evaluation batches (rows / world fits in the above).
+  return Math.min(rows, Math.max(limits.stepsPerEpoch * perStep, exact ? whole(rows, exact.evaluationBatch) : 0));
 }
 
 /** Why a fetch of `count` rows of `split` by `id` is refused, or null. `busy`: a request of this split is being answered on its connection. */

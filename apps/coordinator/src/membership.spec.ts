@@ -256,6 +256,15 @@ test('a join mid-run is recorded as the join, the generation stopping, then the 
   ]);
 });
 
+test('a generation larger than the exact reduction\'s micro-batches names the members that idle', () => {
+  const two = { ...POLICY, microBatches: 2 };
+  const { records } = run([[0, join(1)], [0, join(2)], [200, join(3)], [210, stopped(1, 1, at(41))], [220, stopped(2, 1, at(42))]], two);
+  assert.deepEqual(records.filter(([kind]) => kind === 'generation'), [
+    ['generation', 'generation 1: w1, w2 (state from the coordinator)'],
+    ['generation', "generation 2: w1, w2, w3 (state from w2); w3 idle: the job's steps have 2 micro-batches (training.microBatch), one worker each at most"],
+  ]);
+});
+
 test('leaves and losses are recorded for members only; a loss found by a deadline is recorded as lost', () => {
   const left = run([...THREE, [10, { type: 'leave', id: 'w3' }]]);
   assert.deepEqual(left.last, [['leave', 'w3 left'], ['stopping', 'generation 2 stopping: w3 left']]);

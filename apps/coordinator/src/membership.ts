@@ -101,6 +101,8 @@ export interface Policy {
   readonly maxFailedGenerations?: number;
   /** How long after the first of those failures the job may stop for them at the earliest; default 60 s. */
   readonly livelockWindowMs?: number;
+  /** The exact reduction's micro-batches per step (libs/train exact-step.ts): ranks past them idle, which a generation's event says. */
+  readonly microBatches?: number;
 }
 
 export const DEFAULT_EXCLUSION_MS = 60_000;
@@ -327,9 +329,15 @@ function regroup(c: Common, policy: Policy): Decision {
     state: { ...c, generation, started: true, phase: 'training', ring: chosen.map((m) => m.id) },
     actions: [
       { type: 'form', generation, ranks: chosen.map((m, rank) => ({ id: m.id, rank, address: m.address })), source },
-      record('generation', `generation ${generation}: ${chosen.map((m) => m.id).join(', ')} (state from ${from})`),
+      record('generation', `generation ${generation}: ${chosen.map((m) => m.id).join(', ')} (state from ${from})${idleNote(chosen.map((m) => m.id), policy.microBatches)}`),
     ],
   };
+}
+
+/** For a world larger than the exact reduction's micro-batches: which members idle (a step has no micro-batch left for them). */
+function idleNote(ids: readonly string[], microBatches: number | undefined): string {
+  if (microBatches === undefined || ids.length <= microBatches) return '';
+  return `; ${ids.slice(microBatches).join(', ')} idle: the job's steps have ${microBatches} micro-batches (training.microBatch), one worker each at most`;
 }
 
 function saveAndFinish(c: Common, reason: string): Decision {

@@ -55,14 +55,14 @@ export class ConfusionCounter {
   }
 
   /** This rank's counts into `into` (k x k), from its evaluation's confusion matrix. */
-  static flatten(matrix: readonly (readonly number[])[] | null, into: Float32Array): void {
+  static flatten(matrix: readonly (readonly number[])[] | null, into: Float32Array | Float64Array): void {
     if (matrix === null) return;
     const k = matrix.length;
     matrix.forEach((row, i) => into.set(row, i * k));
   }
 
   /** The all-reduced counts of the plan's split (a view the caller no longer changes). */
-  took(counts: Float32Array): void {
+  took(counts: Float32Array | Float64Array): void {
     this.counted = Float32Array.from(counts);
   }
 

@@ -16,7 +16,7 @@
 import type { Logger } from 'pino';
 import { createRing, isRingError, type Ring, type RingEndpoint } from '@ringtrain/allreduce';
 import { batchIndices, rankRange, stepsPerEpoch, type Table } from '@ringtrain/data';
-import { evaluateYielding } from '@ringtrain/model';
+import { EVALUATION_BATCH, evaluateYielding } from '@ringtrain/model';
 import { type CoordinatorMessage, type Progress, type Split, type TransferHead, type TransferSource, type WorkerMessage } from '@ringtrain/protocol';
 import { CollectiveAborted, confusionPlan, evalData, microBatchRows, TrainError, type Evaluator, snapshotProgress, stateSource, train, type TrainResult, type TrainSnapshot } from '@ringtrain/train';
 import { ConfusionCounter, type SampleContext } from './confusion.js';
@@ -214,23 +214,39 @@ export class Generation {
       return out;
     };
     // Loss, count and correct sums, all-reduced; for the confusion matrix's split, its k x k counts too (confusion.ts).
+    // With the exact reduction, ranks take whole evaluation batches and each batch's loss
+    // sum has a slot of its own, added up in batch order as one process adds them: the
+    // same bits whatever the worker count (so early stopping decides as one process would).
+    const exact = spec.training.reduction === 'exact';
     const evaluator: Evaluator = async (split, mlp, tag) => {
       const t = store.table(split);
       if (t.rows === 0) return null;
-      const [a, b] = rankRange(t.rows, m.rank, m.world);
+      const batches = Math.ceil(t.rows / EVALUATION_BATCH);
+      const [first, end] = exact ? rankRange(batches, m.rank, m.world) : [0, 0];
+      const [a, b] = exact ? [Math.min(t.rows, first * EVALUATION_BATCH), Math.min(t.rows, end * EVALUATION_BATCH)] : rankRange(t.rows, m.rank, m.world);
       await ensure(split, Array.from({ length: b - a }, (_, k) => a + k));
       const counts = confusion.countsFor(split);
-      const sums = new Float32Array(3 + counts);
+      // [loss sum, count, correct, confusion counts]; exact: [count, correct, a loss sum per batch, confusion counts], in float64.
+      const head = exact ? 2 + batches : 3;
+      const sums = exact ? new Float64Array(head + counts) : new Float32Array(head + counts);
       if (b > a) {
         const part: Table = { ...t, rows: b - a, features: t.features.subarray(a * t.cols, b * t.cols), labels: t.labels.subarray(a, b) };
         // Yielding between batches: a long evaluation must not hold back this worker's heartbeats.
-        const r = await evaluateYielding(mlp, evalData(part), job.loss);
-        sums.set([r.lossSum, r.count, r.correct]);
-        if (counts > 0) ConfusionCounter.flatten(r.confusion, sums.subarray(3));
+        const r = await evaluateYielding(mlp, evalData(part), job.loss, EVALUATION_BATCH);
+        if (exact) {
+          sums.set([r.count, r.correct]);
+          sums.set(r.batchLossSums, 2 + first);
+        } else {
+          sums.set([r.lossSum, r.count, r.correct]);
+        }
+        if (counts > 0) ConfusionCounter.flatten(r.confusion, sums.subarray(head));
       }
       await ring.allReduce(sums, { step: tag });
-      if (counts > 0) confusion.took(sums.subarray(3));
-      return { loss: sums[0]! / sums[1]!, accuracy: classify ? sums[2]! / sums[1]! : null };
+      if (counts > 0) confusion.took(sums.subarray(head));
+      if (!exact) return { loss: sums[0]! / sums[1]!, accuracy: classify ? sums[2]! / sums[1]! : null };
+      let lossSum = 0;
+      for (let i = 0; i < batches; i++) lossSum += sums[2 + i]!;
+      return { loss: lossSum / sums[0]!, accuracy: classify ? sums[1]! / sums[0]! : null };
     };
     return train({
       spec,

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { logits } from './forward.js';
 import { type LossName, lossSum } from './loss.js';
+import { EVALUATION_BATCH } from './memory-plan.js';
 import type { Mlp } from './mlp.js';
 
 export interface EvalData {
@@ -21,6 +22,12 @@ export interface EvalResult {
   readonly count: number;
   /** Summed loss and number correct (0 for regression): what a sharded evaluation adds up. */
   readonly lossSum: number;
+  /**
+   * Each batch's loss sum, in order (lossSum is their float64 sum from 0, in that order):
+   * an evaluation sharded by whole batches gives them back bit for bit, so their sum in
+   * order is the single process's, whatever the worker count (libs/train's exact reduction).
+   */
+  readonly batchLossSums: readonly number[];
   readonly correct: number;
   /** Mean loss per sample (no L2 penalty). */
   readonly loss: number;
@@ -33,6 +40,7 @@ export interface EvalResult {
 /** What an evaluation adds up, batch by batch. */
 interface Tally {
   total: number;
+  readonly batches: number[];
   correct: number;
   readonly confusion: number[][] | null;
 }
@@ -40,7 +48,7 @@ interface Tally {
 function tally(mlp: Mlp, data: EvalData): Tally {
   const { outputs } = mlp.arch;
   const classify = data.labels !== undefined && mlp.arch.output === 'softmax';
-  return { total: 0, correct: 0, confusion: classify ? Array.from({ length: outputs }, () => new Array<number>(outputs).fill(0)) : null };
+  return { total: 0, batches: [], correct: 0, confusion: classify ? Array.from({ length: outputs }, () => new Array<number>(outputs).fill(0)) : null };
 }
 
 /** Rows [start, start + rows) of `data` into `t`. */
@@ -54,7 +62,9 @@ function evaluateBatch(mlp: Mlp, data: EvalData, loss: LossName, start: number, 
     return [lossSum(loss, mlp.arch.output, z, y), classify ? tf.argMax(z, 1) : tf.zeros([0], 'int32')];
   });
   try {
-    t.total += sum.dataSync()[0]!;
+    const batchSum = sum.dataSync()[0]!;
+    t.batches.push(batchSum);
+    t.total += batchSum;
     if (t.confusion && data.labels) {
       const p = predicted.dataSync();
       for (let i = 0; i < rows; i++) {
@@ -75,6 +85,7 @@ function resultOf(t: Tally, n: number): EvalResult {
   return {
     count: n,
     lossSum: t.total,
+    batchLossSums: t.batches,
     correct: t.correct,
     loss: n > 0 ? t.total / n : NaN,
     accuracy: classify ? (n > 0 ? t.correct / n : NaN) : null,
@@ -82,7 +93,7 @@ function resultOf(t: Tally, n: number): EvalResult {
   };
 }
 
-export function evaluate(mlp: Mlp, data: EvalData, loss: LossName, batchSize = 1024): EvalResult {
+export function evaluate(mlp: Mlp, data: EvalData, loss: LossName, batchSize = EVALUATION_BATCH): EvalResult {
   const t = tally(mlp, data);
   for (let start = 0; start < data.rows; start += batchSize) evaluateBatch(mlp, data, loss, start, Math.min(batchSize, data.rows - start), t);
   return resultOf(t, data.rows);
@@ -99,7 +110,7 @@ export const EVALUATION_YIELD_MS = 20;
  * took all three for lost at the end of every run, and the run never ended. The same
  * bits as evaluate(): the batches and their order are the same.
  */
-export async function evaluateYielding(mlp: Mlp, data: EvalData, loss: LossName, batchSize = 1024): Promise<EvalResult> {
+export async function evaluateYielding(mlp: Mlp, data: EvalData, loss: LossName, batchSize = EVALUATION_BATCH): Promise<EvalResult> {
   const t = tally(mlp, data);
   let last = performance.now();
   for (let start = 0; start < data.rows; start += batchSize) {

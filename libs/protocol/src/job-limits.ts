@@ -38,6 +38,12 @@ export interface JobLimits {
   readonly params: number;
   /** What `done`'s confusion matrix must be; null: the job has none, and `done` says null. */
   readonly confusion: ConfusionLimits | null;
+  /**
+   * With the exact reduction, ranks take whole micro-batches of a step and whole
+   * evaluation batches of a split (libs/train exact-step.ts), so a shard is rounded up to
+   * those; absent for the float32 reduction, whose shards split rows.
+   */
+  readonly exactShards?: { readonly microBatch: number; readonly evaluationBatch: number };
 }
 
 /** What is wrong with `p` as a progress of this job, or null. */
