@@ -103,12 +103,12 @@ describe('train', () => {
     assert.ok(Math.abs(three[0]!.history[2]!.train.loss - solo!.history[2]!.train.loss) < 1e-4);
   });
 
-  test('the exact reduction: 1, 2, 3 and 5 workers, and 7 (two idle), give every step\'s loss and the final weights bit for bit', async () => {
+  test('the exact reduction: every worker count from 1 to the 5 micro-batches, and 6 and 7 (idle workers), give every step\'s loss and the final weights bit for bit', async () => {
     // batchSize 20 in micro-batches of 4: five per step (the last batch of an epoch has 10 rows: three).
     const spec = parseJobSpec(SYNTHETIC.replace('batchSize: 20', 'batchSize: 20\n  reduction: exact\n  microBatch: 4'));
     const data = await prepareDataset({ ...spec.data, baseDir: '.' });
     const runs = new Map<number, { params: Float32Array; losses: number[] }>();
-    for (const world of [1, 2, 3, 5, 7]) {
+    for (const world of [1, 2, 3, 4, 5, 6, 7]) {
       const losses: number[] = [];
       const results = await runWorld(spec, data, world, (rank, loss) => rank === 0 && losses.push(loss));
       for (const r of results) assert.deepEqual(r.mlp.params, results[0]!.mlp.params, `world ${world}: every rank the same`);
@@ -125,6 +125,59 @@ describe('train', () => {
     const [fastSolo] = await runWorld(fast, data, 1);
     const [fastThree] = await runWorld(fast, data, 3);
     assert.ok(!Buffer.from(fastThree!.mlp.params.buffer).equals(Buffer.from(fastSolo!.mlp.params.buffer)), 'fast: 1 and 3 workers differ in their last bits');
+  });
+
+  test('the exact reduction: stopped mid-epoch by 3 workers and resumed by 2 from the stop checkpoint, the run ends with the bits of one never interrupted', async () => {
+    const spec = parseJobSpec(SYNTHETIC.replace('batchSize: 20', 'batchSize: 20\n  reduction: exact\n  microBatch: 4'));
+    const data = await prepareDataset({ ...spec.data, baseDir: '.' });
+    const loss = resolveLoss(spec, data.task);
+    const fresh = (): Mlp => Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
+    const whole: number[] = [];
+    const [reference] = await runWorld(spec, data, 1, (_, l) => whole.push(l));
+    // Three workers, stopped after step 17 (mid-epoch 2); the stop checkpoint's arrays are copied, as a checkpoint writer does.
+    let saved: TrainSnapshot | null = null;
+    let done = 0;
+    const losses: number[] = [];
+    const three = inProcessWorld(3);
+    await Promise.all(
+      three.map((collective) =>
+        train({
+          spec,
+          data,
+          loss,
+          collective,
+          mlp: fresh(),
+          onStep: (p) => {
+            if (collective.rank === 0) {
+              done += 1;
+              losses.push(p.stepLoss);
+            }
+          },
+          shouldStop: () => done >= 17,
+          checkpoint: {
+            everySteps: 0,
+            everyEpoch: false,
+            save: async (snap, reason) => {
+              if (reason === 'stop' && collective.rank === 0) {
+                saved = { ...snap, params: Float32Array.from(snap.params), optimizer: { ...snap.optimizer, slots: Float32Array.from(snap.optimizer.slots) } };
+              }
+            },
+          },
+        }),
+      ),
+    );
+    assert.ok(saved !== null, 'a stop checkpoint');
+    const stop = saved as TrainSnapshot;
+    assert.equal(stop.loop.globalStep, 17);
+    assert.ok(typeof stop.loop.exactBound === 'number' && stop.loop.exactBound > 0, 'the checkpoint carries the next step\'s bound');
+    const two = inProcessWorld(2);
+    const resumed = await Promise.all(
+      two.map((collective, rank) =>
+        train({ spec, data, loss, collective, mlp: fresh(), resume: rank === 0 ? stop : { ...stop, params: Float32Array.from(stop.params), optimizer: { ...stop.optimizer, slots: Float32Array.from(stop.optimizer.slots) } }, onStep: (p) => rank === 0 && losses.push(p.stepLoss) }),
+      ),
+    );
+    assert.deepEqual(losses, whole, 'every step\'s loss');
+    assert.ok(Buffer.from(resumed[0]!.mlp.params.buffer).equals(Buffer.from(reference!.mlp.params.buffer)), 'the final weights');
   });
 
   test('a batch smaller than the world: empty shares contribute nothing', async () => {
