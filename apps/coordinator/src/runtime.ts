@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { probeEndpoint, type RingTls } from '@ringtrain/allreduce';
 import { workerDecoder } from '@ringtrain/protocol';
-import { microBatchRows, type OpenedJob, snapshotProgress } from '@ringtrain/train';
+import { microBatchesPerStep, type OpenedJob, snapshotProgress } from '@ringtrain/train';
 import { jobLimits } from './admission.js';
 import { Checkpoints, startingState } from './checkpoints.js';
 import { Connections } from './connections.js';
@@ -241,7 +241,7 @@ function policyOf(job: OpenedJob, startWorkers: number | undefined): Policy {
     stopTimeoutMs: c.stopTimeoutMs,
     maxFailedGenerations: c.maxFailedGenerations,
     ...(start ? { startWorkers: start } : {}),
-    ...(job.spec.training.reduction === 'exact' ? { microBatches: Math.ceil(job.spec.training.batchSize / microBatchRows(job.spec)) } : {}),
+    ...(job.spec.training.reduction === 'exact' ? { microBatches: microBatchesPerStep(job.spec) } : {}),
   };
 }
 

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Logger } from 'pino';
 import { type BackendName, type LossName, memoryPlan, type MemoryPlan, Mlp, paramLayout, selectBackend } from '@ringtrain/model';
 import type { CoordinatorMessage, Progress } from '@ringtrain/protocol';
-import { type JobSpec, microBatchRows, optimizerSpec, type SnapshotShape, snapshotProgress, snapshotShape, TrainError, type TrainSnapshot, validateJobSpec, verifySnapshot } from '@ringtrain/train';
+import { type JobSpec, microBatchesPerStep, microBatchRows, optimizerSpec, type SnapshotShape, snapshotProgress, snapshotShape, TrainError, type TrainSnapshot, validateJobSpec, verifySnapshot } from '@ringtrain/train';
 import { BASE_BYTES, checkMemoryPlan, planFields, processMemoryLimit, RING_BYTES } from './memory.js';
 import type { MemoryBudget } from './reports.js';
 import { RowStore } from './row-store.js';
@@ -86,7 +86,7 @@ export function planOf(m: JobMessage, spec: JobSpec, backend: string): MemoryPla
     earlyStopping: spec.training.earlyStopping !== undefined,
     // The exact reduction computes a micro-batch at a time, and holds its integer sums beside the gradient.
     ...(spec.training.reduction === 'exact'
-      ? { batchRows: microBatchRows(spec), exactParts: Math.ceil(spec.training.batchSize / microBatchRows(spec)) }
+      ? { batchRows: microBatchRows(spec), exactParts: microBatchesPerStep(spec) }
       : { batchRows: Math.ceil(spec.training.batchSize / spec.cluster.minWorkers) }),
     rows: m.dataset.rows,
     cols: m.dataset.cols,

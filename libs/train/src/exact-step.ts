@@ -18,12 +18,11 @@
  * the step's scale held (if not, the step is computed again on the scale of that
  * maximum) and sets the next step's bound.
  */
-import { batchIndices, batchRange, microBatchCount, microBatchRange } from '@ringtrain/data';
+import { batchIndices, batchRange, microBatchCount, microBatchRange, type PreparedDataset } from '@ringtrain/data';
 import { computeGradients, CORRECT_COUNT, LOSS_SUM, type LossName, type Mlp, SAMPLE_COUNT } from '@ringtrain/model';
 import { type BatchScratch, trainingBatch } from './batches.js';
 import { ExactSum, HEADROOM_BITS } from './exact-sum.js';
 import type { JobSpec } from './spec.js';
-import type { PreparedDataset } from '@ringtrain/data';
 
 /** Micro-batches per step when the job does not say: so many workers can share a step. */
 export const DEFAULT_MICRO_BATCHES = 16;
@@ -31,6 +30,11 @@ export const DEFAULT_MICRO_BATCHES = 16;
 /** Rows per micro-batch: the job's, else the batch cut into DEFAULT_MICRO_BATCHES. */
 export function microBatchRows(spec: JobSpec): number {
   return spec.training.microBatch ?? Math.max(1, Math.ceil(spec.training.batchSize / DEFAULT_MICRO_BATCHES));
+}
+
+/** Micro-batches in a full batch: the most a step has, and so the most workers that share one. */
+export function microBatchesPerStep(spec: JobSpec): number {
+  return microBatchCount(spec.training.batchSize, microBatchRows(spec));
 }
 
 /** The bound of a run's first step, before any step has measured its gradients: any will do, an overflow only computes the step again. */
@@ -50,7 +54,7 @@ export class ExactStep {
   constructor(spec: JobSpec, mlp: Mlp, gradientLength: number) {
     this.size = mlp.layout.size;
     this.microBatch = microBatchRows(spec);
-    this.parts = microBatchCount(spec.training.batchSize, this.microBatch);
+    this.parts = microBatchesPerStep(spec);
     this.wire = new Float64Array(this.size + 2 + 2 * this.parts);
     this.sum = new ExactSum(this.wire.subarray(0, this.size));
     this.grad = new Float32Array(gradientLength);

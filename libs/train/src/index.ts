@@ -12,4 +12,4 @@ export * from './init.js';
 export * from './snapshot-codec.js';
 export * from './job.js';
 export * from './step-log.js';
-export { DEFAULT_MICRO_BATCHES, microBatchRows } from './exact-step.js';
+export { DEFAULT_MICRO_BATCHES, microBatchesPerStep, microBatchRows } from './exact-step.js';

@@ -134,7 +134,9 @@ describe('train', () => {
     const fresh = (): Mlp => Mlp.create(architectureFor(spec, data.train.cols, data.task), spec.training.seed);
     const whole: number[] = [];
     const [reference] = await runWorld(spec, data, 1, (_, l) => whole.push(l));
-    // Three workers, stopped after step 17 (mid-epoch 2); the stop checkpoint's arrays are copied, as a checkpoint writer does.
+    // A checkpoint's arrays are the run's own, and a resumed run takes them as its own: copies throughout.
+    const copy = (snap: TrainSnapshot): TrainSnapshot => ({ ...snap, params: Float32Array.from(snap.params), optimizer: { ...snap.optimizer, slots: Float32Array.from(snap.optimizer.slots) } });
+    // Three workers, stopped after step 17 (mid-epoch 2).
     let saved: TrainSnapshot | null = null;
     let done = 0;
     const losses: number[] = [];
@@ -159,7 +161,7 @@ describe('train', () => {
             everyEpoch: false,
             save: async (snap, reason) => {
               if (reason === 'stop' && collective.rank === 0) {
-                saved = { ...snap, params: Float32Array.from(snap.params), optimizer: { ...snap.optimizer, slots: Float32Array.from(snap.optimizer.slots) } };
+                saved = copy(snap);
               }
             },
           },
@@ -172,12 +174,16 @@ describe('train', () => {
     assert.ok(typeof stop.loop.exactBound === 'number' && stop.loop.exactBound > 0, 'the checkpoint carries the next step\'s bound');
     const two = inProcessWorld(2);
     const resumed = await Promise.all(
-      two.map((collective, rank) =>
-        train({ spec, data, loss, collective, mlp: fresh(), resume: rank === 0 ? stop : { ...stop, params: Float32Array.from(stop.params), optimizer: { ...stop.optimizer, slots: Float32Array.from(stop.optimizer.slots) } }, onStep: (p) => rank === 0 && losses.push(p.stepLoss) }),
-      ),
+      two.map((collective, rank) => train({ spec, data, loss, collective, mlp: fresh(), resume: copy(stop), onStep: (p) => rank === 0 && losses.push(p.stepLoss) })),
     );
     assert.deepEqual(losses, whole, 'every step\'s loss');
     assert.ok(Buffer.from(resumed[0]!.mlp.params.buffer).equals(Buffer.from(reference!.mlp.params.buffer)), 'the final weights');
+    // The resumed run takes its scale from the checkpoint: with a bound of 2^100 there, every
+    // gradient rounds to 0 on the first step after it, and the run no longer ends the same.
+    // (Most gradients are exact on any scale used here, so the match above alone would not show it.)
+    const coarse = { ...copy(stop), loop: { ...stop.loop, exactBound: 2 ** 100 } };
+    const [off] = await Promise.all(inProcessWorld(1).map((collective) => train({ spec, data, loss, collective, mlp: fresh(), resume: coarse })));
+    assert.ok(!Buffer.from(off!.mlp.params.buffer).equals(Buffer.from(reference!.mlp.params.buffer)), 'a bound from the checkpoint is used');
   });
 
   test('a batch smaller than the world: empty shares contribute nothing', async () => {
