@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, exited, killAll, ringtrain, stderrOf, tempDir, writeJob } from './cluster-harness.js';
+import { Cluster, exited, killAll, ringtrain, stderrOf, tempDir, TOKEN, writeJob } from './cluster-harness.js';
 
 after(killAll);
 
@@ -70,6 +70,7 @@ test('the cluster commands refuse bad usage with CLI_USAGE and exit 2', async ()
     [['coordinator', '--token-file', '/nonexistent/token'], {}, /CLI_USAGE: cannot read the token file \/nonexistent\/token/],
     [['local', '--workers', '0'], {}, /CLI_USAGE: --workers must be an integer in 1\.\.64, got "0"/],
     [['local', '--max-restarts=-1'], {}, /CLI_USAGE: --max-restarts must be an integer in 0\.\.1000, got "-1"/],
+    [['worker', '--coordinator', 'http://127.0.0.1:9', '--coordinator-timeout', '600'], { RINGTRAIN_TOKEN: 'x'.repeat(32) }, /CLI_USAGE: --coordinator-timeout must be a duration with a unit \(90s, 15m, 1h\) or none, got "600"/],
   ];
   // Workers that cannot start (tfjs-node is not installed on these machines) exit 2 with a
   // coded error, which a restart would repeat: `local` ends at once instead of waiting or restarting them.
@@ -95,4 +96,24 @@ test('RINGTRAIN_AFTER_JOB=wait keeps the coordinator serving and the workers idl
   worker.kill('SIGTERM');
   cluster.coordinatorProcess.kill('SIGTERM');
   assert.deepEqual([await exited(worker, 15_000), await exited(cluster.coordinatorProcess, 15_000)], [0, 0]);
+});
+
+test('exit codes a Kubernetes Job acts on: POST /api/stop ends the job with 4 and its worker with 0; a worker with no coordinator for --coordinator-timeout exits 5', async () => {
+  const dir = await tempDir('exit-codes');
+  const cluster = new Cluster(await writeJob(dir, { epochs: 40 }), join(dir, 'out'));
+  await cluster.start();
+  const worker = cluster.addWorker('a', { RINGTRAIN_COORDINATOR_TIMEOUT: '3s' });
+  await cluster.waitFor('training', (s) => s.state === 'running' && s.step >= 20);
+  const res = await fetch(`http://127.0.0.1:${cluster.port}/api/stop`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(res.status, 200, await res.text());
+  // Stopped for good: no model, so not "complete" (4); its worker was told the job is over (0).
+  assert.deepEqual([await exited(cluster.coordinatorProcess, 30_000), await exited(worker, 30_000)], [4, 0], stderrOf(cluster.coordinatorProcess));
+
+  // Nothing listens: gives up after 3 s, with the reason in its log.
+  const started = Date.now();
+  const lonely = ringtrain(['worker'], { RINGTRAIN_COORDINATOR: `http://127.0.0.1:${cluster.port}`, RINGTRAIN_TOKEN: TOKEN, RINGTRAIN_COORDINATOR_TIMEOUT: '3s', RINGTRAIN_ADVERTISE_HOST: '127.0.0.1', RINGTRAIN_BIND_HOST: '127.0.0.1' });
+  assert.equal(await exited(lonely, 30_000), 5, stderrOf(lonely));
+  const took = Date.now() - started;
+  assert.ok(took >= 3000 && took < 20_000, `exited after ${took} ms`);
+  assert.match(stderrOf(lonely), /no coordinator for 3 s \(--coordinator-timeout\); exiting with code 5/);
 });

@@ -64,7 +64,7 @@ describe('the cluster survives faults', () => {
     const excluded = await cluster.waitFor('c excluded', (s) => s.events.some((e) => e.kind === 'excluded'), 30_000);
     const event = excluded.events.find((e) => e.kind === 'excluded')!;
     assert.match(event.message, /^c excluded: (a|b) could not connect to its ring address 127\.0\.0\.1:\d+, nor could the coordinator \(ECONNREFUSED\)$/);
-    assert.equal(await exited(c, 20_000), 2, 'the excluded worker exits 2');
+    assert.equal(await exited(c, 20_000), 6, 'the excluded worker exits 6 (a new process elsewhere may do: a Job counts it as a failure)');
     assert.match(stderrOf(c), /PEER_UNREACHABLE/);
     await sameAsReference(cluster, before.step, before.generation);
     assert.equal(clusterLog(cluster.out).generations.at(-1)!.world, 2, 'a and b finished the job by themselves');
@@ -84,11 +84,11 @@ describe('the cluster survives faults', () => {
     await sameAsReference(cluster, before.step, before.generation);
   });
 
-  test('SIGTERM to the coordinator: it checkpoints the members state and exits 0; restarted, the job goes on', async () => {
+  test('SIGTERM to the coordinator: it checkpoints the members state and exits 3; restarted, the job goes on', async () => {
     const cluster = await threeWorkers('term-coordinator', 100);
     const before = await cluster.status();
     cluster.coordinatorProcess.kill('SIGTERM');
-    assert.equal(await exited(cluster.coordinatorProcess, 30_000), 0);
+    assert.equal(await exited(cluster.coordinatorProcess, 30_000), 3, 'stopped before the end: a Job runs it again');
     const newest = readdirSync(join(cluster.out, 'checkpoints')).sort().at(-1)!;
     const state = JSON.parse(readFileSync(join(cluster.out, 'checkpoints', newest, 'state.json'), 'utf8')) as { reason: string; loop: { globalStep: number } };
     assert.equal(state.reason, 'stop');

@@ -72,7 +72,7 @@ describe('signals mid-epoch in a cluster', () => {
     assert.ok(checkpoint.step >= 200 && checkpoint.step < STEPS_PER_EPOCH, `stop checkpoint at step ${checkpoint.step}, inside the first epoch of ${STEPS_PER_EPOCH}`);
   });
 
-  test('SIGTERM to a worker, then to the coordinator: each exits 0 within the bound, the coordinator with a stop checkpoint', async (t) => {
+  test('SIGTERM to a worker, then to the coordinator: each exits 3 (stopped before the end) within the bound, the coordinator with a stop checkpoint', async (t) => {
     const cluster = new Cluster(job, join(dir, 'cluster'));
     await cluster.start();
     for (const id of ['a', 'b', 'c']) cluster.addWorker(id);
@@ -81,7 +81,7 @@ describe('signals mid-epoch in a cluster', () => {
     const c = cluster.workers.get('c')!;
     const left = await timedStop(c, 'SIGTERM');
     t.diagnostic(`worker: SIGTERM to exit ${left.ms.toFixed(0)} ms`);
-    assert.equal(left.code, 0, stderrOf(c));
+    assert.equal(left.code, 3, stderrOf(c));
     assert.ok(left.ms < STOP_BOUND_MS, `the worker exited ${left.ms.toFixed(0)} ms after SIGTERM (bound ${STOP_BOUND_MS} ms)`);
     const two = await cluster.waitFor('a and b training on', (s) => s.state === 'running' && s.ring.length === 2);
     assert.ok(two.events.some((e) => e.kind === 'leave' && e.message.startsWith('c ')), `c's leave is an event: ${JSON.stringify(two.events.slice(-6))}`);
@@ -89,7 +89,7 @@ describe('signals mid-epoch in a cluster', () => {
     const before = await cluster.status();
     const stopped = await timedStop(cluster.coordinatorProcess, 'SIGTERM');
     t.diagnostic(`coordinator: SIGTERM to exit ${stopped.ms.toFixed(0)} ms`);
-    assert.equal(stopped.code, 0, stderrOf(cluster.coordinatorProcess));
+    assert.equal(stopped.code, 3, stderrOf(cluster.coordinatorProcess));
     assert.ok(stopped.ms < STOP_BOUND_MS, `the coordinator exited ${stopped.ms.toFixed(0)} ms after SIGTERM (bound ${STOP_BOUND_MS} ms)`);
     const checkpoint = newestCheckpoint(cluster.out);
     assert.equal(checkpoint.reason, 'stop');

@@ -11,6 +11,7 @@ Commands:
   eval         evaluate a saved model on a data source
   coordinator  serve one job to workers on other machines (or containers)
   worker       join a coordinator and train
+  plan         a job's memory plan for one worker, and the Kubernetes memory that fits it
 
 Global options:
   --log-level LEVEL  trace, debug, info, warn, error, fatal, silent (default: info; logs go to stderr)
@@ -96,6 +97,11 @@ HTTP API (/api/status, /api/metrics, /metrics, /healthz, /readyz, /api/stream, a
 POST /api/pause|resume|stop with the token). Continues from the newest checkpoint in
 --out if there is one. SIGTERM checkpoints and exits; the workers wait for its return.
 
+Exit status (a Kubernetes Job acts on it, deploy/k8s): 0 the model is written; 2 a
+coded error (a bad spec, GENERATION_LIVELOCK); 3 stopped by SIGTERM before the end, a
+checkpoint saved (run it again to continue); 4 stopped for good by POST /api/stop, a
+checkpoint but no model; 1 a bug.
+
   --job FILE        the job spec (env RINGTRAIN_JOB)
   --out DIR         output and checkpoint directory (env RINGTRAIN_OUT)
   --port P          HTTP port (env RINGTRAIN_PORT; default 7070)
@@ -111,11 +117,28 @@ POST /api/pause|resume|stop with the token). Continues from the newest checkpoin
                     the workers' own (env RINGTRAIN_TLS_CA, RINGTRAIN_TLS_PEER_NAME)
 `;
 
-export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F] [--memory-limit BYTES] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
+export const PLAN_HELP = `Usage: ringtrain plan [--job FILE.yaml] [--backend NAME] [--format text|json|kustomize]
+
+What one worker of the job will hold (the memory plan a worker checks when the job
+arrives, refusing it with MEMORY_PLAN_EXCEEDED when it is over the container's limit),
+item by item, and the memory a worker container needs: the plan plus 25%, in 64 Mi
+steps, as its request and its limit. Loads the job's data; trains nothing.
+
+  --job FILE     the job spec (YAML); default: the built-in Iris example
+  --backend NAME the workers' backend (default the spec's; auto plans for wasm)
+  --format F     text (default); json; kustomize: a patch of deploy/k8s's worker Job
+                 with that memory, to add to an overlay's patches
+`;
+
+export const WORKER_HELP = `Usage: ringtrain worker --coordinator URL [--advertise-host H] [--peer-port P] [--token-file F] [--memory-limit BYTES] [--coordinator-timeout T] [--tls-cert F --tls-key F [--tls-ca F] [--tls-peer-name N]]
 
 Joins a coordinator, trains in the generations it is given, reconnects with backoff if
 the coordinator goes away, and exits when the job completes. SIGTERM finishes the step
 and leaves.
+
+Exit status (a Kubernetes Job acts on it, deploy/k8s): 0 the job is over; 2 a coded
+error a restart would repeat; 3 left on SIGTERM before the end (the job goes on);
+5 no coordinator for --coordinator-timeout; 1 a bug.
 
   --coordinator URL     http://host:port, or https://host:port for a TLS coordinator
                         (env RINGTRAIN_COORDINATOR)
@@ -129,6 +152,10 @@ and leaves.
                         RINGTRAIN_MEMORY_LIMIT); default the cgroup's limit, else the
                         machine's memory; none: no check but the wasm heap's 4 GiB.
                         A job over it ends the worker with MEMORY_PLAN_EXCEEDED (exit 2)
+  --coordinator-timeout T  give up with exit 5 once no coordinator has answered for T
+                        (90s, 15m, 1h; env RINGTRAIN_COORDINATOR_TIMEOUT; default none:
+                        retry for ever). In a Kubernetes Job, a worker started just as
+                        its coordinator finished would otherwise hold its GPU for ever
 
 TLS (an https:// coordinator; required then, refused with http://):
   --tls-cert F          PEM certificate chain and key the ring endpoint serves

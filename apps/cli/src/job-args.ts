@@ -56,6 +56,15 @@ async function setAsidePreviousCheckpoints(outDir: string, log: Logger): Promise
   log.warn({ moved: dir, to: aside }, 'a fresh run: the checkpoints of an earlier run in --out were set aside (to continue that run instead, move them back and use --resume)');
 }
 
+/** The spec of --job (default the Iris example) as a run would use it, data source and init made absolute; reads nothing else and writes nothing (`ringtrain plan`). */
+export async function specOnly(job: string | undefined, backend: string | undefined): Promise<JobSpec> {
+  checkBackend(backend);
+  const jobPath = resolve(job ?? resolve(EXAMPLES_DIR, 'iris.yaml'));
+  const spec = await loadJobSpec(jobPath);
+  const resolved = resolveInit({ ...spec, data: { ...spec.data, source: absoluteSource(spec.data.source, dirname(jobPath)) } }, dirname(jobPath));
+  return backend ? { ...resolved, training: { ...resolved.training, backend: backend as BackendName } } : resolved;
+}
+
 export async function resolveJob(args: JobArgs, log: Logger): Promise<ResolvedJob> {
   checkBackend(args.backend);
   const jobPath = resolve(args.job ?? resolve(EXAMPLES_DIR, 'iris.yaml'));

@@ -1,13 +1,14 @@
 /**
  * Entry point of the `ringtrain` command: parses the subcommand, creates the
  * process's logger, runs the command, and turns errors into exit codes
- * (0 ok, 2 a coded error the user can fix, 1 a bug).
+ * (0 ok, 2 a coded error the user can fix, 1 a bug; the coordinator and the worker say
+ * more: EXIT of @ringtrain/protocol).
  */
 import { createLogger } from './logger.js';
 import { EXIT_USAGE, reportError, UsageError } from './errors.js';
-import { COORDINATOR_HELP, EVAL_HELP, HELP, LOCAL_HELP, TRAIN_HELP, WORKER_HELP } from './help.js';
+import { COORDINATOR_HELP, EVAL_HELP, HELP, LOCAL_HELP, PLAN_HELP, TRAIN_HELP, WORKER_HELP } from './help.js';
 
-const COMMANDS: Record<string, string> = { train: TRAIN_HELP, eval: EVAL_HELP, local: LOCAL_HELP, coordinator: COORDINATOR_HELP, worker: WORKER_HELP };
+const COMMANDS: Record<string, string> = { train: TRAIN_HELP, eval: EVAL_HELP, local: LOCAL_HELP, coordinator: COORDINATOR_HELP, worker: WORKER_HELP, plan: PLAN_HELP };
 
 /** Pulls the global --log-level out of argv. */
 function splitGlobal(argv: string[]): { level: string; rest: string[] } {
@@ -42,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!levels.includes(level)) return reportError(new UsageError(`--log-level must be one of ${levels.join(', ')}, got "${level}"`));
   const log = createLogger(level);
   // First Ctrl-C (or SIGTERM): finish the current step, save a checkpoint, write what we
-  // have, exit 0. A second one a second or more later aborts. (One Ctrl-C can arrive
+  // have, exit 0 (the coordinator and a worker exit 3: their job is not over). A second one a second or more later aborts. (One Ctrl-C can arrive
   // twice: the terminal signals the whole process group, and npx forwards it again.)
   let stoppingSince: number | null = null;
   let stopAction: (() => void) | null = null;
@@ -60,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     if (stoppingSince !== null) stop();
   };
   // Only commands with a step to finish; eval stops on the first signal as usual.
-  if (command !== 'eval') {
+  if (command !== 'eval' && command !== 'plan') {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   }
@@ -74,7 +75,9 @@ export async function main(argv: string[]): Promise<number> {
         await (await import('./commands/local.js')).localCommand(args, log, onStop);
         return 0;
       case 'coordinator':
-        await (await import('./commands/coordinator.js')).coordinatorCommand(args, log, onStop);
+        return await (await import('./commands/coordinator.js')).coordinatorCommand(args, log, onStop);
+      case 'plan':
+        await (await import('./commands/plan.js')).planCommand(args);
         return 0;
       case 'worker':
         return await (await import('./commands/worker.js')).workerCommand(args, log, onStop);

@@ -79,7 +79,7 @@ export async function setUpJob(m: JobMessage, backend: string | null, override: 
  * job's cluster.minWorkers members, so this worker's share of a batch is at most
  * ceil(batchSize / minWorkers) rows; it may come to hold every row of every split.
  */
-export function planOf(m: JobMessage, spec: JobSpec, backend: string): MemoryPlan {
+export function planOf(m: { readonly arch: JobMessage['arch']; readonly dataset: Pick<JobMessage['dataset'], 'rows' | 'cols'> }, spec: JobSpec, backend: string): MemoryPlan {
   return memoryPlan({
     arch: m.arch,
     optimizer: optimizerSpec(spec),

@@ -102,6 +102,8 @@ export interface WorkerState<J extends JobOrder = JobOrder, G extends Generation
   /** The wait before the next connection attempt. */
   readonly backoffMs: number;
   readonly lastBeatAt: number;
+  /** Since when no coordinator has answered (from the start, or since the link was lost); null while the link is up. */
+  readonly unreachableSince: number | null;
 }
 
 /**
@@ -141,6 +143,13 @@ export interface Decision<J extends JobOrder = JobOrder, G extends GenerationOrd
 export interface Policy {
   readonly minBackoffMs: number;
   readonly maxBackoffMs: number;
+  /**
+   * --coordinator-timeout: give up (exit EXIT.noCoordinator) once no coordinator has
+   * answered for this long; null: retry for ever. A Kubernetes Job needs it: a worker
+   * pod started just as its coordinator finished and exited would otherwise wait for
+   * ever, holding its GPU (deploy/k8s).
+   */
+  readonly coordinatorTimeoutMs: number | null;
 }
 
 /** Reconnection backoff: 0.25 s, doubling to 5 s (docs/cluster.md). */
@@ -157,7 +166,7 @@ export const REPLAY_STEPS = 2_000;
  */
 export const STOPPED_REPLAY_STEPS = 16;
 
-export const DEFAULT_POLICY: Policy = { minBackoffMs: MIN_BACKOFF_MS, maxBackoffMs: MAX_BACKOFF_MS };
+export const DEFAULT_POLICY: Policy = { minBackoffMs: MIN_BACKOFF_MS, maxBackoffMs: MAX_BACKOFF_MS, coordinatorTimeoutMs: null };
 
 export function initialWorker<J extends JobOrder = JobOrder, G extends GenerationOrder = GenerationOrder>(policy: Policy = DEFAULT_POLICY): WorkerState<J, G> {
   return {
@@ -173,5 +182,6 @@ export function initialWorker<J extends JobOrder = JobOrder, G extends Generatio
     ended: false,
     backoffMs: policy.minBackoffMs,
     lastBeatAt: 0,
+    unreachableSince: null,
   };
 }

@@ -147,7 +147,7 @@ test('reconnection backoff: doubles from the minimum to the maximum, and resets 
   assert.deepEqual(reset.actions.find((a) => a.type === 'schedule-retry'), { type: 'schedule-retry', delayMs: MIN_BACKOFF_MS });
 });
 
-test('leave on SIGTERM: the current step finishes, then goodbye and exit 0', () => {
+test('leave on SIGTERM: the current step finishes, then goodbye and exit 3 (the job goes on without this worker)', () => {
   const leaving = after(TRAINING, [[100, { type: 'leave' }]]);
   assert.deepEqual(types(leaving.actions), []);
   const { actions, state } = run([[110, { type: 'step' }], [120, ended('RING_ABORTED: worker leaving')], [130, lost('closed (1000)')]], leaving.state);
@@ -157,13 +157,13 @@ test('leave on SIGTERM: the current step finishes, then goodbye and exit 0', () 
     { type: 'send-leave', progress: 'held' },
     { type: 'close-channel', reason: 'leaving' },
   ]);
-  assert.deepEqual(types(actions).at(-1), 'exit');
+  assert.deepEqual(actions.at(-1), { type: 'exit', code: 3, error: null });
   assert.equal(state.reportedUpTo, -1, 'a leave is not a stopped report');
   // Before its first step a generation stops at once; idle, the worker leaves at once; offline, it exits at once.
   const early = after([...READY, [40, gen(1)], [50, { type: 'ring-formed' }]], [[60, { type: 'leave' }]]);
   assert.deepEqual(types(early.actions), ['abort-ring']);
   assert.deepEqual(types(after(READY, [[40, { type: 'leave' }]]).actions), ['send-leave', 'close-channel']);
-  assert.deepEqual(after([[0, { type: 'start' }], [5, lost('connect ECONNREFUSED')]], [[40, { type: 'leave' }]]).actions.at(-1), { type: 'exit', code: 0, error: null });
+  assert.deepEqual(after([[0, { type: 'start' }], [5, lost('connect ECONNREFUSED')]], [[40, { type: 'leave' }]]).actions.at(-1), { type: 'exit', code: 3, error: null });
   // A generation that arrives while leaving is not started.
   const queued = after([...READY, [35, { type: 'leave' }]], [[40, gen(1)]]);
   assert.ok(!queued.actions.some((a) => a.type === 'start-generation'));
@@ -183,12 +183,42 @@ test('refused, a job that cannot run, or TLS that fails: the exit code says whic
   assert.deepEqual(limit.actions.at(-1), { type: 'exit', code: 2, error: null });
   const done = after(READY, [[40, { type: 'reject', code: 'JOB_DONE', reason: 'over' }], [50, lost()]]);
   assert.deepEqual(done.actions.at(-1), { type: 'exit', code: 0, error: null });
+  for (const code of ['PEER_UNREACHABLE', 'SOURCE_INVALID']) {
+    const excluded = after(READY, [[40, { type: 'reject', code, reason: 'excluded' }], [50, lost()]]);
+    assert.deepEqual(excluded.actions.at(-1), { type: 'exit', code: 6, error: null }, code);
+  }
   const error = new Error('MODEL_BACKEND_UNAVAILABLE');
   const bad = run([[0, { type: 'start' }], [10, { type: 'connected' }], [20, job()], [30, { type: 'job-failed', error }], [40, lost()]]);
   assert.ok(bad.actions.some((a) => a.type === 'log' && a.level === 'error' && a.fields.err === error));
   assert.deepEqual(bad.actions.at(-1), { type: 'exit', code: 2, error: null });
   const tls = new Error('TLS_CERT_UNTRUSTED');
   assert.deepEqual(run([[0, { type: 'start' }], [10, { type: 'disconnected', error: tls, fatal: true }]]).actions.at(-1), { type: 'exit', code: 2, error: tls });
+});
+
+test('--coordinator-timeout: no coordinator for that long from the start, or since the link was lost, exits 5; an answer resets the clock', () => {
+  const policy = { minBackoffMs: MIN_BACKOFF_MS, maxBackoffMs: MAX_BACKOFF_MS, coordinatorTimeoutMs: 60_000 };
+  const feed = (events: [number, WorkerEvent][], from: WorkerState = initialWorker(policy)) => {
+    let state = from;
+    const actions: Action[] = [];
+    for (const [now, e] of events) {
+      const d = decide(state, e, now, policy);
+      state = d.state;
+      actions.push(...d.actions);
+    }
+    return { state, actions };
+  };
+  const never = feed([[0, { type: 'start' }], [5, lost('connect ECONNREFUSED')], [59_999, { type: 'tick' }]]);
+  assert.ok(!never.actions.some((a) => a.type === 'exit'), 'not before the timeout');
+  const gone = feed([[60_000, { type: 'tick' }]], never.state);
+  assert.ok(gone.actions.some((a) => a.type === 'log' && a.level === 'error' && /no coordinator for 60 s/.test(a.msg)));
+  assert.deepEqual(gone.actions.at(-1), { type: 'exit', code: 5, error: null });
+  // Connected at 50 s and lost at 100 s: the clock starts again at 100 s.
+  const back = feed([[0, { type: 'start' }], [50_000, { type: 'connected' }], [70_000, { type: 'tick' }], [100_000, lost()], [159_000, { type: 'tick' }]]);
+  assert.ok(!back.actions.some((a) => a.type === 'exit'), 'the link was up until 100 s');
+  const lostFor = feed([[160_000, { type: 'tick' }]], back.state);
+  assert.deepEqual(lostFor.actions.at(-1), { type: 'exit', code: 5, error: null });
+  // Without the option the worker waits for ever.
+  assert.ok(!run([[0, { type: 'start' }], [5, lost('connect ECONNREFUSED')], [10_000_000, { type: 'tick' }]]).actions.some((a) => a.type === 'exit'));
 });
 
 test('progress is reported only for the coordinator`s own job, and nothing before its job message', () => {

@@ -16,9 +16,11 @@
  * skipped and reported in its turn, after the work ahead of it, so that its report
  * carries the state that work ended with.
  *
- * Leaving (SIGTERM) finishes the current step, says `leave` and exits 0. `finished`, a
- * `reject`, a job that cannot run or a TLS failure end the worker too: the work is
- * stopped, the link closed, and `exit` comes once both are over.
+ * Leaving (SIGTERM) finishes the current step, says `leave` and exits 3 (EXIT.interrupted:
+ * the job goes on without this worker; 0 is for a job that is over). `finished`, a
+ * `reject`, a job that cannot run, a TLS failure or no coordinator for
+ * policy.coordinatorTimeoutMs end the worker too: the work is stopped, the link closed,
+ * and `exit` comes once both are over.
  */
 import {
   type Action,
@@ -39,6 +41,7 @@ import {
   type WorkerEvent,
   type WorkerState,
 } from './lifecycle-state.js';
+import { EXIT } from '@ringtrain/protocol';
 
 export * from './lifecycle-state.js';
 
@@ -114,10 +117,10 @@ function requestExit<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, 
   return settle({ state: stopped.state, actions: [...stopped.actions, ...closing] });
 }
 
-/** Says goodbye (the coordinator regroups without this worker) and exits 0. */
+/** Says goodbye (the coordinator regroups without this worker) and exits EXIT.interrupted. */
 function leaveNow<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, flush: boolean): D<J, G> {
   const goodbye: Action<J, G>[] = sending(s) ? [...(flush ? heartbeat(s) : []), { type: 'send-leave', progress: progressFor(s, 'held') }] : [];
-  return then(same(s, ...goodbye), (t) => requestExit(t, 0, null, 'worker leaving', 'leaving'));
+  return then(same(s, ...goodbye), (t) => requestExit(t, EXIT.interrupted, null, 'worker leaving', 'leaving'));
 }
 
 /** With nothing running: the exit once the link is down, else the next queued work, else a reconnection that is due. */
@@ -183,12 +186,12 @@ export function decide<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>
   if (s.ended) return same(s);
   switch (e.type) {
     case 'start':
-      return s.link.kind === 'down' ? settle(same({ ...s, link: { kind: 'down', due: true } })) : same(s);
+      return s.link.kind === 'down' ? settle(same({ ...s, link: { kind: 'down', due: true }, unreachableSince: now })) : same(s);
     case 'connected':
       if (s.exit !== null) return same({ ...s, link: { kind: 'up', jobId: null } }, { type: 'close-channel', reason: 'worker exiting' });
-      return same({ ...s, link: { kind: 'up', jobId: null }, backoffMs: policy.minBackoffMs }, { type: 'register', generation: s.newestGeneration });
+      return same({ ...s, link: { kind: 'up', jobId: null }, backoffMs: policy.minBackoffMs, unreachableSince: null }, { type: 'register', generation: s.newestGeneration });
     case 'disconnected':
-      return disconnected(s, e.error, e.fatal, policy);
+      return disconnected(s, e.error, e.fatal, now, policy);
     case 'retry':
       return s.link.kind === 'down' ? settle(same({ ...s, link: { kind: 'down', due: true } })) : same(s);
     case 'job': {
@@ -207,13 +210,13 @@ export function decide<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>
     }
     case 'reject': {
       const log: Action<J, G> = { type: 'log', level: 'error', msg: 'the coordinator refused this worker', fields: { code: e.code, reason: e.reason } };
-      return then(same(s, log), (t) => requestExit(t, e.code === 'JOB_DONE' ? 0 : 2, null, 'worker exiting', 'refused'));
+      return then(same(s, log), (t) => requestExit(t, refusalExit(e.code), null, 'worker exiting', 'refused'));
     }
     case 'upload':
       return same(s, { type: 'upload-state', generation: e.generation });
     case 'finished': {
       const log: Action<J, G> = { type: 'log', level: 'info', msg: 'job finished', fields: { reason: e.reason } };
-      return then(same(s, log), (t) => requestExit(t, 0, null, 'job finished', 'finished'));
+      return then(same(s, log), (t) => requestExit(t, EXIT.done, null, 'job finished', 'finished'));
     }
     case 'job-ready':
       if (s.work.kind !== 'setup') return same(s);
@@ -221,7 +224,7 @@ export function decide<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>
     case 'job-failed': {
       if (s.work.kind !== 'setup') return same(s);
       const log: Action<J, G> = { type: 'log', level: 'error', msg: 'cannot run this job', fields: { err: e.error } };
-      return then(same({ ...s, work: IDLE }, log), (t) => requestExit(t, 2, null, 'worker exiting', 'bad job'));
+      return then(same({ ...s, work: IDLE }, log), (t) => requestExit(t, EXIT.usage, null, 'worker exiting', 'bad job'));
     }
     case 'ring-formed': {
       const t = advance(s, 'forming', 'syncing');
@@ -250,6 +253,9 @@ export function decide<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>
     case 'generation-ended':
       return generationEnded(s, e);
     case 'tick': {
+      if (s.exit === null && s.unreachableSince !== null && policy.coordinatorTimeoutMs !== null && now - s.unreachableSince >= policy.coordinatorTimeoutMs) {
+        return giveUp(s, now - s.unreachableSince);
+      }
       if (now - s.lastBeatAt < (s.job?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS)) return same(s);
       const t = { ...s, lastBeatAt: now };
       return same(t, ...heartbeat(t));
@@ -263,16 +269,34 @@ export function decide<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>
   }
 }
 
-function disconnected<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, error: Error, fatal: boolean, policy: Policy): D<J, G> {
+/** A refusal's exit status: the job over; this worker excluded (a fault of this process or its machine); or a usage error (WORKER_LIMIT: more workers than cluster.maxWorkers). */
+function refusalExit(code: string): number {
+  if (code === 'JOB_DONE') return EXIT.done;
+  if (code === 'PEER_UNREACHABLE' || code === 'SOURCE_INVALID') return EXIT.excluded;
+  return EXIT.usage;
+}
+
+/** No coordinator for policy.coordinatorTimeoutMs: the job is over and its coordinator gone, or it never came. */
+function giveUp<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, forMs: number): D<J, G> {
+  const log: Action<J, G> = {
+    type: 'log',
+    level: 'error',
+    msg: `no coordinator for ${Math.round(forMs / 1000)} s (--coordinator-timeout); exiting with code ${EXIT.noCoordinator}`,
+    fields: {},
+  };
+  return then(same(s, log), (t) => requestExit(t, EXIT.noCoordinator, null, 'no coordinator', 'no coordinator'));
+}
+
+function disconnected<J extends JobOrder, G extends GenerationOrder>(s: S<J, G>, error: Error, fatal: boolean, now: number, policy: Policy): D<J, G> {
   const wasUp = s.link.kind === 'up';
-  let d: D<J, G> = same({ ...s, link: { kind: 'down', due: false } });
+  let d: D<J, G> = same({ ...s, link: { kind: 'down', due: false }, unreachableSince: wasUp ? now : s.unreachableSince });
   if (wasUp) {
     // Its requests and generations went with it: the coordinator has dropped this worker from them.
     d = then(same({ ...d.state, queue: [] }, { type: 'cancel-fetches', reason: `coordinator connection lost: ${error.message}` }), (t) =>
       stopGeneration(t, 'coordinator connection lost'),
     );
   }
-  if (fatal) return then(d, (t) => requestExit(t, 2, error, 'worker exiting', 'fatal'));
+  if (fatal) return then(d, (t) => requestExit(t, EXIT.usage, error, 'worker exiting', 'fatal'));
   if (d.state.exit !== null) return settle(d);
   const log: Action<J, G> = wasUp
     ? { type: 'log', level: 'warn', msg: 'lost the coordinator; reconnecting', fields: { err: error } }
@@ -286,7 +310,7 @@ function generationEnded<J extends JobOrder, G extends GenerationOrder>(s: S<J, 
   if (w.kind !== 'generation') return same(s);
   const t = { ...s, work: IDLE };
   // A completed generation was ended by the coordinator: nothing to report.
-  if (w.phase === 'completed') return t.leaving ? requestExit(t, 0, null, 'worker leaving', 'leaving') : settle(same(t));
+  if (w.phase === 'completed') return t.leaving ? requestExit(t, EXIT.interrupted, null, 'worker leaving', 'leaving') : settle(same(t));
   if (t.leaving) return leaveNow(t, true);
   const blame: Blame = { ...(e.unreachable !== undefined ? { unreachable: e.unreachable } : {}), ...(e.invalidSource !== undefined ? { invalidSource: e.invalidSource } : {}) };
   return settle(reportStopped(t, w.generation, e.code, e.reason, blame));

@@ -105,7 +105,7 @@ test('rows that do not come within the deadline end the generation with ROWS_TIM
   assert.equal(await exit, 0);
 });
 
-test('SIGTERM while rows are awaited: the step in progress finishes, then leave with its progress, and exit 0', async () => {
+test('SIGTERM while rows are awaited: the step in progress finishes, then leave with its progress, and exit 3', async () => {
   const { c, w, exit } = await started();
   const held = withholdValidation(c);
   c.sendGeneration(1);
@@ -117,7 +117,7 @@ test('SIGTERM while rows are awaited: the step in progress finishes, then leave 
   const leave = await c.waitFor('leave', is('leave'));
   // Epoch 0 recorded once its validation rows came, and epoch 1's first step committed.
   assert.deepEqual(leave.progress, { step: STEPS_PER_EPOCH + 1, epochs: 1 });
-  assert.equal(await exit, 0);
+  assert.equal(await exit, 3);
   assert.ok(!c.received.some((m) => m.type === 'stopped'), 'a leave is not a stopped report');
 });
 
@@ -147,7 +147,7 @@ test('a job of another control protocol version: the worker ends with PROTOCOL_V
   assert.equal(c.connections, 1, 'a version mismatch is not retried');
 });
 
-test('reconnects with backoff, doubling to the maximum; logs each failure with its code; SIGTERM while waiting exits 0', async () => {
+test('reconnects with backoff, doubling to the maximum; logs each failure with its code; SIGTERM while waiting exits 3', async () => {
   const attempts: number[] = [];
   const server = createServer((_req, res) => res.writeHead(503).end());
   server.on('upgrade', (_req, socket) => {
@@ -162,7 +162,7 @@ test('reconnects with backoff, doubling to the maximum; logs each failure with i
   const exit = w.run();
   while (attempts.length < 6) await new Promise((r) => setTimeout(r, 10));
   w.leave();
-  assert.equal(await exit, 0);
+  assert.equal(await exit, 3);
   await new Promise((resolve) => server.close(resolve));
   const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
   [40, 80, 160, 160, 160].forEach((least, i) => assert.ok(gaps[i]! >= least - 5, `gap ${i}: ${gaps[i]} ms, expected at least ${least}`));

@@ -58,6 +58,8 @@ export interface WorkerOptions {
   /** Reconnection backoff (lifecycle.ts): default 250 ms, doubling to 5 s. */
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** --coordinator-timeout: exit (EXIT.noCoordinator) once no coordinator has answered for this long; default: retry for ever. */
+  readonly coordinatorTimeoutMs?: number;
 }
 
 /** How often the clock is given to the lifecycle (heartbeats are due every job.heartbeatMs). */
@@ -96,12 +98,12 @@ export class TrainingWorker {
     this.o = options;
     this.id = options.id ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.log = options.log.child({ component: 'worker', worker: this.id });
-    this.policy = { minBackoffMs: options.minBackoffMs ?? MIN_BACKOFF_MS, maxBackoffMs: options.maxBackoffMs ?? MAX_BACKOFF_MS };
+    this.policy = { minBackoffMs: options.minBackoffMs ?? MIN_BACKOFF_MS, maxBackoffMs: options.maxBackoffMs ?? MAX_BACKOFF_MS, coordinatorTimeoutMs: options.coordinatorTimeoutMs ?? null };
     this.state = initialWorker(this.policy);
     this.exited = new Promise((resolve) => (this.finish = resolve));
   }
 
-  /** Runs until the job finishes (0) or the coordinator refuses this worker (2); rejects with a coded WorkerError when TLS with the coordinator fails. */
+  /** Runs until the job finishes (0), the coordinator refuses this worker (2), it leaves (3) or no coordinator answers in time (5): EXIT of @ringtrain/protocol. Rejects with a coded WorkerError when TLS with the coordinator fails. */
   async run(): Promise<number> {
     // With the token, the endpoint answers the coordinator's probes (libs/allreduce probe.ts).
     const endpoint = await listen({ host: this.o.bindHost ?? '0.0.0.0', port: this.o.peerPort ?? 0, token: this.o.token, logger: this.log, ...(this.o.tls ? { tls: this.o.tls } : {}) });
@@ -118,7 +120,7 @@ export class TrainingWorker {
     return exit.code;
   }
 
-  /** SIGTERM: finish the current step, hand the state over by leaving, exit. */
+  /** SIGTERM: finish the current step, hand the state over by leaving, exit 3 (the job goes on). */
   leave(): void {
     this.dispatch({ type: 'leave' });
   }

@@ -2,12 +2,15 @@
  * `ringtrain coordinator`: owns one job and serves its workers, its API and its
  * metrics until the job completes. Continues from the newest checkpoint in --out when
  * there is one, so a coordinator restarted after a crash (or rescheduled by Kubernetes)
- * resumes by itself, and its workers rejoin by themselves. SIGTERM stops at a step
- * boundary, saves a checkpoint and exits 0, leaving the workers waiting for its return;
- * POST /api/stop ends the job for good. A job that stops itself (GENERATION_LIVELOCK:
- * its generations kept failing) saves a checkpoint the same way and exits 2 with the error.
+ * resumes by itself, and its workers rejoin by themselves. Its exit status is EXIT of
+ * @ringtrain/protocol, which deploy/k8s's Job acts on: 0 once the model is written;
+ * SIGTERM stops at a step boundary, saves a checkpoint and exits 3, leaving the workers
+ * waiting for its return; POST /api/stop ends the job for good (the workers exit) and
+ * the coordinator exits 4. A job that stops itself (GENERATION_LIVELOCK: its generations
+ * kept failing) saves a checkpoint the same way and exits 2 with the error.
  */
 import { parseArgs } from 'node:util';
+import { EXIT } from '@ringtrain/protocol';
 import type { Logger } from 'pino';
 import { UsageError } from '../errors.js';
 import { resolveJob } from '../job-args.js';
@@ -22,7 +25,7 @@ function port(v: string | undefined, fallback: number): number {
   return n;
 }
 
-export async function coordinatorCommand(argv: string[], log: Logger, onStop: (stop: () => void) => void): Promise<void> {
+export async function coordinatorCommand(argv: string[], log: Logger, onStop: (stop: () => void) => void): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -62,6 +65,8 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
     // Stopped by itself (GENERATION_LIVELOCK): an error, exit 2, not a stop asked for.
     const stopError = outcome.kind === 'stopped' ? jobStopError(c.runtime) : null;
     if (stopError) throw stopError;
+    // Stopped before the end: by a signal (a new process continues), or for good through the API.
+    if (outcome.kind === 'stopped') return stopped ? EXIT.interrupted : EXIT.stopped;
     if (linger && outcome.kind === 'completed' && !stopped) {
       // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
       log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');
@@ -69,6 +74,7 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
       await new Promise<void>((resolve) => (release = resolve));
       clearInterval(keepAlive);
     }
+    return EXIT.done;
   } finally {
     await c.close();
   }

@@ -25,6 +25,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
       backend: { type: 'string' },
       id: { type: 'string' },
       'memory-limit': { type: 'string' },
+      'coordinator-timeout': { type: 'string' },
       ...TLS_OPTIONS,
     },
     strict: true,
@@ -40,6 +41,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
   const peerPort = Number(values['peer-port'] ?? env.RINGTRAIN_PEER_PORT ?? 0);
   if (!Number.isInteger(peerPort) || peerPort < 0 || peerPort > 65535) throw new UsageError(`--peer-port must be an integer in 0..65535`);
   const memoryLimit = parseMemoryLimit(values['memory-limit'] ?? env.RINGTRAIN_MEMORY_LIMIT);
+  const coordinatorTimeoutMs = parseDuration('--coordinator-timeout', values['coordinator-timeout'] ?? env.RINGTRAIN_COORDINATOR_TIMEOUT);
   const worker = new TrainingWorker({
     coordinator: url.replace(/^http/, 'ws'),
     token: readToken(values['token-file']),
@@ -49,6 +51,7 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
     peerPort,
     ...(backend ? { backend: backend as BackendName } : {}),
     ...(memoryLimit !== undefined ? { memoryLimit } : {}),
+    ...(coordinatorTimeoutMs !== null ? { coordinatorTimeoutMs } : {}),
     ...((values.id ?? env.RINGTRAIN_WORKER_ID) ? { id: (values.id ?? env.RINGTRAIN_WORKER_ID)! } : {}),
     ...(tls ? { tls } : {}),
   });
@@ -84,6 +87,20 @@ export async function workerCommand(argv: string[], log: Logger, onStop: (stop: 
   } finally {
     if (watchdog) clearInterval(watchdog);
   }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A duration option: a number with a unit (500ms, 90s, 15m, 1h) or `none`; null when
+ * not given or none. A bare number is refused: seconds or milliseconds would be a guess.
+ */
+export function parseDuration(name: string, text: string | undefined): number | null {
+  if (text === undefined || text === 'none') return null;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  const ms = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!) : NaN;
+  if (!(ms >= 1 && Number.isSafeInteger(ms))) throw new UsageError(`${name} must be a duration with a unit (90s, 15m, 1h) or none, got "${text}"`);
+  return ms;
 }
 
 const UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
