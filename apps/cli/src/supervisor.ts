@@ -1,6 +1,6 @@
 /**
- * `ringtrain local` keeps its N worker processes running, as a Kubernetes Deployment
- * keeps its replicas or torchrun (`--max-restarts`) its workers. Without it, a worker
+ * `ringtrain local` keeps its N worker processes running, as a Kubernetes Job
+ * keeps its `parallelism` pods or torchrun (`--max-restarts`) its workers. Without it, a worker
  * that died before the first generation left the job waiting for N forever, and one
  * that died mid-run left it at N-1.
  *

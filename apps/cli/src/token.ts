@@ -27,8 +27,9 @@ export function newToken(): string {
 
 /**
  * RINGTRAIN_AFTER_JOB: `exit` (the default) ends a coordinator or worker when its job is
- * over; `wait` keeps it until SIGTERM, as a Kubernetes Deployment needs (an exit there
- * is a restart: the job would run its end again, the workers rejoin a finished job).
+ * over, as deploy/k8s's Jobs need (the pod completes); `wait` keeps it until SIGTERM, for
+ * a controller that restarts what exits (a Deployment: the job would run its end again,
+ * the workers rejoin a finished job), and to keep the dashboard up after the job.
  */
 export function afterJob(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.RINGTRAIN_AFTER_JOB ?? 'exit';
