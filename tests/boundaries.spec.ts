@@ -22,7 +22,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // The coordinator probes a worker's ring endpoint with the ring's own handshake (probeEndpoint); it never joins a ring.
   'apps/coordinator': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/protocol', '@ringtrain/allreduce'],
   'apps/worker': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/protocol'],
-  'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/worker', '@ringtrain/coordinator'],
+  // protocol: the exit statuses the coordinator and worker commands end with (EXIT).
+  'apps/cli': ['@ringtrain/data', '@ringtrain/model', '@ringtrain/train', '@ringtrain/allreduce', '@ringtrain/protocol', '@ringtrain/worker', '@ringtrain/coordinator'],
 };
 const OURS = /^@ringtrain\//;
 const NETWORK = new Set(['ws', 'msgpackr', 'bufferutil', 'node:net', 'node:http', 'node:https', 'node:tls', 'net', 'http']);

@@ -139,12 +139,12 @@ function expanded(env: EnvVar[], name: string, fieldValues: Record<string, strin
 }
 
 /** `ringtrain plan --format json` of a job spec's text: the memory one worker needs. */
-function plan(specText: string, backend: string | undefined): { totalBytes: number; memory: string } {
+function plan(specText: string, backend: string | undefined): { totalBytes: number; memory: { request: string; limit: string } } {
   const dir = mkdtempSync(join(tmpdir(), 'ringtrain-plan-'));
   try {
     writeFileSync(join(dir, 'job.yaml'), specText);
     const args = [CLI, 'plan', '--job', join(dir, 'job.yaml'), '--format', 'json', ...(backend ? ['--backend', backend] : [])];
-    return JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8' })) as { totalBytes: number; memory: string };
+    return JSON.parse(execFileSync(process.execPath, args, { encoding: 'utf8' })) as { totalBytes: number; memory: { request: string; limit: string } };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -274,9 +274,9 @@ for (const overlay of OVERLAYS) {
     const backend = envOf(worker).get('RINGTRAIN_BACKEND')?.value;
     const planned = plan(jobSpecText(objects), backend);
     // The worker refuses a job whose plan is over its cgroup limit (MEMORY_PLAN_EXCEEDED); the plan's headroom is the V8 heap's growth.
-    for (const kind of ['requests', 'limits'] as const) {
+    for (const [kind, want] of [['requests', planned.memory.request], ['limits', planned.memory.limit]] as const) {
       const got = bytes(worker.resources?.[kind]?.memory);
-      assert.ok(got >= bytes(planned.memory), `worker ${kind}.memory ${worker.resources?.[kind]?.memory}: the job's plan (${(planned.totalBytes / 2 ** 20).toFixed(1)} MiB) asks ${planned.memory}`);
+      assert.ok(got >= bytes(want), `worker ${kind}.memory ${worker.resources?.[kind]?.memory}: the job's plan (${(planned.totalBytes / 2 ** 20).toFixed(1)} MiB) asks ${want}`);
     }
     if (overlay.startsWith('gpu')) {
       assert.equal(worker.resources?.requests?.['nvidia.com/gpu'], '1', 'one GPU requested');

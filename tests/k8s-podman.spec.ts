@@ -157,6 +157,6 @@ test('podman kube play of the podman overlay: a coordinator and 3 workers train 
   assert.equal(log.generations.at(-1)?.world, 3, 'the last generation had the 3 workers');
   readFileSync(join(volume, 'podman-test', 'model', 'model.json'));
 
-  // The workers ran under the memory the job's plan asks (the base's 384Mi), enforced as a cgroup limit.
+  // The workers ran under the memory their job's plan asks on wasm (384Mi), enforced as a cgroup limit.
   for (const w of workers) assert.equal(Number((await podman('inspect', '--format', '{{.HostConfig.Memory}}', w)).trim()), 384 * 2 ** 20, w);
 });

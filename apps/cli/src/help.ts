@@ -122,7 +122,9 @@ export const PLAN_HELP = `Usage: ringtrain plan [--job FILE.yaml] [--backend NAM
 What one worker of the job will hold (the memory plan a worker checks when the job
 arrives, refusing it with MEMORY_PLAN_EXCEEDED when it is over the container's limit),
 item by item, and the memory a worker container needs: the plan plus 25%, in 64 Mi
-steps, as its request and its limit. Loads the job's data; trains nothing.
+steps, as its request, and as its limit on wasm and cpu (1 Gi more on a native backend:
+auto, tensorflow, webgpu). Loads the job's data and init model as the coordinator would
+(run it where those paths resolve); trains nothing.
 
   --job FILE     the job spec (YAML); default: the built-in Iris example
   --backend NAME the workers' backend (default the spec's; auto plans for wasm)
@@ -138,7 +140,8 @@ and leaves.
 
 Exit status (a Kubernetes Job acts on it, deploy/k8s): 0 the job is over; 2 a coded
 error a restart would repeat; 3 left on SIGTERM before the end (the job goes on);
-5 no coordinator for --coordinator-timeout; 1 a bug.
+5 no coordinator for --coordinator-timeout; 6 excluded by the coordinator
+(PEER_UNREACHABLE, SOURCE_INVALID); 1 a bug.
 
   --coordinator URL     http://host:port, or https://host:port for a TLS coordinator
                         (env RINGTRAIN_COORDINATOR)

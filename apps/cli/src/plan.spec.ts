@@ -15,25 +15,27 @@ function ringtrain(...args: string[]): { code: number | null; out: string; err: 
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-test('a worker container`s memory: the plan plus 25%, rounded up to 64 Mi, in Mi or whole Gi', () => {
-  assert.deepEqual(containerMemory(290 * MiB), { bytes: 384 * MiB, quantity: '384Mi' });
-  assert.deepEqual(containerMemory(307.2 * MiB), { bytes: 384 * MiB, quantity: '384Mi' });
-  assert.deepEqual(containerMemory(307.3 * MiB), { bytes: 448 * MiB, quantity: '448Mi' });
-  assert.deepEqual(containerMemory(3200 * MiB), { bytes: 4032 * MiB, quantity: '4032Mi' });
-  assert.deepEqual(containerMemory(1600 * MiB), { bytes: 2048 * MiB, quantity: '2Gi' });
+test('a worker container`s memory: the plan plus 25%, rounded up to 64 Mi; the limit 1 Gi more for a backend the plan`s base does not cover', () => {
+  assert.deepEqual(containerMemory(290 * MiB, 'wasm'), { request: '384Mi', limit: '384Mi' });
+  assert.deepEqual(containerMemory(307.2 * MiB, 'cpu'), { request: '384Mi', limit: '384Mi' });
+  assert.deepEqual(containerMemory(307.3 * MiB, 'wasm'), { request: '448Mi', limit: '448Mi' });
+  assert.deepEqual(containerMemory(3200 * MiB, 'wasm'), { request: '4032Mi', limit: '4032Mi' });
+  assert.deepEqual(containerMemory(1600 * MiB, 'wasm'), { request: '2Gi', limit: '2Gi' });
+  for (const native of ['auto', 'tensorflow'] as const) assert.deepEqual(containerMemory(1600 * MiB, native), { request: '2Gi', limit: '3Gi' }, native);
 });
 
 test('ringtrain plan: the Iris example`s plan as text and JSON, and a kustomize patch of the worker Job with the same memory', () => {
   const json = ringtrain('plan', '--format', 'json');
   assert.equal(json.code, 0, json.err);
-  const p = JSON.parse(json.out) as { job: string; backend: string; parameters: number; itemsMiB: Record<string, number>; totalBytes: number; memory: string };
-  assert.deepEqual([p.job, p.backend, p.parameters], ['iris', 'wasm', 4 * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3]);
+  const p = JSON.parse(json.out) as { job: string; backend: string; parameters: number; itemsMiB: Record<string, number>; totalBytes: number; memory: { request: string; limit: string } };
+  assert.deepEqual([p.job, p.backend, p.parameters], ['iris', 'auto', 4 * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3]);
   assert.equal(p.itemsMiB.base, 192);
   assert.equal(p.itemsMiB.ring, 98);
-  assert.equal(p.memory, containerMemory(p.totalBytes).quantity);
+  assert.deepEqual(p.memory, containerMemory(p.totalBytes, 'auto'));
+  assert.deepEqual(p.memory, { request: '384Mi', limit: '1408Mi' });
   const text = ringtrain('plan');
-  assert.match(text.out, /^memory plan of one worker: job iris, 1,315 parameters, backend wasm$/m);
-  assert.match(text.out, new RegExp(`^a worker container's memory \\(request and limit\\): ${p.memory} `, 'm'));
+  assert.match(text.out, /^memory plan of one worker: job iris, 1,315 parameters, backend auto$/m);
+  assert.match(text.out, /^a worker container's memory: request 384Mi, limit 1408Mi /m);
   const patch = parse(ringtrain('plan', '--format', 'kustomize').out) as {
     apiVersion: string;
     kind: string;
@@ -41,7 +43,7 @@ test('ringtrain plan: the Iris example`s plan as text and JSON, and a kustomize 
     spec: { template: { spec: { containers: { name: string; resources: { requests: { memory: string }; limits: { memory: string } } }[] } } };
   };
   assert.deepEqual([patch.apiVersion, patch.kind, patch.metadata.name], ['batch/v1', 'Job', 'ringtrain-worker']);
-  assert.deepEqual(patch.spec.template.spec.containers, [{ name: 'worker', resources: { requests: { memory: p.memory }, limits: { memory: p.memory } } }]);
+  assert.deepEqual(patch.spec.template.spec.containers, [{ name: 'worker', resources: { requests: { memory: p.memory.request }, limits: { memory: p.memory.limit } } }]);
 });
 
 test('ringtrain plan: bad options and specs get coded errors and exit 2', () => {

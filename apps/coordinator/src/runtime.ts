@@ -67,6 +67,8 @@ export interface RuntimeOptions {
 }
 
 export class JobRuntime extends EventEmitter {
+  /** A stop that releases the workers was asked for (stop()). */
+  private forGood = false;
   readonly job: OpenedJob;
   readonly policy: Policy;
   /** What was refused (bad messages in connections.ts, bad or unauthenticated requests in server.ts): counted for /metrics, logged per peer at most twice per 10 s. */
@@ -192,10 +194,23 @@ export class JobRuntime extends EventEmitter {
     this.executor.apply({ type: 'resume' });
   }
 
-  /** Stops at a step boundary and checkpoints; `release` tells the workers to exit (false on SIGTERM: they wait for the coordinator's return). */
+  /**
+   * Stops at a step boundary and checkpoints; `release` tells the workers to exit and
+   * ends the job for good (POST /api/stop; false on SIGTERM: they wait for the
+   * coordinator's return). A stop for good outranks one for a restart, whichever came
+   * first: a SIGTERM as the pod goes must not revive a job its user stopped, nor may a
+   * stop through the API while a SIGTERM's stop settles leave it waiting for workers
+   * that have gone.
+   */
   stop(reason: string, release: boolean): void {
-    this.outputs.releaseOnStop = release;
+    this.forGood ||= release;
+    this.outputs.releaseOnStop = this.forGood;
     this.executor.apply({ type: 'stop', reason });
+  }
+
+  /** Whether a stop asked for ended the job for good (the coordinator then exits 4, not 3). */
+  get stoppedForGood(): boolean {
+    return this.forGood;
   }
 
   status(): JobStatus {

@@ -112,6 +112,19 @@ test('control needs POST and the token; pause, resume and stop change the job st
   assert.equal((await status(h)).state, 'stopped');
 });
 
+test('a stop for good outranks a stop for a restart, in either order (the coordinator exits 4, not 3)', async (t) => {
+  for (const order of [[true, false], [false, true]]) {
+    const h = await coordinator(t);
+    assert.equal(h.runtime.stoppedForGood, false);
+    for (const release of order) h.runtime.stop(release ? 'stopped through the API' : 'coordinator shutting down (SIGTERM)', release);
+    assert.equal(h.runtime.stoppedForGood, true, `stops ${JSON.stringify(order)}`);
+    assert.equal((await within(h.runtime.outcome, 'outcome')).kind, 'stopped');
+  }
+  const h = await coordinator(t);
+  h.runtime.stop('coordinator shutting down (SIGTERM)', false);
+  assert.equal(h.runtime.stoppedForGood, false, 'a SIGTERM alone: a new process continues');
+});
+
 test('a /worker upgrade without the right token is refused with 401 and never reaches the runtime', async (t) => {
   const h = await coordinator(t);
   assert.equal(await refusedWith(h, {}), 401);

@@ -65,8 +65,8 @@ export async function coordinatorCommand(argv: string[], log: Logger, onStop: (s
     // Stopped by itself (GENERATION_LIVELOCK): an error, exit 2, not a stop asked for.
     const stopError = outcome.kind === 'stopped' ? jobStopError(c.runtime) : null;
     if (stopError) throw stopError;
-    // Stopped before the end: by a signal (a new process continues), or for good through the API.
-    if (outcome.kind === 'stopped') return stopped ? EXIT.interrupted : EXIT.stopped;
+    // Stopped before the end: for good (through the API, even if a signal came too), or by a signal (a new process continues).
+    if (outcome.kind === 'stopped') return c.runtime.stoppedForGood ? EXIT.stopped : EXIT.interrupted;
     if (linger && outcome.kind === 'completed' && !stopped) {
       // In a Deployment an exit means a restart: stay, serving the results, until told to stop.
       log.info('job over; serving its status and model until SIGTERM (RINGTRAIN_AFTER_JOB=wait)');

@@ -1,7 +1,8 @@
 /**
  * `ringtrain worker`: joins a coordinator and trains until the job completes. Every
  * option also comes from the environment, as containers set it. SIGTERM finishes the
- * current step, hands the state over and exits 0.
+ * current step, hands the state over and exits 3 (EXIT of @ringtrain/protocol: the job
+ * goes on without it).
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
