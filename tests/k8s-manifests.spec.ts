@@ -26,7 +26,7 @@ import { EXIT } from '@ringtrain/protocol';
 const K8S = fileURLToPath(new URL('../deploy/k8s/', import.meta.url));
 const CLI = fileURLToPath(new URL('../apps/cli/bin/ringtrain.mjs', import.meta.url));
 /** `gpu+tls` is the gpu overlay with the TLS component added, as docs/kubernetes.md tells users to do. */
-const OVERLAYS = ['cpu', 'gpu', 'podman', 'tls', 'gpu+tls'] as const;
+const OVERLAYS = ['cpu', 'gpu', 'gpu-webgpu', 'podman', 'tls', 'gpu+tls'] as const;
 
 type Labels = Record<string, string>;
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels?: Labels }; [k: string]: unknown };
@@ -281,8 +281,15 @@ for (const overlay of OVERLAYS) {
     if (overlay.startsWith('gpu')) {
       assert.equal(worker.resources?.requests?.['nvidia.com/gpu'], '1', 'one GPU requested');
       assert.equal(worker.resources?.limits?.['nvidia.com/gpu'], '1', 'one GPU');
-      assert.match(worker.image, /ringtrain-gpu/, 'the GPU image');
-      assert.equal(backend, 'tensorflow');
+      if (overlay === 'gpu-webgpu') {
+        // Dawn reaches the GPU through Vulkan: the NVIDIA container toolkit mounts the driver's ICD for the graphics capability.
+        assert.match(worker.image, /ringtrain-webgpu/, 'the WebGPU image');
+        assert.equal(backend, 'webgpu');
+        assert.match(envOf(worker).get('NVIDIA_DRIVER_CAPABILITIES')?.value ?? '', /(^|,)graphics(,|$)/);
+      } else {
+        assert.match(worker.image, /ringtrain-gpu/, 'the CUDA image');
+        assert.equal(backend, 'tensorflow');
+      }
     } else {
       assert.equal(worker.resources?.limits?.['nvidia.com/gpu'], undefined);
     }

@@ -9,6 +9,11 @@
 #   /etc/containers/containers.conf
 #                   runc instead of crun (which fails on hybrid cgroups), cgroupfs, and
 #                   rlimits that root in a VM sandbox may not raise (../shared/containers.md)
+#   mesa-vulkan-drivers 25+, libvulkan1
+#                   Mesa's software Vulkan driver (lavapipe), on which the webgpu backend's
+#                   tests run without a GPU (libs/model webgpu.spec.ts, tests/webgpu.spec.ts).
+#                   Bookworm's Mesa 22 offers Dawn no adapter: on bookworm it comes from
+#                   bookworm-backports (added to apt's sources if missing)
 #
 # As root with apt-get, it installs what is missing. Otherwise it stops at once and
 # prints the exact commands to run. It changes nothing when all is present.
@@ -30,11 +35,18 @@ test -x /usr/bin/chromium || missing+=(chromium)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v runc >/dev/null 2>&1 || missing+=(runc)
 test -x /bin/busybox || missing+=(busybox-static)
+mesa=$(dpkg-query -W -f '${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+vulkan_ok=true
+if [ -z "$mesa" ] || ! dpkg --compare-versions "$mesa" ge 25 || ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 \
+  || ! dpkg-query -W libvulkan1 >/dev/null 2>&1; then
+  vulkan_ok=false
+fi
+codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 conf_ok=true
 if [ ! -f "$CONF" ] || ! grep -q '^runtime = "runc"' "$CONF"; then conf_ok=false; fi
 
-if [ ${#missing[@]} -eq 0 ] && $conf_ok; then
-  echo "system-deps: chromium, podman, runc, busybox-static and $CONF are in place"
+if [ ${#missing[@]} -eq 0 ] && $conf_ok && $vulkan_ok; then
+  echo "system-deps: chromium, podman, runc, busybox-static, Mesa $mesa's lavapipe and $CONF are in place"
   exit 0
 fi
 
@@ -44,6 +56,10 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     if [ ${#missing[@]} -gt 0 ]; then
       echo "  missing: ${missing[*]}"
       echo "  install: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    fi
+    if ! $vulkan_ok; then
+      echo "  Mesa 25+ lavapipe (have: ${mesa:-none}): on bookworm, add bookworm-backports to apt's sources, then"
+      echo "  install: sudo apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1"
     fi
     if ! $conf_ok; then
       echo "  $CONF must select runc (write it as root):"
@@ -59,6 +75,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "system-deps: installing ${missing[*]} (apt-get)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! $vulkan_ok; then
+  suite=()
+  if [ "$codename" = bookworm ]; then
+    suite=(-t bookworm-backports)
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      cat > /etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+      echo "system-deps: added bookworm-backports to apt's sources (Mesa 25 for lavapipe)"
+    fi
+  fi
+  echo "system-deps: installing mesa-vulkan-drivers and libvulkan1 ${suite[*]} (apt-get)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${suite[@]}" mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 if ! $conf_ok; then
   mkdir -p "$(dirname "$CONF")"

@@ -10,21 +10,19 @@
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers the gradient functions tf.variableGrads needs
-import { mix32, toGaussian } from '@ringtrain/data';
 import {
   applyGradients,
   type Architecture,
-  type Batch,
   type BackendName,
   computeGradients,
   createOptimizer,
-  forwardMacs,
   gradientBufferLength,
   logitsFrom,
   lossSum,
   Mlp,
   selectBackend,
 } from '@ringtrain/model';
+import { makeBatch, stepFlops } from '../mlp-step.js';
 
 const { values } = parseArgs({
   options: {
@@ -44,29 +42,14 @@ const ARCH: Architecture = {
   output: 'softmax',
 };
 
-function makeBatch(rows: number): Batch {
-  const x = new Float32Array(rows * ARCH.inputs).map((_, i) => toGaussian(mix32(1, i), mix32(2, i)));
-  const labels = new Int32Array(rows).map((_, i) => mix32(3, i) % ARCH.outputs);
-  const targets = new Float32Array(rows * ARCH.outputs);
-  labels.forEach((c, r) => (targets[r * ARCH.outputs + c] = 1));
-  return { rows, x, targets, labels, indices: new Uint32Array(rows).map((_, i) => i) };
-}
-
-/** FLOPs of one step: forward 2BM, weight gradients 2BM, input gradients 2B(M - first layer). */
-function stepFlops(rows: number): number {
-  const macs = forwardMacs(ARCH);
-  const firstLayer = ARCH.inputs * ARCH.hidden[0]!.units;
-  return 2 * rows * (macs + macs + (macs - firstLayer));
-}
-
-function timeSteps(steps: number, warmup: number, run: (s: number) => void): number {
-  for (let s = 0; s < warmup; s++) run(s);
+async function timeSteps(steps: number, warmup: number, run: (s: number) => void | Promise<void>): Promise<number> {
+  for (let s = 0; s < warmup; s++) await run(s);
   const t0 = performance.now();
-  for (let s = 0; s < steps; s++) run(warmup + s);
+  for (let s = 0; s < steps; s++) await run(warmup + s);
   return (performance.now() - t0) / steps;
 }
 
-const batch = makeBatch(BATCH);
+const batch = makeBatch(ARCH, BATCH);
 for (const name of values.backends.split(',') as BackendName[]) {
   const backend = await selectBackend(name);
   const mlp = Mlp.create(ARCH, 1);
@@ -74,8 +57,8 @@ for (const name of values.backends.split(',') as BackendName[]) {
   const buf = new Float32Array(gradientBufferLength(mlp));
   // The pure-JS cpu backend is ~50x slower: fewer steps keep the run short.
   const steps = backend.name === 'cpu' ? Math.min(3, Number(values.steps)) : Number(values.steps);
-  const ms = timeSteps(steps, 2, (s) => {
-    computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: s }, buf);
+  const ms = await timeSteps(steps, 2, async (s) => {
+    await computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: s }, buf);
     applyGradients(mlp, opt, buf, { learningRate: 1e-3, l2: 0 });
   });
   const line: Record<string, unknown> = {
@@ -87,13 +70,13 @@ for (const name of values.backends.split(',') as BackendName[]) {
     steps,
     msPerStep: Number(ms.toFixed(1)),
     samplesPerSecond: Math.round((BATCH / ms) * 1000),
-    gflops: Number((stepFlops(BATCH) / ms / 1e6).toFixed(2)),
+    gflops: Number((stepFlops(ARCH, BATCH) / ms / 1e6).toFixed(2)),
   };
   if (backend.name === 'wasm') {
     // The same gradients through tfjs's own autodiff, for the ratio.
     const x = tf.tensor2d(batch.x, [BATCH, ARCH.inputs]);
     const y = tf.tensor2d(batch.targets, [BATCH, ARCH.outputs]);
-    const builtinMs = timeSteps(3, 1, () => {
+    const builtinMs = await timeSteps(3, 1, () => {
       const variables = mlp.slotTensors().map((t) => {
         const v = tf.variable(t, true);
         t.dispose();

@@ -42,6 +42,7 @@ tar -C "$repo" -cf - \
   --exclude='node_modules/kubernetes-models' --exclude='node_modules/@kubernetes-models' \
   --exclude='node_modules/playwright-core' --exclude='node_modules/testcontainers' \
   --exclude='node_modules/@types' --exclude='node_modules/.cache' --exclude='*.spec.ts' \
+  --exclude='node_modules/webgpu/dist/darwin-*' --exclude='node_modules/webgpu/dist/win32-*' \
   package.json apps libs examples node_modules | tar -C "$root/app" -xf -
 
 cat > "$ctx/Containerfile" <<'C'

@@ -39,9 +39,11 @@ export async function startCoordinator(
   job: ResolvedJob,
   o: { readonly log: Logger; readonly token: string; readonly host: string; readonly port: number; readonly startWorkers?: number; readonly tls?: LoadedTls | undefined },
 ): Promise<RunningCoordinator> {
-  // The coordinator does little tensor work (initial weights, saving the model): the
-  // portable backends are enough, whatever the workers use.
-  const backend = await useBackend(job.spec.training.backend === 'tensorflow' ? 'auto' : job.spec.training.backend, o.log);
+  // The coordinator does little tensor work (initial weights, saving the model, the
+  // report's evaluation, read synchronously): the portable backends are enough, whatever
+  // the workers use.
+  const own = job.spec.training.backend;
+  const backend = await useBackend(own === 'tensorflow' || own === 'webgpu' ? 'auto' : own, o.log, { webgpu: false });
   await mkdir(job.outDir, { recursive: true }).catch((err: Error) => {
     throw new UsageError(`cannot create the output directory ${job.outDir}: ${err.message}`);
   });

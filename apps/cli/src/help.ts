@@ -36,7 +36,7 @@ Trains a model in this process.
                  c0, c1, ... (the label is the last unless --label names one, e.g. c4)
   --resume       continue from the newest valid checkpoint in --out (without --job,
                  with the checkpoint's own spec)
-  --backend NAME replaces training.backend: auto, tensorflow, wasm, cpu
+  --backend NAME replaces training.backend: auto, tensorflow, webgpu, wasm, cpu
   --json         print the final summary as JSON on stdout
 
 Ctrl-C or SIGTERM stops between steps: a checkpoint is saved, the final evaluation
@@ -54,7 +54,7 @@ and a confusion matrix, on data normalized with the model's own statistics.
                  A source with its own test split (idx:) uses that split; others all rows.
   --label NAME   the label column of a CSV source (default: the one used in training)
   --no-header    the CSV file given with --data has no header (columns c0, c1, ...)
-  --backend NAME auto, tensorflow, wasm, cpu (default auto)
+  --backend NAME auto, tensorflow, webgpu, wasm, cpu (default auto)
   --json         print the result as JSON
 `;
 
@@ -77,7 +77,7 @@ CLI_WORKERS_EXITED).
   --out DIR         output directory; default: runs/<job name>
   --port P          the coordinator's HTTP port (default: any free one; the URL is printed)
   --resume          continue from the newest valid checkpoint in --out
-  --backend NAME    the workers' backend: auto, tensorflow, wasm, cpu
+  --backend NAME    the workers' backend: auto, tensorflow, webgpu, wasm, cpu
   --memory-limit B  the memory each worker's job may plan to use (512Mi, 4Gi, or none;
                     ringtrain worker --help); default this machine's, for each worker
   --json            print the final summary as JSON on stdout
@@ -107,7 +107,7 @@ checkpoint but no model; 1 a bug.
   --port P          HTTP port (env RINGTRAIN_PORT; default 7070)
   --host H          interface to bind (env RINGTRAIN_HOST; default 0.0.0.0)
   --token-file F    the job token (env RINGTRAIN_TOKEN_FILE, or RINGTRAIN_TOKEN itself)
-  --backend NAME    auto, tensorflow, wasm, cpu
+  --backend NAME    auto, tensorflow, webgpu, wasm, cpu
   --tls-cert F      serve https and wss only (the dashboard, the API, /worker) with this
   --tls-key F       PEM certificate chain and key (env RINGTRAIN_TLS_CERT,
                     RINGTRAIN_TLS_KEY); plain http on the port gets 400 TLS_REQUIRED.

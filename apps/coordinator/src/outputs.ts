@@ -70,7 +70,7 @@ export interface OutputsOptions {
   readonly events: EventLog;
   readonly history: RunHistory;
   readonly checkpoints: Checkpoints;
-  readonly connections: Pick<Connections, 'send' | 'has' | 'ids' | 'messages'>;
+  readonly connections: Pick<Connections, 'send' | 'has' | 'ids' | 'messages' | 'workers'>;
   readonly membership: () => MembershipState;
   readonly apply: (event: MembershipEvent) => void;
   /** The job's committed steps, as the status says. */
@@ -228,7 +228,7 @@ export class Outputs {
   }
 
   private async writeCompleted(m: DoneMessage, weights: FinalWeights): Promise<void> {
-    const { job, outDir, backend, log, events, history, checkpoints, connections } = this.o;
+    const { job, outDir, log, events, history, checkpoints, connections } = this.o;
     const { spec, data, loss } = job;
     await checkpoints.idle();
     history.flush();
@@ -248,11 +248,11 @@ export class Outputs {
       samplesPerSecond: samples / Math.max(1e-9, m.result.history.reduce((a, r) => a + r.seconds, 0)),
       final: m.result.final,
     };
-    const summary = summarize(spec, data, backend, loss, result);
-    await writeRunRecords(outDir, spec, summary);
-    this.modelDir = model;
     const state = this.o.membership();
     const ring = state.phase === 'training' ? state.ring : [];
+    const summary = summarize(spec, data, this.trainedOn(ring), loss, result);
+    await writeRunRecords(outDir, spec, summary);
+    this.modelDir = model;
     this.o.apply({ type: 'finished' });
     events.record('completed', `training complete: ${m.result.steps} steps; model written to ${this.modelDir}`);
     // cluster.json counts every member's `done`: the others are at most moments behind.
@@ -271,7 +271,7 @@ export class Outputs {
 
   /** A stopped job's run so far, for its report: the epochs recorded, no final metrics. */
   private interruptedSummary(): RunSummary {
-    const { job, backend, history, checkpoints } = this.o;
+    const { job, history, checkpoints } = this.o;
     const { spec, data, loss } = job;
     const epochs = history.epochs();
     const seconds = epochs.reduce((a, r) => a + r.seconds, 0);
@@ -287,7 +287,19 @@ export class Outputs {
       samplesPerSecond: samples / Math.max(1e-9, seconds),
       final: null,
     };
-    return summarize(spec, data, backend, loss, result);
+    return summarize(spec, data, this.trainedOn(this.o.connections.ids()), loss, result);
+  }
+
+  /**
+   * What the run trained on, for metrics.json and the report: the backends its workers
+   * named in their heartbeats ("webgpu", or "wasm+webgpu" for a mixed ring), not the
+   * coordinator's own (which only made the starting weights); the coordinator's when no
+   * worker has said.
+   */
+  private trainedOn(ids: Iterable<string>): string {
+    const members = new Set(ids);
+    const named = new Set(this.o.connections.workers().filter((w) => members.has(w.id) && w.backend !== '?' && w.backend !== 'unknown').map((w) => w.backend));
+    return named.size > 0 ? [...named].sort().join('+') : this.o.backend;
   }
 
   /** OUT/report.html (report.ts) with this run's generations; a failure is logged and the run's other outputs stand. */

@@ -53,9 +53,9 @@ function summary(o: Partial<RunSummary> = {}): RunSummary {
   } as RunSummary;
 }
 
-test('a completed run: thinned steps with both ends, timings, generations, final metrics, a confusion matrix over the test split, the spec', () => {
+test('a completed run: thinned steps with both ends, timings, generations, final metrics, a confusion matrix over the test split, the spec', async () => {
   const steps = Array.from({ length: 10_000 }, (_, s) => [s, 1 / (s + 3)] as const);
-  const r = reportData({ spec: job.spec, data: job.data, summary: summary(), steps, model: job.mlp, generations: [{ generation: 1, step: 0, world: 2, time: 'x' } as never, { generation: 2, step: 120, world: 3 }] });
+  const r = await reportData({ spec: job.spec, data: job.data, summary: summary(), steps, model: job.mlp, generations: [{ generation: 1, step: 0, world: 2, time: 'x' } as never, { generation: 2, step: 120, world: 3 }] });
   assert.equal(r.outcome, 'completed');
   assert.ok(r.steps.x.length <= REPORT_MAX_STEPS && r.steps.x.length > REPORT_MAX_STEPS / 2, `${r.steps.x.length} steps`);
   assert.equal(r.steps.x.length, r.steps.y.length);
@@ -91,11 +91,11 @@ test('a completed run: thinned steps with both ends, timings, generations, final
   assert.match(r.spec, /^name: report-test$/m);
   assert.match(r.spec, /^ {4}beta1: 0\.9$/m, 'resolved: defaults written out');
   // A short run is embedded whole.
-  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: steps.slice(0, 50), model: null }).steps.x.length, 50);
+  assert.equal((await reportData({ spec: job.spec, data: job.data, summary: summary(), steps: steps.slice(0, 50), model: null })).steps.x.length, 50);
 });
 
-test('an interrupted run: the curves so far, no final metrics and no confusion matrix, even with a model at hand', () => {
-  const r = reportData({ spec: job.spec, data: job.data, summary: summary({ interrupted: true, final: null, stoppedEarly: false }), steps: [[0, 1], [1, 0.9]], model: job.mlp });
+test('an interrupted run: the curves so far, no final metrics and no confusion matrix, even with a model at hand', async () => {
+  const r = await reportData({ spec: job.spec, data: job.data, summary: summary({ interrupted: true, final: null, stoppedEarly: false }), steps: [[0, 1], [1, 0.9]], model: job.mlp });
   assert.equal(r.outcome, 'interrupted');
   assert.equal(r.final, null);
   assert.equal(r.confusion, null);
@@ -103,17 +103,17 @@ test('an interrupted run: the curves so far, no final metrics and no confusion m
   assert.equal(r.epochs.length, 3);
 });
 
-test("confusionOf counts what ringtrain eval's evaluate() counts; past its bound it takes evenly spaced rows and says so", () => {
-  const full = confusionOf(job.mlp, job.data, job.loss)!;
+test("confusionOf counts what ringtrain eval's evaluate() counts; past its bound it takes evenly spaced rows and says so", async () => {
+  const full = (await confusionOf(job.mlp, job.data, job.loss))!;
   assert.deepEqual(full.matrix, evaluate(job.mlp, evalData(job.data.test), job.loss).confusion);
   assert.equal(full.rows, 300);
-  const sampled = confusionOf(job.mlp, job.data, job.loss, 40)!;
+  const sampled = (await confusionOf(job.mlp, job.data, job.loss, 40))!;
   assert.equal(sampled.rows, 40);
   assert.equal(sampled.splitRows, 300);
   assert.equal(sampled.matrix.flat().reduce((a, b) => a + b, 0), 40);
   // No test rows: the validation split, named; regression: none.
-  assert.equal(confusionOf(job.mlp, { ...job.data, test: { ...job.data.test, rows: 0 } }, job.loss)!.split, 'validation');
-  assert.equal(confusionOf(job.mlp, { ...job.data, task: { kind: 'regression', target: 'y' } }, job.loss), null);
+  assert.equal((await confusionOf(job.mlp, { ...job.data, test: { ...job.data.test, rows: 0 } }, job.loss))!.split, 'validation');
+  assert.equal((await confusionOf(job.mlp, { ...job.data, task: { kind: 'regression', target: 'y' } }, job.loss)), null);
 });
 
 test('sampleRows: every row up to the bound, past it evenly spaced rows from the first', () => {
@@ -125,13 +125,13 @@ test('sampleRows: every row up to the bound, past it evenly spaced rows from the
   assert.deepEqual([...four.labels], [0, 2, 2, 1]);
 });
 
-test('a confusion matrix counted elsewhere (the cluster`s workers) is shown as given, and no model is evaluated; none given and no model: none', () => {
+test('a confusion matrix counted elsewhere (the cluster`s workers) is shown as given, and no model is evaluated; none given and no model: none', async () => {
   const given = { split: 'test' as const, classes: ['0', '1', '2'], matrix: [[90, 5, 5], [0, 100, 0], [1, 2, 97]], rows: 300, splitRows: 300 };
   const poisoned = new Proxy(job.mlp, { get: () => assert.fail('the model was used') });
-  assert.deepEqual(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], model: poisoned, confusion: given }).confusion, given);
-  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], confusion: given }).confusion, given);
-  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], confusion: null }).confusion, null);
-  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [] }).confusion, null);
+  assert.deepEqual((await reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], model: poisoned, confusion: given })).confusion, given);
+  assert.equal((await reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], confusion: given })).confusion, given);
+  assert.equal((await reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [], confusion: null })).confusion, null);
+  assert.equal((await reportData({ spec: job.spec, data: job.data, summary: summary(), steps: [] })).confusion, null);
   // An interrupted run shows none, whatever was given.
-  assert.equal(reportData({ spec: job.spec, data: job.data, summary: summary({ interrupted: true, final: null }), steps: [], confusion: given }).confusion, null);
+  assert.equal((await reportData({ spec: job.spec, data: job.data, summary: summary({ interrupted: true, final: null }), steps: [], confusion: given })).confusion, null);
 });

@@ -12,7 +12,7 @@
  * final evaluation (the coordinator never holds the model; `done` carries the matrix).
  */
 import { stepsPerEpoch, type PreparedDataset, type Table, takeRows, type Task } from '@ringtrain/data';
-import { evaluate, type LossName, type Mlp } from '@ringtrain/model';
+import { evaluateYielding, type LossName, type Mlp } from '@ringtrain/model';
 import { CONFUSION_MAX_ROWS, confusionPlan, type EpochRecord, evalData, type JobSpec, jobSpecToYaml, type RunSummary, sampledRow } from '@ringtrain/train';
 import { thinSteps } from './stream.js';
 
@@ -91,12 +91,13 @@ export interface ReportInput {
 
 const round = (v: number): number => (Number.isFinite(v) ? Number(v.toPrecision(6)) : v);
 
-export function reportData(input: ReportInput): ReportData {
+export async function reportData(input: ReportInput): Promise<ReportData> {
   const { spec, data, summary } = input;
   const perEpoch = stepsPerEpoch(data.train.rows, spec.training.batchSize);
   const thinned = thinSteps(input.steps, REPORT_MAX_STEPS, 1);
   const interrupted = summary.interrupted || summary.final === null;
   const early = spec.training.earlyStopping;
+  const confusion = interrupted ? null : input.confusion !== undefined ? input.confusion : input.model ? await confusionOf(input.model, data, summary.loss) : null;
   return {
     format: 1,
     job: summary.job,
@@ -124,7 +125,7 @@ export function reportData(input: ReportInput): ReportData {
     epochs: summary.history,
     generations: (input.generations ?? []).map((g) => ({ generation: g.generation, step: g.step, world: g.world })),
     final: interrupted ? null : summary.final,
-    confusion: interrupted ? null : input.confusion !== undefined ? input.confusion : input.model ? confusionOf(input.model, data, summary.loss) : null,
+    confusion,
     spec: jobSpecToYaml(spec),
   };
 }
@@ -138,13 +139,14 @@ export function sampleRows(table: Table, max: number): Table {
 /**
  * The confusion matrix of `mlp` on the test split (the validation split when the job
  * has no test rows), through the same evaluate() as `ringtrain eval`; null for
- * regression or when both splits are empty.
+ * regression or when both splits are empty. Asynchronous: on webgpu (`ringtrain train
+ * --backend webgpu`) tensors are read back asynchronously.
  */
-export function confusionOf(mlp: Mlp, data: PreparedDataset, loss: LossName, maxRows = CONFUSION_MAX_ROWS): Confusion | null {
+export async function confusionOf(mlp: Mlp, data: PreparedDataset, loss: LossName, maxRows = CONFUSION_MAX_ROWS): Promise<Confusion | null> {
   const plan = confusionPlan(data, maxRows);
   if (plan === null || data.task.kind !== 'classification') return null;
   const table = sampleRows(data[plan.split], maxRows);
-  const { confusion } = evaluate(mlp, evalData(table), loss);
+  const { confusion } = await evaluateYielding(mlp, evalData(table), loss);
   if (confusion === null) return null;
   return { split: plan.split, classes: data.task.classes, matrix: confusion, rows: table.rows, splitRows: plan.splitRows };
 }

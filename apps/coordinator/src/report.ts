@@ -51,7 +51,7 @@ export async function reportHtml(data: ReportData): Promise<string> {
 export async function writeReport(outDir: string, input: Omit<ReportInput, 'steps'>): Promise<string> {
   const { spec, data, summary } = input;
   const steps = await readStepLosses(outDir, Math.max(summary.steps, stepsPerEpoch(data.train.rows, spec.training.batchSize) * spec.training.epochs));
-  const html = await reportHtml(reportData({ ...input, steps }));
+  const html = await reportHtml(await reportData({ ...input, steps }));
   const path = join(outDir, REPORT_FILE);
   await writeFileAtomic(path, html);
   return path;

@@ -49,7 +49,7 @@ export async function setUpJob(m: JobMessage, backend: string | null, override: 
     tf.env().set('PROD', true);
     const b = await selectBackend(override ?? spec.training.backend);
     chosen = b.name;
-    log.info({ backend: b.name, provider: b.provider }, 'backend selected');
+    log.info({ backend: b.name, provider: b.provider, ...(b.adapter ? { adapter: b.adapter } : {}) }, 'backend selected');
   }
   const plan = planOf(m, spec, chosen);
   const limit = processMemoryLimit(memoryLimit);

@@ -7,6 +7,8 @@ import { logits } from './forward.js';
 import { type LossName, lossSum } from './loss.js';
 import { EVALUATION_BATCH } from './memory-plan.js';
 import type { Mlp } from './mlp.js';
+import { ModelError } from './errors.js';
+import { syncReads } from './read-back.js';
 
 export interface EvalData {
   readonly rows: number;
@@ -51,8 +53,11 @@ function tally(mlp: Mlp, data: EvalData): Tally {
   return { total: 0, batches: [], correct: 0, confusion: classify ? Array.from({ length: outputs }, () => new Array<number>(outputs).fill(0)) : null };
 }
 
-/** Rows [start, start + rows) of `data` into `t`. */
-function evaluateBatch(mlp: Mlp, data: EvalData, loss: LossName, start: number, rows: number, t: Tally): void {
+/**
+ * Rows [start, start + rows) of `data` into `t`: at once where the backend reads
+ * synchronously, else (webgpu) once the returned promise resolves.
+ */
+function evaluateBatch(mlp: Mlp, data: EvalData, loss: LossName, start: number, rows: number, t: Tally): Promise<void> | null {
   const { inputs, outputs } = mlp.arch;
   const classify = t.confusion !== null;
   const [sum, predicted] = tf.tidy(() => {
@@ -61,12 +66,10 @@ function evaluateBatch(mlp: Mlp, data: EvalData, loss: LossName, start: number, 
     const z = logits(mlp, x);
     return [lossSum(loss, mlp.arch.output, z, y), classify ? tf.argMax(z, 1) : tf.zeros([0], 'int32')];
   });
-  try {
-    const batchSum = sum.dataSync()[0]!;
+  const add = (batchSum: number, p: tf.TypedArray | null): void => {
     t.batches.push(batchSum);
     t.total += batchSum;
-    if (t.confusion && data.labels) {
-      const p = predicted.dataSync();
+    if (t.confusion && data.labels && p) {
       for (let i = 0; i < rows; i++) {
         const truth = data.labels[start + i]!;
         const guess = p[i]!;
@@ -74,10 +77,22 @@ function evaluateBatch(mlp: Mlp, data: EvalData, loss: LossName, start: number, 
         if (truth === guess) t.correct += 1;
       }
     }
-  } finally {
+  };
+  const dispose = (): void => {
     sum.dispose();
     predicted.dispose();
+  };
+  if (!syncReads()) {
+    return Promise.all([sum.data(), classify ? predicted.data() : null])
+      .then(([s, p]) => add(s[0]!, p))
+      .finally(dispose);
   }
+  try {
+    add(sum.dataSync()[0]!, classify ? predicted.dataSync() : null);
+  } finally {
+    dispose();
+  }
+  return null;
 }
 
 function resultOf(t: Tally, n: number): EvalResult {
@@ -93,7 +108,9 @@ function resultOf(t: Tally, n: number): EvalResult {
   };
 }
 
+/** The evaluation, read synchronously: not on webgpu (evaluateYielding works everywhere). */
 export function evaluate(mlp: Mlp, data: EvalData, loss: LossName, batchSize = EVALUATION_BATCH): EvalResult {
+  if (!syncReads()) throw new ModelError('MODEL_BACKEND_UNAVAILABLE', 'evaluate() reads tensors synchronously, which the webgpu backend cannot: use evaluateYielding()');
   const t = tally(mlp, data);
   for (let start = 0; start < data.rows; start += batchSize) evaluateBatch(mlp, data, loss, start, Math.min(batchSize, data.rows - start), t);
   return resultOf(t, data.rows);
@@ -114,7 +131,8 @@ export async function evaluateYielding(mlp: Mlp, data: EvalData, loss: LossName,
   const t = tally(mlp, data);
   let last = performance.now();
   for (let start = 0; start < data.rows; start += batchSize) {
-    evaluateBatch(mlp, data, loss, start, Math.min(batchSize, data.rows - start), t);
+    const pending = evaluateBatch(mlp, data, loss, start, Math.min(batchSize, data.rows - start), t);
+    if (pending) await pending;
     if (performance.now() - last >= EVALUATION_YIELD_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       last = performance.now();

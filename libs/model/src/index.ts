@@ -1,5 +1,7 @@
 export * from './errors.js';
 export * from './backend.js';
+export { adapterName, type Adapter, probeWebgpu, type WebgpuProbe } from './webgpu.js';
+export { syncReads } from './read-back.js';
 export * from './architecture.js';
 export * from './mlp.js';
 export * from './initial-params.js';

@@ -3,7 +3,9 @@
  * fresh copy (on wasm, a slice of the heap), which for a 67-million-element gradient is
  * 268 MB of garbage per layer per step; the wasm backend can show its heap in place
  * (BackendWasm.typedArrayFromHeap, public in tfjs-backend-wasm 4.x), so there the values
- * are copied once, straight into `out`. Other backends keep dataSync.
+ * are copied once, straight into `out`. Other backends keep dataSync, except webgpu,
+ * whose reads are asynchronous (its dataSync needs an OffscreenCanvas, which Node
+ * lacks): there the read is a promise, and the step and evaluation await it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -18,7 +20,24 @@ function heapView(t: tf.Tensor): Float32Array | null {
   return backend.typedArrayFromHeap(t) as Float32Array;
 }
 
-/** Copies the values of float32 tensor `t` into `out` at `offset`. */
-export function readInto(t: tf.Tensor, out: Float32Array, offset: number): void {
-  out.set(heapView(t) ?? (t.dataSync() as Float32Array), offset);
+/** Whether the backend in use reads tensors synchronously (every one but webgpu). */
+export function syncReads(): boolean {
+  return tf.getBackend() !== 'webgpu';
+}
+
+/** Copies the values of float32 tensor `t` into `out` at `offset`: at once (null), or, on webgpu, when the promise resolves. */
+export function readInto(t: tf.Tensor, out: Float32Array, offset: number): Promise<void> | null {
+  const view = heapView(t);
+  if (view) {
+    out.set(view, offset);
+    return null;
+  }
+  if (!syncReads()) return t.data().then((v) => out.set(v as Float32Array, offset));
+  out.set(t.dataSync() as Float32Array, offset);
+  return null;
+}
+
+/** A tensor's values: at once where the backend allows, else (webgpu) a promise. */
+export function valuesOf(t: tf.Tensor): tf.TypedArray | Promise<tf.TypedArray> {
+  return syncReads() ? t.dataSync() : (t.data() as Promise<tf.TypedArray>);
 }

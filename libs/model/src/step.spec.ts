@@ -90,10 +90,10 @@ describe('computeGradients', () => {
   });
 
   for (const c of cases) {
-    test(`${c.name}: equals tf.variableGrads within 1e-6 relative L2`, (t) => {
+    test(`${c.name}: equals tf.variableGrads within 1e-6 relative L2`, async (t) => {
       const mlp = Mlp.create(c.arch, 3);
       const batch = randomBatch(c.arch, 33, 11, c.regression);
-      const out = computeGradients(mlp, batch, { loss: c.loss, seed: 1, step: 0 }, new Float32Array(gradientBufferLength(mlp)));
+      const out = await computeGradients(mlp, batch, { loss: c.loss, seed: 1, step: 0 }, new Float32Array(gradientBufferLength(mlp)));
       const ref = referenceGradients(mlp, batch, c.loss);
       assert.ok(ref.every(Number.isFinite) && ref.some((v) => Math.abs(v) > 1e-3), 'the reference is a real gradient');
       const err = relL2(out, ref, mlp.layout.size);
@@ -103,7 +103,7 @@ describe('computeGradients', () => {
     });
   }
 
-  test('two half-batches sum to the full batch, dropout on', (t) => {
+  test('two half-batches sum to the full batch, dropout on', async (t) => {
     const arch: Architecture = {
       inputs: 8,
       hidden: [{ units: 32, activation: 'relu', dropout: 0.3 }, { units: 16, activation: 'tanh', dropout: 0.2 }],
@@ -114,26 +114,26 @@ describe('computeGradients', () => {
     const batch = randomBatch(arch, 40, 9);
     const len = gradientBufferLength(mlp);
     const ctx = { loss: 'cross-entropy' as const, seed: 77, step: 12 };
-    const full = computeGradients(mlp, batch, ctx, new Float32Array(len));
-    const a = computeGradients(mlp, sliceBatch(batch, 0, 17, arch), ctx, new Float32Array(len));
-    const b = computeGradients(mlp, sliceBatch(batch, 17, 40, arch), ctx, new Float32Array(len));
+    const full = await computeGradients(mlp, batch, ctx, new Float32Array(len));
+    const a = await computeGradients(mlp, sliceBatch(batch, 0, 17, arch), ctx, new Float32Array(len));
+    const b = await computeGradients(mlp, sliceBatch(batch, 17, 40, arch), ctx, new Float32Array(len));
     const sum = a.map((v, i) => v + b[i]!);
     const err = relL2(sum, full);
     t.diagnostic(`relative L2 error ${err.toExponential(2)}`);
     assert.ok(err <= 1e-6, `relative L2 error ${err}`);
     assert.equal(sum[mlp.layout.size + SAMPLE_COUNT], 40);
     // Dropout really is on: without it the gradient differs.
-    const noDrop = computeGradients(mlp, batch, { ...ctx, dropout: false }, new Float32Array(len));
+    const noDrop = await computeGradients(mlp, batch, { ...ctx, dropout: false }, new Float32Array(len));
     assert.ok(relL2(noDrop, full, mlp.layout.size) > 1e-2);
     // The dropout mask buffers are reused across calls of other sizes: the same bits again.
-    assert.deepEqual(computeGradients(mlp, batch, ctx, new Float32Array(len)), full);
+    assert.deepEqual(await computeGradients(mlp, batch, ctx, new Float32Array(len)), full);
   });
 
-  test('an empty share writes zeros', () => {
+  test('an empty share writes zeros', async () => {
     const arch: Architecture = { inputs: 3, hidden: [{ units: 4, activation: 'relu', dropout: 0 }], outputs: 2, output: 'softmax' };
     const mlp = Mlp.create(arch, 1);
     const out = new Float32Array(gradientBufferLength(mlp)).fill(9);
-    computeGradients(mlp, sliceBatch(randomBatch(arch, 4, 1), 0, 0, arch), { loss: 'cross-entropy', seed: 1, step: 0 }, out);
+    await computeGradients(mlp, sliceBatch(randomBatch(arch, 4, 1), 0, 0, arch), { loss: 'cross-entropy', seed: 1, step: 0 }, out);
     assert.ok(out.every((v) => v === 0));
   });
 
@@ -150,10 +150,10 @@ describe('computeGradients', () => {
     // On wasm as well as cpu: on wasm the blocks are what XNNPACK packs.
     for (const backend of ['cpu', 'wasm'] as const) {
       await selectBackend(backend);
-      const whole = computeGradients(mlp, batch, ctx, new Float32Array(gradientBufferLength(mlp)));
+      const whole = await computeGradients(mlp, batch, ctx, new Float32Array(gradientBufferLength(mlp)));
       // 1: a column (forward) or row (backward) at a time; 100: uneven blocks; 13 * 37: one block for the first layer only.
       for (const kernelBlockFloats of [1, 100, 13 * 37]) {
-        const blocked = computeGradients(mlp, batch, { ...ctx, kernelBlockFloats }, new Float32Array(gradientBufferLength(mlp)));
+        const blocked = await computeGradients(mlp, batch, { ...ctx, kernelBlockFloats }, new Float32Array(gradientBufferLength(mlp)));
         assert.deepEqual(blocked, whole, `${backend}, blocks of ${kernelBlockFloats}`);
       }
       const evalWhole = tf.tidy(() => logits(mlp, tf.tensor2d(batch.x, [batch.rows, arch.inputs])).dataSync());
@@ -167,14 +167,14 @@ describe('computeGradients', () => {
     await selectBackend('cpu');
   });
 
-  test('leaks no tensors', () => {
+  test('leaks no tensors', async () => {
     const arch = cases[0]!.arch;
     const mlp = Mlp.create(arch, 3);
     const batch = randomBatch(arch, 20, 2);
     const out = new Float32Array(gradientBufferLength(mlp));
-    computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: 0 }, out); // warm-up
+    await computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: 0 }, out); // warm-up
     const before = tf.memory().numTensors;
-    for (let s = 0; s < 5; s++) computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: s }, out);
+    for (let s = 0; s < 5; s++) await computeGradients(mlp, batch, { loss: 'cross-entropy', seed: 1, step: s }, out);
     assert.equal(tf.memory().numTensors, before);
   });
 });

@@ -23,7 +23,7 @@ import { type LossName, lossWithGradient } from './loss.js';
 import { dense } from './forward.js';
 import { blocks, KERNEL_BLOCK_FLOATS } from './kernel-blocks.js';
 import type { Mlp } from './mlp.js';
-import { readInto } from './read-back.js';
+import { readInto, valuesOf } from './read-back.js';
 
 export interface Batch {
   readonly rows: number;
@@ -66,6 +66,44 @@ function maskBuffer(layer: number, length: number): Float32Array {
 }
 
 /**
+ * Reads `t` into `out` at `offset` and disposes it: at once where the backend reads
+ * synchronously (null), else a promise of the read, which the step yields.
+ */
+function read(t: tf.Tensor, out: Float32Array, offset: number): Promise<void> | null {
+  let pending: Promise<void> | null = null;
+  try {
+    pending = readInto(t, out, offset);
+  } finally {
+    if (!pending) t.dispose();
+  }
+  return pending?.finally(() => t.dispose()) ?? null;
+}
+
+/**
+ * Runs a step to its end: synchronously while it yields nothing (every backend but
+ * webgpu reads synchronously), else resuming as each yielded read lands. On the
+ * synchronous backends a step thus never gives way to other work half-done, as when
+ * it was a plain function: ring members simulated in one process (libs/train's tests)
+ * share its scratch buffers (maskBuffer) and must not interleave.
+ */
+function drive<T>(steps: Generator<Promise<void>, T, void>): Promise<T> {
+  let r: IteratorResult<Promise<void>, T>;
+  try {
+    r = steps.next();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (r.done) return Promise.resolve(r.value);
+  return r.value.then(
+    () => drive(steps),
+    (err: unknown) => {
+      steps.return(undefined as T); // runs its finally: the step's tensors are disposed
+      throw err;
+    },
+  );
+}
+
+/**
  * Writes the summed gradients and the batch statistics into `out`
  * (length gradientBufferLength(mlp)). A batch of zero rows (a worker whose share of a
  * small batch is empty) writes zeros.
@@ -74,8 +112,14 @@ function maskBuffer(layer: number, length: number): Float32Array {
  * made from the parameters when its layer needs it and disposed when the layer is done,
  * and each layer's gradient is read into `out` and disposed before the next layer's is
  * computed. Only the activations (a few floats per unit and row) live through the step.
+ * It runs synchronously where the backend reads synchronously (the promise is resolved
+ * when it returns); on webgpu each read is awaited (read-back.ts, drive above).
  */
-export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: Float32Array): Float32Array {
+export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: Float32Array): Promise<Float32Array> {
+  return drive(gradientSteps(mlp, batch, ctx, out));
+}
+
+function* gradientSteps(mlp: Mlp, batch: Batch, ctx: StepContext, out: Float32Array): Generator<Promise<void>, Float32Array, void> {
   const size = mlp.layout.size;
   if (out.length !== size + STATS_LENGTH) {
     throw new ModelError('MODEL_SHAPE_MISMATCH', `gradient buffer has ${out.length} numbers, expected ${size + STATS_LENGTH}`);
@@ -143,12 +187,12 @@ export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: 
       const kernelRows = blocks(fanIn, blockFloats / fanOut);
       const input = inputs[l]!;
       for (const [i0, i1] of kernelRows) {
-        tf.tidy(() => {
-          const hT = tf.transpose(kernelRows.length === 1 ? input : tf.slice(input, [0, i0], [rows, i1 - i0]));
-          readInto(tf.matMul(hT, d), out, slot.offset + i0 * fanOut);
-        });
+        const g = tf.tidy(() => tf.matMul(tf.transpose(kernelRows.length === 1 ? input : tf.slice(input, [0, i0], [rows, i1 - i0])), d));
+        const pending = read(g, out, slot.offset + i0 * fanOut);
+        if (pending) yield pending;
       }
-      tf.tidy(() => readInto(tf.sum(d, 0), out, slots[2 * l + 1]!.offset));
+      const pending = read(tf.sum(d, 0), out, slots[2 * l + 1]!.offset);
+      if (pending) yield pending;
       if (l === 0) break;
       const mask = masks[l - 1];
       const activation = arch.hidden[l - 1]!.activation;
@@ -166,7 +210,12 @@ export function computeGradients(mlp: Mlp, batch: Batch, ctx: StepContext, out: 
         }),
       );
     }
-    const s = stats.dataSync();
+    let s = valuesOf(stats);
+    if (s instanceof Promise) {
+      let landed: tf.TypedArray | null = null;
+      yield s.then((v) => void (landed = v));
+      s = landed!;
+    }
     out[size + LOSS_SUM] = s[0]!;
     out[size + SAMPLE_COUNT] = rows;
     out[size + CORRECT_COUNT] = s[1]!;

@@ -98,7 +98,7 @@ export class ExactStep {
       for (let k = first; k < end; k++) {
         const at = (k - first) * this.microBatch;
         const batch = trainingBatch(data.train, indices.subarray(at, Math.min(indices.length, at + this.microBatch)), spec.data.augment, { seed, epoch: s.epoch }, s.scratch);
-        computeGradients(mlp, batch, { loss: s.loss, seed, step: s.globalStep }, grad);
+        await computeGradients(mlp, batch, { loss: s.loss, seed, step: s.globalStep }, grad);
         wire[size + 2 + parts + k] = this.sum.add(grad.subarray(0, size));
         wire[size + 2 + k] = grad[size + LOSS_SUM]!;
         wire[size] = wire[size]! + grad[size + SAMPLE_COUNT]!;

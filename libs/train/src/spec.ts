@@ -99,7 +99,7 @@ export const jobSpecSchema = z.strictObject({
     earlyStopping: z
       .strictObject({ patience: positiveInt, minDelta: z.number().nonnegative().default(0) })
       .optional(),
-    backend: z.enum(BACKEND_NAMES as ['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    backend: z.enum(BACKEND_NAMES as ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
   })
     .prefault({}),
   checkpoint: z

@@ -350,7 +350,7 @@ async function trainStep(run: Run, epoch: Epoch): Promise<number> {
   } else {
     const indices = batchIndices({ n: data.train.rows, batchSize, seed, epoch: epoch.index, step, rank: collective.rank, world: collective.world });
     const batch = trainingBatch(data.train, indices, spec.data.augment, { seed, epoch: epoch.index }, run.scratch);
-    computeGradients(mlp, batch, { loss: options.loss, seed, step: globalStep }, buffer);
+    await computeGradients(mlp, batch, { loss: options.loss, seed, step: globalStep }, buffer);
     const t1 = performance.now();
     await collectively(run, committed, () => collective.allReduce(buffer, globalStep));
     timing.computeMs = t1 - t0;

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { applyNormalizer, loadSource, parseSource, prepareDataset, type Table } from '@ringtrain/data';
-import { BACKEND_NAMES, type BackendName, evaluate, type EvalResult, loadModel, type ModelMetadata } from '@ringtrain/model';
+import { BACKEND_NAMES, type BackendName, evaluateYielding, type EvalResult, loadModel, type ModelMetadata } from '@ringtrain/model';
 import { evalData, type JobSpec, loadJobSpec, TrainError } from '@ringtrain/train';
 import { useBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
@@ -120,7 +120,7 @@ export async function evalCommand(argv: string[], log: Logger): Promise<EvalResu
   }
   const aligned = alignClasses(raw, metadata, source);
   const table = rows.normalized ? aligned : applyNormalizer(metadata.normalizer, aligned);
-  const result = evaluate(mlp, evalData(table), metadata.loss);
+  const result = await evaluateYielding(mlp, evalData(table), metadata.loss);
   const out = { source, split, ...result };
   if (values.json) {
     process.stdout.write(`${JSON.stringify(out)}\n`);
