@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,8 +61,21 @@ cluster: { heartbeatMs: 250, heartbeatTimeoutMs: 3000, stopTimeoutMs: 5000, ring
 
 export const STEPS_PER_EPOCH = 50; // 2,400 training rows / 48
 
+/**
+ * The directories tempDir made in this test process: removed when it ends with every
+ * test passed (a large-model run leaves 1.4 GB, and repeated runs once filled this
+ * machine's disk); kept after a failure, for a look (their paths are in the messages).
+ */
+const made: string[] = [];
+process.once('exit', (code) => {
+  if (code !== 0) return;
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `ringtrain-${prefix}-`));
+  const dir = await mkdtemp(join(tmpdir(), `ringtrain-${prefix}-`));
+  made.push(dir);
+  return dir;
 }
 
 export async function writeJob(dir: string, o: JobOptions): Promise<string> {

@@ -41,7 +41,7 @@ if [ -z "$mesa" ] || ! dpkg --compare-versions "$mesa" ge 25 || ! ls /usr/share/
   || ! dpkg-query -W libvulkan1 >/dev/null 2>&1; then
   vulkan_ok=false
 fi
-codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+codename=$( (. /etc/os-release && echo "${VERSION_CODENAME:-}") 2>/dev/null || true)
 conf_ok=true
 if [ ! -f "$CONF" ] || ! grep -q '^runtime = "runc"' "$CONF"; then conf_ok=false; fi
 
@@ -58,8 +58,8 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
       echo "  install: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
     fi
     if ! $vulkan_ok; then
-      echo "  Mesa 25+ lavapipe (have: ${mesa:-none}): on bookworm, add bookworm-backports to apt's sources, then"
-      echo "  install: sudo apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1"
+      echo "  Mesa 25+ lavapipe (have: ${mesa:-none}): mesa-vulkan-drivers and libvulkan1 (on bookworm from"
+      echo "  bookworm-backports: add it to apt's sources, then sudo apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1)"
     fi
     if ! $conf_ok; then
       echo "  $CONF must select runc (write it as root):"
@@ -80,7 +80,7 @@ if ! $vulkan_ok; then
   suite=()
   if [ "$codename" = bookworm ]; then
     suite=(-t bookworm-backports)
-    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
       cat > /etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
@@ -94,6 +94,11 @@ SRC
   echo "system-deps: installing mesa-vulkan-drivers and libvulkan1 ${suite[*]} (apt-get)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${suite[@]}" mesa-vulkan-drivers libvulkan1 >/dev/null
+  mesa=$(dpkg-query -W -f '${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+  if [ -z "$mesa" ] || ! dpkg --compare-versions "$mesa" ge 25; then
+    echo "system-deps: installed mesa-vulkan-drivers ${mesa:-(none)}, but the webgpu tests need Mesa 25 or newer (older lavapipe offers Dawn no adapter); install it from your distribution's backports" >&2
+    exit 1
+  fi
 fi
 if ! $conf_ok; then
   mkdir -p "$(dirname "$CONF")"

@@ -2,8 +2,9 @@
  * The WebGPU backend (`training.backend: webgpu`, Dawn from the `webgpu` npm package) as
  * a user runs it, on Mesa's software Vulkan driver (lavapipe, which tests/system-deps.sh
  * installs from bookworm-backports): the same job trained on webgpu and on wasm, step by
- * step; the error when no adapter exists; `auto` passing over a software adapter; and a
- * cluster of one wasm and one webgpu worker.
+ * step; the error when no adapter exists; `auto` on a machine without a GPU device (the
+ * software adapter's case is libs/model's webgpu.spec.ts); and a cluster of one wasm and
+ * one webgpu worker.
  *
  * Tolerance: the two backends run the same float32 arithmetic in another order (GPU
  * kernels tile and sum differently from XNNPACK), and training carries that along. On
@@ -71,7 +72,8 @@ test('no WebGPU adapter: MODEL_BACKEND_UNAVAILABLE naming what is missing, exit 
   const none = await train('webgpu', join(dir, 'none'), { VK_ICD_FILENAMES: join(dir, 'no-such-icd.json'), VK_DRIVER_FILES: join(dir, 'no-such-icd.json') });
   assert.equal(none.code, 2, none.log);
   assert.match(none.log, /ringtrain: error MODEL_BACKEND_UNAVAILABLE: backend "webgpu": no WebGPU adapter: no Vulkan driver found/);
-  const auto = await train('auto', join(dir, 'auto'));
+  // A machine without a GPU device, whatever this one has (RINGTRAIN_DEV_DIR stands in for /dev).
+  const auto = await train('auto', join(dir, 'auto'), { RINGTRAIN_DEV_DIR: join(dir, 'no-dev') });
   assert.equal(auto.code, 0, auto.log);
   const chosen = selected(auto.log);
   assert.equal(chosen.backend, 'wasm');

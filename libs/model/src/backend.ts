@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { ModelError } from './errors.js';
-import { adapterName, gpuDevicePresent, probeWebgpu } from './webgpu.js';
+import { adapterName, DETERMINISTIC_MATMUL, gpuDevicePresent, probeWebgpu } from './webgpu.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
@@ -59,7 +59,9 @@ async function tryWebgpu(hardwareOnly: boolean): Promise<{ adapter: string } | {
   } catch (err) {
     return { why: `@tensorflow/tfjs-backend-webgpu did not load (${(err as Error).message})` };
   }
-  return (await activate('webgpu')) ? { adapter } : { why: `the backend failed to initialize on ${adapter}` };
+  if (!(await activate('webgpu'))) return { why: `the backend failed to initialize on ${adapter}` };
+  tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', DETERMINISTIC_MATMUL);
+  return { adapter };
 }
 
 export interface SelectOptions {

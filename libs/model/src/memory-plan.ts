@@ -126,7 +126,11 @@ export interface MemoryPlanInput {
   /** Rows of each split, and the features of a row. */
   readonly rows: { readonly train: number; readonly validation: number; readonly test: number };
   readonly cols: number;
-  /** The backend in use: 'wasm', 'cpu' or 'tensorflow'. */
+  /**
+   * The backend in use: 'wasm', 'cpu', 'tensorflow' or 'webgpu'. On a GPU (tfjs-node-gpu,
+   * webgpu) the layer tensors and activations live in the GPU's memory, which the plan
+   * does not check: counted here as host memory, it errs on the safe side.
+   */
   readonly backend: string;
   /** Bytes the process holds before the job (Node, TensorFlow.js, the backend's runtime): measured by the app. */
   readonly baseBytes: number;

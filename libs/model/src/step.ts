@@ -55,8 +55,11 @@ export function gradientBufferLength(mlp: Mlp): number {
 /**
  * Dropout masks, one reused buffer per layer index: a step made 3 MB of them (batch
  * 1,024, 512 + 256 units), and that garbage cost the step time in collections. Safe to
- * share: computeGradients is synchronous and every tensor made from a mask is disposed
- * before it returns (the cpu backend keeps the array itself, not a copy).
+ * share: a step runs to its end without giving way on the backends that read
+ * synchronously (drive, below), and every tensor made from a mask is disposed before
+ * it ends (the cpu backend keeps the array itself, not a copy). On webgpu a mask is
+ * uploaded when the forward pass uses it, before the step's first read yields; a worker
+ * runs one step at a time.
  */
 const maskBuffers: Float32Array[] = [];
 function maskBuffer(layer: number, length: number): Float32Array {

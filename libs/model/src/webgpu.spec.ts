@@ -13,7 +13,7 @@ import { selectBackend } from './backend.js';
 import { evaluate, evaluateYielding } from './evaluate.js';
 import { Mlp } from './mlp.js';
 import { type Batch, computeGradients, gradientBufferLength } from './step.js';
-import { adapterName, gpuDevicePresent, probeWebgpu } from './webgpu.js';
+import { adapterName, DETERMINISTIC_MATMUL, gpuDevicePresent, probeWebgpu } from './webgpu.js';
 
 const arch: Architecture = {
   inputs: 40,
@@ -66,6 +66,41 @@ test('the adapter is found and named; webgpu is selected outright, and its softw
   assert.equal(chosen.adapter, adapterName(probe.adapter));
   assert.equal(tf.getBackend(), 'webgpu');
   if (probe.adapter.fallback) assert.match(chosen.adapter!, /\(software\)$/);
+});
+
+test('auto on a machine with a GPU device but only a software adapter passes over it to wasm, saying why', async () => {
+  const { mkdtemp, mkdir, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dev = await mkdtemp(join(tmpdir(), 'ringtrain-dev-'));
+  const was = process.env.RINGTRAIN_DEV_DIR;
+  try {
+    await mkdir(join(dev, 'dri'));
+    await writeFile(join(dev, 'dri', 'renderD128'), '');
+    process.env.RINGTRAIN_DEV_DIR = dev;
+    const probe = await probeWebgpu();
+    assert.ok(probe.ok && probe.adapter.fallback, 'this test needs the software adapter CI installs');
+    const chosen = await selectBackend('auto');
+    assert.equal(chosen.name, 'wasm');
+    assert.ok(chosen.skipped.includes(`webgpu: only a software adapter (${adapterName(probe.adapter)}), slower than wasm`), JSON.stringify(chosen.skipped));
+  } finally {
+    if (was === undefined) delete process.env.RINGTRAIN_DEV_DIR;
+    else process.env.RINGTRAIN_DEV_DIR = was;
+    await rm(dev, { recursive: true, force: true });
+  }
+});
+
+test('matMul on webgpu never adds with atomics: the same step on 2,500 rows twice gives the same bits', async () => {
+  await selectBackend('webgpu');
+  // Left to itself, tfjs-backend-webgpu splits this weight gradient's 2,500-long inner
+  // dimension across workgroups that atomicAdd into the output (MatMulSplitKProgram).
+  assert.equal(tf.env().get('WEBGPU_MATMUL_PROGRAM_TYPE'), DETERMINISTIC_MATMUL);
+  const mlp = Mlp.create(arch, 8);
+  const b = batch(2500, 5);
+  const run = () => computeGradients(mlp, b, { loss: 'cross-entropy', seed: 2, step: 1 }, new Float32Array(gradientBufferLength(mlp)));
+  const first = await run();
+  const second = await run();
+  assert.ok(Buffer.from(first.buffer).equals(Buffer.from(second.buffer)), 'identical bits');
 });
 
 test('a step`s gradients and statistics on webgpu equal wasm`s within float32 summation order', async () => {

@@ -9,7 +9,6 @@
  * its dataSync needs an OffscreenCanvas, which Node lacks (read-back.ts).
  */
 import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 export interface Adapter {
@@ -29,6 +28,18 @@ interface GpuLike {
   requestAdapter(options?: unknown): Promise<GpuAdapterLike | null>;
 }
 
+/** What tfjs-backend-webgpu asks for (its base.js): the adapter logged and judged here is the one it gets. */
+export const ADAPTER_OPTIONS = { powerPreference: 'high-performance' } as const;
+
+/**
+ * tfjs-backend-webgpu's WEBGPU_MATMUL_PROGRAM_TYPE: MatMulPackedProgram for every matMul.
+ * Left to choose, it splits a long inner dimension across workgroups that add into the
+ * output with atomicAdd (MatMulSplitKProgram: a weight gradient once a worker's batch
+ * reaches 2,000 rows), and float sums in a racing order are not the same bits twice:
+ * a run, a resume and the exact reduction need them to be.
+ */
+export const DETERMINISTIC_MATMUL = 3;
+
 let probed: Promise<WebgpuProbe> | null = null;
 
 /**
@@ -44,7 +55,7 @@ export function probeWebgpu(): Promise<WebgpuProbe> {
 async function probe(): Promise<WebgpuProbe> {
   let dawn: { create(flags: string[]): GpuLike; globals: Record<string, unknown> };
   try {
-    dawn = createRequire(import.meta.url)('webgpu') as typeof dawn;
+    dawn = (await import('webgpu')) as unknown as typeof dawn;
   } catch (err) {
     return { ok: false, why: `the webgpu package did not load (${(err as Error).message.split('\n')[0]})` };
   }
@@ -59,7 +70,7 @@ async function probe(): Promise<WebgpuProbe> {
   }
   let adapter: GpuAdapterLike | null;
   try {
-    adapter = await gpu.requestAdapter();
+    adapter = await gpu.requestAdapter(ADAPTER_OPTIONS);
   } catch (err) {
     return { ok: false, why: `requestAdapter failed: ${(err as Error).message}` };
   }
@@ -80,9 +91,10 @@ async function probe(): Promise<WebgpuProbe> {
  * (/dev/nvidia0, ...: what the device plugin gives a pod) or a DRM render node (AMD,
  * Intel). `auto` asks Dawn for an adapter only then: without a GPU there is at best
  * lavapipe, which auto would pass over anyway, and Dawn prints warnings about its limits
- * straight to stderr, into the JSON log of every run.
+ * straight to stderr, into the JSON log of every run. RINGTRAIN_DEV_DIR stands in for
+ * /dev in tests.
  */
-export function gpuDevicePresent(dev = '/dev'): boolean {
+export function gpuDevicePresent(dev = process.env.RINGTRAIN_DEV_DIR ?? '/dev'): boolean {
   const has = (dir: string, pattern: RegExp): boolean => {
     try {
       return readdirSync(dir).some((name) => pattern.test(name));
