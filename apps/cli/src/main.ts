@@ -43,8 +43,9 @@ export async function main(argv: string[]): Promise<number> {
   if (!levels.includes(level)) return reportError(new UsageError(`--log-level must be one of ${levels.join(', ')}, got "${level}"`));
   const log = createLogger(level);
   // First Ctrl-C (or SIGTERM): finish the current step, save a checkpoint, write what we
-  // have, exit 0 (the coordinator and a worker exit 3: their job is not over). A second one a second or more later aborts. (One Ctrl-C can arrive
-  // twice: the terminal signals the whole process group, and npx forwards it again.)
+  // have, exit 0 (the coordinator and a worker exit 3: their job is not over). A second
+  // one a second or more later aborts. (One Ctrl-C can arrive twice: the terminal signals
+  // the whole process group, and npx forwards it again.)
   let stoppingSince: number | null = null;
   let stopAction: (() => void) | null = null;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -46,6 +46,8 @@ async function activate(name: string): Promise<boolean> {
   }
 }
 
+const WEBGPU_PROVIDER = 'webgpu (Dawn) with @tensorflow/tfjs-backend-webgpu';
+
 /** WebGPU when an adapter is found (and, for `auto`, a hardware one): the adapter's line, or why not. */
 async function tryWebgpu(hardwareOnly: boolean): Promise<{ adapter: string } | { why: string }> {
   if (hardwareOnly && !gpuDevicePresent()) return { why: 'no GPU device (/dev/nvidia*, /dev/dri/renderD*)' };
@@ -73,7 +75,7 @@ export async function selectBackend(wanted: BackendName, options: SelectOptions 
   const skipped: string[] = [];
   if (wanted === 'webgpu') {
     const w = await tryWebgpu(false);
-    if ('adapter' in w) return { name: 'webgpu', provider: 'webgpu (Dawn) with @tensorflow/tfjs-backend-webgpu', adapter: w.adapter, skipped };
+    if ('adapter' in w) return { name: 'webgpu', provider: WEBGPU_PROVIDER, adapter: w.adapter, skipped };
     throw new ModelError('MODEL_BACKEND_UNAVAILABLE', `backend "webgpu": ${w.why}`);
   }
   if (wanted === 'auto' || wanted === 'tensorflow') {
@@ -84,7 +86,7 @@ export async function selectBackend(wanted: BackendName, options: SelectOptions 
       skipped.push(`${pkg}: not installed or failed to load`);
       if (wanted === 'auto' && pkg === '@tensorflow/tfjs-node-gpu' && options.webgpu !== false) {
         const w = await tryWebgpu(true);
-        if ('adapter' in w) return { name: 'webgpu', provider: 'webgpu (Dawn) with @tensorflow/tfjs-backend-webgpu', adapter: w.adapter, skipped };
+        if ('adapter' in w) return { name: 'webgpu', provider: WEBGPU_PROVIDER, adapter: w.adapter, skipped };
         skipped.push(`webgpu: ${w.why}`);
       }
     }

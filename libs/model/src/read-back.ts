@@ -36,8 +36,3 @@ export function readInto(t: tf.Tensor, out: Float32Array, offset: number): Promi
   out.set(t.dataSync() as Float32Array, offset);
   return null;
 }
-
-/** A tensor's values: at once where the backend allows, else (webgpu) a promise. */
-export function valuesOf(t: tf.Tensor): tf.TypedArray | Promise<tf.TypedArray> {
-  return syncReads() ? t.dataSync() : (t.data() as Promise<tf.TypedArray>);
-}

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 // tf.variableGrads needs gradient functions: tfjs-core registers none; tfjs-layers' bundle registers them all.
 import '@tensorflow/tfjs-layers';
-import { mix32, toGaussian } from '@ringtrain/data';
 import { type Architecture, SAMPLE_COUNT } from './architecture.js';
 import { selectBackend } from './backend.js';
 import { activate } from './activations.js';
@@ -11,28 +10,7 @@ import { dense, logits, logitsFrom } from './forward.js';
 import { type LossName, lossSum } from './loss.js';
 import { Mlp } from './mlp.js';
 import { type Batch, computeGradients, gradientBufferLength } from './step.js';
-
-function relL2(a: Float32Array, b: Float32Array, n = a.length): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
-function randomBatch(arch: Architecture, rows: number, seed: number, regression = false): Batch {
-  const x = new Float32Array(rows * arch.inputs).map((_, i) => toGaussian(mix32(seed, 1, i), mix32(seed, 2, i)));
-  const labels = new Int32Array(rows).map((_, i) => mix32(seed, 3, i) % arch.outputs);
-  const targets = new Float32Array(rows * arch.outputs);
-  labels.forEach((c, r) => {
-    if (regression) for (let j = 0; j < arch.outputs; j++) targets[r * arch.outputs + j] = toGaussian(mix32(seed, 4, r, j), mix32(seed, 5, r, j));
-    else targets[r * arch.outputs + c] = 1;
-  });
-  const indices = new Uint32Array(rows).map((_, i) => 1000 + i);
-  return regression ? { rows, x, targets, indices } : { rows, x, targets, labels, indices };
-}
+import { randomBatch, relL2 } from './step.fixture.js';
 
 function sliceBatch(b: Batch, from: number, to: number, arch: Architecture): Batch {
   return {

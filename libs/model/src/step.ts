@@ -23,7 +23,7 @@ import { type LossName, lossWithGradient } from './loss.js';
 import { dense } from './forward.js';
 import { blocks, KERNEL_BLOCK_FLOATS } from './kernel-blocks.js';
 import type { Mlp } from './mlp.js';
-import { readInto, valuesOf } from './read-back.js';
+import { readInto } from './read-back.js';
 
 export interface Batch {
   readonly rows: number;
@@ -213,12 +213,9 @@ function* gradientSteps(mlp: Mlp, batch: Batch, ctx: StepContext, out: Float32Ar
         }),
       );
     }
-    let s = valuesOf(stats);
-    if (s instanceof Promise) {
-      let landed: tf.TypedArray | null = null;
-      yield s.then((v) => void (landed = v));
-      s = landed!;
-    }
+    const s = new Float32Array(2); // [loss sum, correct]
+    const pending = readInto(stats, s, 0);
+    if (pending) yield pending;
     out[size + LOSS_SUM] = s[0]!;
     out[size + SAMPLE_COUNT] = rows;
     out[size + CORRECT_COUNT] = s[1]!;

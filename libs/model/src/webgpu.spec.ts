@@ -7,12 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { mix32, toGaussian } from '@ringtrain/data';
 import type { Architecture } from './architecture.js';
 import { selectBackend } from './backend.js';
 import { evaluate, evaluateYielding } from './evaluate.js';
 import { Mlp } from './mlp.js';
 import { type Batch, computeGradients, gradientBufferLength } from './step.js';
+import { randomBatch, relL2 } from './step.fixture.js';
 import { adapterName, DETERMINISTIC_MATMUL, gpuDevicePresent, probeWebgpu } from './webgpu.js';
 
 const arch: Architecture = {
@@ -25,23 +25,7 @@ const arch: Architecture = {
   output: 'softmax',
 };
 
-function batch(rows: number, seed: number): Batch {
-  const x = new Float32Array(rows * arch.inputs).map((_, i) => toGaussian(mix32(seed, 1, i), mix32(seed, 2, i)));
-  const labels = new Int32Array(rows).map((_, i) => mix32(seed, 3, i) % arch.outputs);
-  const targets = new Float32Array(rows * arch.outputs);
-  labels.forEach((c, r) => (targets[r * arch.outputs + c] = 1));
-  return { rows, x, targets, labels, indices: new Uint32Array(rows).map((_, i) => 500 + i) };
-}
-
-function relL2(a: Float32Array, b: Float32Array, n: number): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+const batch = (rows: number, seed: number): Batch => randomBatch(arch, rows, seed);
 
 /** The same step (dropout on, a kernel in blocks) on `backend`. */
 async function gradientsOn(backend: 'wasm' | 'webgpu', mlp: Mlp, b: Batch): Promise<Float32Array> {

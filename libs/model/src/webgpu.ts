@@ -2,7 +2,8 @@
  * The WebGPU backend in Node: Google's Dawn from the `webgpu` npm package (prebuilt, no
  * download at install) under @tensorflow/tfjs-backend-webgpu. On a GPU node the driver's
  * Vulkan ICD gives Dawn an adapter; without a GPU, Mesa's software Vulkan (lavapipe)
- * gives a fallback adapter, for correctness only (../docs: about a sixth of wasm's speed).
+ * gives a fallback adapter, for correctness only (a seventh of wasm's matMul GFLOP/s
+ * here: `npm run gpu -w bench`).
  *
  * The backend registers itself only if `navigator.gpu` exists when it is imported, so
  * Dawn's globals go in first. It reads tensors back asynchronously (`await data()`):
